@@ -1,0 +1,490 @@
+//! The running server's state: its zones (each an immutable snapshot plus
+//! one writer), the policy (ACLs + TSIG keys, swapped whole on reload) and
+//! the operations that change them: apply an update, expire stale
+//! challenges, reload the policy.
+//!
+//! Readers (`snapshot()`, `policy()`) never lock: both are `ArcSwap`s.
+//! Writers take the zone's writer mutex, so one change per zone is in flight
+//! at a time; a change is committed to SQLite before the new snapshot is
+//! published and before anyone is told it happened.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use crate::acl::{self, Policy};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::diag::{FileError, FileErrors};
+use crate::store::{Audit, Change, Source, Store, StoreError};
+use crate::tsig::{self, Algorithm, Key, KeyRing};
+use crate::update::{self, Actor, Outcome, Refusal};
+use crate::zone::ZoneData;
+use crate::zonefile::{self, ZoneSpec};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Files(#[from] FileErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// ACLs and keys, loaded and validated together.
+pub struct PolicyState {
+    pub policy: Policy,
+    pub keys: KeyRing,
+    /// Keys generated for ACLs that named a missing key: (key name, file).
+    pub generated: Vec<(Name, PathBuf)>,
+}
+
+/// The outcome of the last reload attempt, for logs and status views.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    pub last_ok: Option<u64>,
+    pub last_error: Option<(u64, String)>,
+    /// Fingerprint of the ACL and key files last tried (good or bad).
+    fingerprint: u64,
+}
+
+pub struct ZoneHandle {
+    pub origin: Name,
+    snapshot: ArcSwap<ZoneData>,
+    writer: Mutex<Store>,
+}
+
+impl ZoneHandle {
+    pub fn snapshot(&self) -> Arc<ZoneData> {
+        self.snapshot.load_full()
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave a half-applied change:
+        // the snapshot is swapped only after commit. Keep serving.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What an accepted update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Changed { serial: u32 },
+    Unchanged,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("{}", .0.reason)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct App {
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub verifier: tsig::Verifier,
+    zones: Vec<Arc<ZoneHandle>>,
+    policy: ArcSwap<PolicyState>,
+    reload: Mutex<ReloadStatus>,
+}
+
+/// A digest of everything in the zone file that is served, so a changed
+/// file bumps the serial.
+fn static_fingerprint(spec: &ZoneSpec) -> String {
+    let mut lines: Vec<String> = spec
+        .records
+        .iter()
+        .map(|r| r.to_string().to_lowercase())
+        .collect();
+    lines.sort();
+    let soa = spec.soa.record(&spec.origin, 0).to_string();
+    let text = format!("{soa}\n{}", lines.join("\n"));
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn files_fingerprint(dirs: &[&Path]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for dir in dirs {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).collect())
+            .unwrap_or_default();
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            e.path().hash(&mut h);
+            if let Ok(m) = e.metadata() {
+                m.len().hash(&mut h);
+                m.modified().ok().hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
+
+/// Load ACLs and keys; generate a key for an ACL whose key is missing if allowed.
+/// What to do about an ACL whose key file does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingKeys {
+    /// Generate it (hmac-sha256, 0600) and say so.
+    Generate,
+    /// An error naming the ACL file.
+    Error,
+    /// Leave it (for `check` when the server would generate it).
+    Ignore,
+}
+
+pub fn load_policy(
+    config: &Config,
+    zones: &[Name],
+    missing: MissingKeys,
+) -> Result<PolicyState, FileErrors> {
+    let policy = Policy::load_dir(&config.acl_dir, zones)?;
+    let mut keys = Vec::new();
+    let mut errors = Vec::new();
+    match std::fs::read_dir(&config.keys_dir) {
+        Ok(rd) => {
+            let mut paths: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "key"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                match tsig::read_key_file(&p) {
+                    Ok(k) => keys.extend(k),
+                    Err(e) => errors.push(key_error(&p, &e)),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(FileError::whole_file(
+            &config.keys_dir,
+            format!("cannot read keys directory: {e}"),
+        )),
+    }
+    if !errors.is_empty() {
+        return Err(FileErrors(errors));
+    }
+    let known: std::collections::HashSet<Name> =
+        keys.iter().map(|k: &Key| k.name.to_lowercase()).collect();
+    let mut generated = Vec::new();
+    for m in policy.machines() {
+        if known.contains(&m.key.to_lowercase()) {
+            continue;
+        }
+        if missing == MissingKeys::Ignore {
+            continue;
+        }
+        if missing == MissingKeys::Error {
+            errors.push(FileError::whole_file(
+                &m.path,
+                format!("key {} not found in {}", m.key, config.keys_dir.display()),
+            ));
+            continue;
+        }
+        let path = config.keys_dir.join(format!("{}.key", m.name));
+        let made = std::fs::create_dir_all(&config.keys_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                Key::generate(m.key.clone(), Algorithm::HmacSha256)
+                    .map_err(|_| "no randomness".to_string())
+            })
+            .and_then(|k| {
+                tsig::write_key_file(&path, &k)
+                    .map(|_| k)
+                    .map_err(|e| e.to_string())
+            });
+        match made {
+            Ok(k) => {
+                generated.push((k.name.clone(), path));
+                keys.push(k);
+            }
+            Err(e) => errors.push(FileError::whole_file(
+                &path,
+                format!("cannot write generated key: {e}"),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(FileErrors(errors));
+    }
+    let ring = KeyRing::new(keys);
+    Ok(PolicyState {
+        policy,
+        keys: ring,
+        generated,
+    })
+}
+
+fn missing_keys_mode(config: &Config) -> MissingKeys {
+    if config.generate_missing_keys {
+        MissingKeys::Generate
+    } else {
+        MissingKeys::Error
+    }
+}
+
+fn key_error(path: &Path, e: &tsig::KeyFileReadError) -> FileError {
+    match e {
+        tsig::KeyFileReadError::Parse {
+            line,
+            column,
+            message,
+            ..
+        } => FileError {
+            path: path.to_path_buf(),
+            line: *line,
+            column: *column,
+            message: message.clone(),
+        },
+        other => FileError::whole_file(path, other.to_string()),
+    }
+}
+
+impl App {
+    /// Load zones, open the database, load the policy. Any error is fatal here:
+    /// there is no previous configuration to fall back on.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let specs = zonefile::load_dir(&config.zones_dir)?;
+        let now = clock.now();
+        let mut zones = Vec::new();
+        for spec in specs {
+            let spec = Arc::new(spec);
+            let mut store = Store::open(&config.database)?;
+            let fp = static_fingerprint(&spec);
+            let data = match store.load_zone(&spec.origin)? {
+                None => {
+                    // A fresh zone starts at the current time, so a rebuilt
+                    // database still moves secondaries forward.
+                    let serial = now as u32;
+                    store.create_zone(&spec.origin, serial, &fp, &spec.records, now)?;
+                    ZoneData::new(spec.clone(), serial, [])
+                }
+                Some(state) if state.static_fingerprint == fp => {
+                    ZoneData::new(spec.clone(), state.serial, state.dynamic)
+                }
+                Some(state) => {
+                    let same = |a: &Record, b: &Record| {
+                        a.name == b.name && a.ttl == b.ttl && a.data == b.data
+                    };
+                    let removed: Vec<Record> = state
+                        .statics
+                        .iter()
+                        .filter(|o| !spec.records.iter().any(|n| same(o, n)))
+                        .cloned()
+                        .collect();
+                    let added: Vec<Record> = spec
+                        .records
+                        .iter()
+                        .filter(|n| !state.statics.iter().any(|o| same(o, n)))
+                        .cloned()
+                        .collect();
+                    let change = Change {
+                        serial_from: state.serial,
+                        serial_to: state.serial.wrapping_add(1),
+                        removed,
+                        added,
+                        source: Source::Static,
+                        audit: Audit {
+                            key: None,
+                            source: None,
+                            action: "zone-file".into(),
+                            detail: format!("{} changed", spec.path.display()),
+                        },
+                    };
+                    store.commit(&spec.origin, &change, now, Some(&fp))?;
+                    tracing::info!(zone = %spec.origin, serial = change.serial_to, "zone file changed; serial bumped");
+                    ZoneData::new(spec.clone(), change.serial_to, state.dynamic)
+                }
+            };
+            tracing::info!(zone = %spec.origin, serial = data.serial, records = data.record_count(), "zone loaded");
+            zones.push(Arc::new(ZoneHandle {
+                origin: spec.origin.clone(),
+                snapshot: ArcSwap::from_pointee(data),
+                writer: Mutex::new(store),
+            }));
+        }
+        // Most specific zone first, so the first match is the longest.
+        zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        let origins: Vec<Name> = zones.iter().map(|z| z.origin.clone()).collect();
+        let policy = load_policy(&config, &origins, missing_keys_mode(&config))?;
+        report_generated(&policy);
+        let fingerprint = files_fingerprint(&[&config.acl_dir, &config.keys_dir]);
+        Ok(Self {
+            verifier: tsig::Verifier::new(config.tsig_fudge),
+            config,
+            clock,
+            zones,
+            policy: ArcSwap::from_pointee(policy),
+            reload: Mutex::new(ReloadStatus {
+                last_ok: Some(now),
+                last_error: None,
+                fingerprint,
+            }),
+        })
+    }
+
+    pub fn zones(&self) -> &[Arc<ZoneHandle>] {
+        &self.zones
+    }
+
+    /// The zone holding `name` (longest match), if we serve one.
+    pub fn zone_for(&self, name: &Name) -> Option<&Arc<ZoneHandle>> {
+        self.zones.iter().find(|z| z.origin.zone_of(name))
+    }
+
+    pub fn zone_exact(&self, name: &Name) -> Option<&Arc<ZoneHandle>> {
+        self.zones.iter().find(|z| z.origin == *name)
+    }
+
+    pub fn policy(&self) -> Arc<PolicyState> {
+        self.policy.load_full()
+    }
+
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Reload ACLs and keys. On any error the running policy stays and every
+    /// error is logged with path:line:column. `force` reloads even when the
+    /// files look unchanged (SIGHUP).
+    pub fn reload_policy(&self, force: bool) -> Result<bool, FileErrors> {
+        let fp = files_fingerprint(&[&self.config.acl_dir, &self.config.keys_dir]);
+        let mut status = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        if !force && fp == status.fingerprint {
+            return Ok(false);
+        }
+        status.fingerprint = fp;
+        let origins: Vec<Name> = self.zones.iter().map(|z| z.origin.clone()).collect();
+        let now = self.clock.now();
+        match load_policy(&self.config, &origins, missing_keys_mode(&self.config)) {
+            Ok(p) => {
+                report_generated(&p);
+                tracing::info!(
+                    machines = p.policy.machines().len(),
+                    keys = p.keys.len(),
+                    "policy reloaded"
+                );
+                self.policy.store(Arc::new(p));
+                status.last_ok = Some(now);
+                status.last_error = None;
+                // key generation changed the directory: remember the new state
+                status.fingerprint =
+                    files_fingerprint(&[&self.config.acl_dir, &self.config.keys_dir]);
+                Ok(true)
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "policy reload failed; the previous policy stays in force");
+                }
+                status.last_error = Some((now, errors.to_string()));
+                Err(errors)
+            }
+        }
+    }
+
+    /// Apply one update under the zone's writer lock: check, commit, publish.
+    /// Blocking (SQLite): call from `spawn_blocking`.
+    pub fn apply_update(
+        &self,
+        zone: &ZoneHandle,
+        prereqs: &[Record],
+        updates: &[Record],
+        actor: &Actor<'_>,
+    ) -> Result<Applied, UpdateError> {
+        let mut store = zone.writer();
+        let current = zone.snapshot.load_full();
+        match update::process(&current, prereqs, updates, actor).map_err(UpdateError::Refused)? {
+            Outcome::Unchanged => Ok(Applied::Unchanged),
+            Outcome::Applied { zone: next, change } => {
+                store.commit(&zone.origin, &change, self.clock.now(), None)?;
+                let serial = next.serial;
+                zone.snapshot.store(Arc::from(next));
+                tracing::info!(zone = %zone.origin, key = %actor.key_name, source = %actor.source, serial, change = %change.audit.detail, "update applied");
+                Ok(Applied::Changed { serial })
+            }
+        }
+    }
+
+    /// Remove TXT records at `_acme-challenge` names older than the
+    /// configured age, as ordinary journaled changes. Returns how many.
+    pub fn sweep_expired(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let before = now.saturating_sub(self.config.challenge_max_age.as_secs());
+        let mut total = 0;
+        for zone in &self.zones {
+            let mut store = zone.writer();
+            let aged = store.dynamic_older_than(&zone.origin, RecordType::TXT, before)?;
+            let stale: Vec<Record> = aged
+                .into_iter()
+                .map(|a| a.record)
+                .filter(|r| {
+                    r.name
+                        .iter()
+                        .next()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(b"_acme-challenge"))
+                })
+                .collect();
+            if stale.is_empty() {
+                continue;
+            }
+            let current = zone.snapshot.load_full();
+            let mut next = (*current).clone();
+            let removed: Vec<Record> = stale
+                .into_iter()
+                .filter(|r| next.remove(&r.name, RecordType::TXT, &r.data))
+                .collect();
+            if removed.is_empty() {
+                continue;
+            }
+            next.serial = current.serial.wrapping_add(1);
+            let change = Change {
+                serial_from: current.serial,
+                serial_to: next.serial,
+                audit: Audit {
+                    key: None,
+                    source: None,
+                    action: "expired".into(),
+                    detail: update::describe(&removed, &[]),
+                },
+                removed,
+                added: Vec::new(),
+                source: Source::Dynamic,
+            };
+            store.commit(&zone.origin, &change, now, None)?;
+            total += change.removed.len();
+            tracing::info!(zone = %zone.origin, serial = next.serial, change = %change.audit.detail, "stale challenges expired");
+            zone.snapshot.store(Arc::new(next));
+        }
+        Ok(total)
+    }
+
+    /// Audit rows, newest first.
+    pub fn audit_tail(&self, zone: &Name, limit: usize) -> Result<Vec<(u64, Audit)>, StoreError> {
+        match self.zone_exact(zone) {
+            Some(z) => z.writer().audit_tail(zone, limit),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+fn report_generated(p: &PolicyState) {
+    for (name, path) in &p.generated {
+        tracing::warn!(key = %name, file = %path.display(), "generated a missing TSIG key");
+        println!("generated TSIG key {name} in {}", path.display());
+    }
+}
+
+/// Re-exported for `check`.
+pub use acl::Machine;

@@ -1,0 +1,250 @@
+//! Operator verbs that do not serve: `check` (validate everything, like
+//! named-checkconf) and `machine add` (key + ACL + client snippets).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hickory_proto::rr::Name;
+
+use crate::acl::{self, Policy};
+use crate::app::{MissingKeys, load_policy};
+use crate::config::Config;
+use crate::tsig::{self, Algorithm, Key};
+use crate::zonefile;
+
+/// Validate config, zones, ACLs and keys; print every problem with its
+/// location. Returns the report and whether everything was valid.
+pub fn check(config: &Config) -> (String, bool) {
+    let mut out = String::new();
+    let mut ok = true;
+    let zones = match zonefile::load_dir(&config.zones_dir) {
+        Ok(z) => z,
+        Err(errors) => {
+            let _ = writeln!(out, "{errors}");
+            return (out, false);
+        }
+    };
+    let origins: Vec<Name> = zones.iter().map(|z| z.origin.clone()).collect();
+    let mode = if config.generate_missing_keys {
+        MissingKeys::Ignore
+    } else {
+        MissingKeys::Error
+    };
+    match load_policy(config, &origins, mode) {
+        Ok(p) => {
+            for m in p.policy.machines() {
+                if p.keys.get(&m.key).is_none() {
+                    let _ = writeln!(
+                        out,
+                        "{}: note: key {} does not exist yet; `serve` will generate it in {}",
+                        m.path.display(),
+                        m.key,
+                        config.keys_dir.display()
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "ok: {} zone(s) [{}], {} machine(s), {} key(s)",
+                zones.len(),
+                origins
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                p.policy.machines().len(),
+                p.keys.len()
+            );
+        }
+        Err(errors) => {
+            ok = false;
+            let _ = writeln!(out, "{errors}");
+        }
+    }
+    (out, ok)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineAddError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `machine add NAME`: write `keys/NAME.key` (0600) and `acl/NAME.toml`, and
+/// return the instructions to print.
+pub fn machine_add(
+    config: &Config,
+    name: &str,
+    zone: Option<&str>,
+    host: Option<&str>,
+    algorithm: Algorithm,
+) -> Result<String, MachineAddError> {
+    let invalid = |m: String| MachineAddError::Invalid(m);
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(format!(
+            "machine name {name:?}: use letters, digits, '-' and '_' (it names files and the key)"
+        )));
+    }
+    let zones = zonefile::load_dir(&config.zones_dir).map_err(|e| invalid(e.to_string()))?;
+    let zone = match zone {
+        Some(z) => {
+            let want = Name::from_ascii(if z.ends_with('.') {
+                z.to_string()
+            } else {
+                format!("{z}.")
+            })
+            .map_err(|e| invalid(format!("zone {z:?}: {e}")))?;
+            zones.iter().find(|s| s.origin == want).ok_or_else(|| {
+                invalid(format!(
+                    "zone {want} is not served (zones in {})",
+                    config.zones_dir.display()
+                ))
+            })?
+        }
+        None if zones.len() == 1 => &zones[0],
+        None => {
+            return Err(invalid(
+                "several zones are served: say which with --zone".into(),
+            ));
+        }
+    };
+    let host = host.unwrap_or(name);
+    let acl_path = config.acl_dir.join(format!("{name}.toml"));
+    let key_path = config.keys_dir.join(format!("{name}.key"));
+    for p in [&acl_path, &key_path] {
+        if p.exists() {
+            return Err(invalid(format!(
+                "{} already exists: machine {name} is set up (remove both files to start over)",
+                p.display()
+            )));
+        }
+    }
+    let key_name =
+        Name::from_ascii(format!("{name}.")).map_err(|e| invalid(format!("key name: {e}")))?;
+    // The ACL must parse before anything is written.
+    let acl_text = acl::skeleton(name, name, &zone.origin, (host != name).then_some(host));
+    let tmp = tempdir_for(&config.acl_dir)?;
+    let tmp_acl = tmp.join(format!("{name}.toml"));
+    write(&tmp_acl, &acl_text)?;
+    let parsed = Policy::load_file(&tmp_acl, std::slice::from_ref(&zone.origin));
+    let _ = std::fs::remove_file(&tmp_acl);
+    let _ = std::fs::remove_dir(&tmp);
+    parsed.map_err(|errs| invalid(format!("generated ACL does not parse: {errs:?}")))?;
+
+    let key = Key::generate(key_name, algorithm).map_err(|_| invalid("no randomness".into()))?;
+    std::fs::create_dir_all(&config.keys_dir).map_err(|source| MachineAddError::Io {
+        path: config.keys_dir.clone(),
+        source,
+    })?;
+    tsig::write_key_file(&key_path, &key).map_err(|source| MachineAddError::Io {
+        path: key_path.clone(),
+        source,
+    })?;
+    std::fs::create_dir_all(&config.acl_dir).map_err(|source| MachineAddError::Io {
+        path: config.acl_dir.clone(),
+        source,
+    })?;
+    write(&acl_path, &acl_text)?;
+    Ok(instructions(
+        config,
+        &zone.origin,
+        name,
+        host,
+        &key,
+        &key_path,
+        &acl_path,
+        zone.ttl.challenge,
+    ))
+}
+
+fn tempdir_for(dir: &Path) -> Result<std::path::PathBuf, MachineAddError> {
+    let base = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let tmp = base.join(format!(".zonewarden-machine-add-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|source| MachineAddError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    Ok(tmp)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), MachineAddError> {
+    std::fs::write(path, text).map_err(|source| MachineAddError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn instructions(
+    config: &Config,
+    zone: &Name,
+    machine: &str,
+    host: &str,
+    key: &Key,
+    key_path: &Path,
+    acl_path: &Path,
+    challenge_ttl: u32,
+) -> String {
+    let parent = zone.base_name();
+    let real = format!("{host}.{parent}");
+    let delegated = format!("{host}.{zone}");
+    let server = config
+        .listen
+        .first()
+        .copied()
+        .unwrap_or_else(|| crate::config::DEFAULT_LISTEN.parse().expect("valid"));
+    let (ip, port) = (server.ip(), server.port());
+    let alg = key.algorithm.key_file_name();
+    let secret = key.secret_base64();
+    let kname = key.name.to_string();
+    let kname_bare = kname.trim_end_matches('.');
+    format!(
+        "machine {machine}: key {kname} ({alg}) in {key}, ACL in {acl}\n\
+\n\
+1. Add these CNAMEs to the real zone {parent} (once):\n\
+   _acme-challenge.{real} CNAME _acme-challenge.{delegated}\n\
+   _25._tcp.{real} CNAME _25._tcp.{delegated}   (one per DANE port)\n\
+\n\
+2. Give {machine} the key file {key} (mode 0600). Settings for its ACME client:\n\
+\n\
+-- nsupdate (bind9-dnsutils) --\n\
+nsupdate -k {key} <<EOF\n\
+server {ip} {port}\n\
+zone {zone}\n\
+update add _acme-challenge.{delegated} {challenge_ttl} TXT \"token\"\n\
+send\n\
+EOF\n\
+\n\
+-- lego (rfc2136; follows the CNAME) --\n\
+RFC2136_NAMESERVER={ip}:{port} RFC2136_TSIG_KEY={kname} RFC2136_TSIG_ALGORITHM={alg}. \\\n\
+RFC2136_TSIG_SECRET={secret} RFC2136_TTL={challenge_ttl} \\\n\
+  lego --email admin@{parent_bare} --dns rfc2136 --domains {real_bare} run\n\
+\n\
+-- certbot dns-rfc2136 ini (mode 0600; certbot does not follow CNAMEs: ask for names in {zone}) --\n\
+dns_rfc2136_server = {ip}\n\
+dns_rfc2136_port = {port}\n\
+dns_rfc2136_name = {kname_bare}\n\
+dns_rfc2136_secret = {secret}\n\
+dns_rfc2136_algorithm = {alg_upper}\n\
+\n\
+-- acme.sh (dns_nsupdate with a challenge alias) --\n\
+NSUPDATE_SERVER={ip} NSUPDATE_SERVER_PORT={port} NSUPDATE_KEY={key} NSUPDATE_ZONE={zone} \\\n\
+  acme.sh --issue --dns dns_nsupdate -d {real_bare} --challenge-alias {delegated_bare}\n",
+        key = key_path.display(),
+        acl = acl_path.display(),
+        parent_bare = parent.to_string().trim_end_matches('.'),
+        real_bare = real.trim_end_matches('.'),
+        delegated_bare = delegated.trim_end_matches('.'),
+        alg_upper = alg.to_ascii_uppercase(),
+    )
+}

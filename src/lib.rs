@@ -1,0 +1,151 @@
+//! zonewarden: an authoritative DNS server for a small, volatile, delegated
+//! zone (`_acme.example.org`) that machines change with TSIG-signed RFC 2136
+//! UPDATEs, each within its own ACL.
+//!
+//! Library first: [`start`] binds the sockets and runs the server in-process
+//! (tests use port 0), [`Running::shutdown`] stops it; `main.rs` only parses
+//! arguments. Module map, in the order a request meets them:
+//! `server` (sockets, dispatch, response encoding) → `tsig` (RFC 8945) →
+//! `query` (answers from a `zone` snapshot) or `update` (RFC 2136, checked
+//! against `acl`) → `app` (commit to `store`, swap the snapshot).
+//! Files: `config`, `zonefile`, `acl`, key files in `tsig`; located errors
+//! in `diag`. Operator verbs: `cli`.
+
+pub mod acl;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod diag;
+pub mod query;
+pub mod server;
+pub mod store;
+pub mod tsig;
+pub mod update;
+pub mod zone;
+pub mod zonefile;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use app::{App, StartError};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+
+/// How long an idle TCP connection is kept.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// A server running in this process.
+pub struct Running {
+    pub app: Arc<App>,
+    dns_addrs: Vec<SocketAddr>,
+    server: hickory_server::Server<server::Handler>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The DNS addresses actually bound (UDP and TCP share each).
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        &self.dns_addrs
+    }
+
+    /// Stop accepting, finish in-flight requests, stop the timers.
+    pub async fn shutdown(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.server.shutdown_gracefully().await;
+    }
+}
+
+/// Load everything, bind the sockets, start serving. Errors here are fatal
+/// and say which file or address is at fault.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let listen = config.listen.clone();
+    let app = {
+        let config = config.clone();
+        let clock = clock.clone();
+        tokio::task::spawn_blocking(move || App::open(config, clock))
+            .await
+            .expect("start-up task does not panic")?
+    };
+    let app = Arc::new(app);
+    let sockets = server::bind(&listen).await?;
+    let mut server = hickory_server::Server::new(server::Handler::new(app.clone()));
+    let mut dns_addrs = Vec::new();
+    for (udp, tcp) in sockets {
+        if let Ok(a) = udp.local_addr() {
+            dns_addrs.push(a);
+        }
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE, 64);
+    }
+    let mut tasks = Vec::new();
+    // Challenge expiry.
+    {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.config.expiry_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let a = app.clone();
+                match tokio::task::spawn_blocking(move || a.sweep_expired()).await {
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "challenge expiry failed; will retry")
+                    }
+                    Err(e) => tracing::error!(error = %e, "challenge expiry task failed"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+        }));
+    }
+    // ACL and key files: poll for changes.
+    {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.config.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let a = app.clone();
+                let _ = tokio::task::spawn_blocking(move || a.reload_policy(false)).await;
+            }
+        }));
+    }
+    for a in &dns_addrs {
+        tracing::info!(addr = %a, "serving DNS (UDP and TCP)");
+    }
+    Ok(Running {
+        app,
+        dns_addrs,
+        server,
+        tasks,
+    })
+}
+
+/// Run until SIGINT or SIGTERM; SIGHUP reloads ACLs and keys.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let running = start(config, Arc::new(SystemClock)).await?;
+    let mut hup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading ACLs and keys");
+                let a = running.app.clone();
+                let _ = tokio::task::spawn_blocking(move || a.reload_policy(true)).await;
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}

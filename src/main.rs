@@ -1,0 +1,143 @@
+//! The `zonewarden` command: argument parsing only; the work is in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use zonewarden::config::Config;
+use zonewarden::tsig::Algorithm;
+
+#[derive(Parser)]
+#[command(
+    name = "zonewarden",
+    version,
+    about = "Authoritative DNS for ACME DNS-01 and DANE, updated by TSIG-signed RFC 2136 under per-machine ACLs"
+)]
+struct Cli {
+    /// Configuration file (TOML); without it the embedded default is used.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// DNS listen address (repeatable); overrides the configuration.
+    #[arg(long, global = true)]
+    listen: Vec<SocketAddr>,
+    /// State directory (keys, database); overrides the configuration.
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve DNS (the default).
+    Serve,
+    /// Validate the configuration, zones, ACLs and keys.
+    Check,
+    /// Manage machines.
+    Machine {
+        #[command(subcommand)]
+        action: MachineCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum MachineCmd {
+    /// Create a key and an ACL for a new machine and print client settings.
+    Add {
+        name: String,
+        /// The zone (needed when several are served).
+        #[arg(long)]
+        zone: Option<String>,
+        /// The host part of its names inside the zone (default: NAME).
+        #[arg(long)]
+        host: Option<String>,
+        /// TSIG algorithm: hmac-sha256 (default), hmac-sha512, hmac-sha1, hmac-md5, ...
+        #[arg(long, default_value = "hmac-sha256")]
+        algorithm: String,
+    },
+}
+
+fn config(cli: &Cli) -> Result<Config, String> {
+    let mut c = match &cli.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::embedded_default(),
+    };
+    if !cli.listen.is_empty() {
+        c.listen = cli.listen.clone();
+    }
+    if let Some(d) = &cli.data {
+        c = c.with_data_dir(d.clone());
+    }
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("ZONEWARDEN_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zonewarden: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(zonewarden::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("zonewarden: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check => {
+            let (report, ok) = zonewarden::cli::check(&config);
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Machine {
+            action:
+                MachineCmd::Add {
+                    name,
+                    zone,
+                    host,
+                    algorithm,
+                },
+        } => {
+            let Some(alg) = Algorithm::from_key_file(&algorithm) else {
+                eprintln!("zonewarden: unknown TSIG algorithm {algorithm:?}");
+                return ExitCode::from(2);
+            };
+            match zonewarden::cli::machine_add(
+                &config,
+                &name,
+                zone.as_deref(),
+                host.as_deref(),
+                alg,
+            ) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("zonewarden: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Zone files: `zones/*.toml`, one delegated zone each, written by admins.
+//!
+//! A zone file holds what does not change at run time: the origin, SOA
+//! timers, NS names and their glue, TTL bounds, limits for updates, and any
+//! static records. Everything clients add by UPDATE lives in the database
+//! (`store`). Records defined here are owned by the file: UPDATE cannot change
+//! them, and an edited file replaces them at the next start.
+//!
+//! Wildcard owners (`*.x`) are rejected: every name in this zone belongs to
+//! one machine, and a wildcard would answer for names nobody owns.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde::Deserialize;
+
+use crate::diag::{self, FileError, FileErrors};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ZoneFile {
+    origin: toml::Spanned<String>,
+    /// SOA RNAME, as a name (`hostmaster.example.org.`) or an address (`hostmaster@example.org`).
+    contact: toml::Spanned<String>,
+    /// NS names; the first is the SOA MNAME unless `primary` is set.
+    nameservers: Vec<toml::Spanned<String>>,
+    primary: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    soa: SoaFile,
+    #[serde(default)]
+    ttl: TtlFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    /// Addresses for in-zone NS names.
+    #[serde(default)]
+    glue: BTreeMap<String, Vec<toml::Spanned<String>>>,
+    #[serde(default, rename = "record")]
+    records: Vec<RecordFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SoaFile {
+    ttl: Option<u32>,
+    refresh: Option<u32>,
+    retry: Option<u32>,
+    expire: Option<u32>,
+    minimum: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TtlFile {
+    default: Option<u32>,
+    challenge: Option<u32>,
+    tlsa: Option<u32>,
+    min: Option<u32>,
+    max: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsFile {
+    records_per_name: Option<usize>,
+    records_per_zone: Option<usize>,
+    rdata_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RecordFile {
+    name: toml::Spanned<String>,
+    #[serde(rename = "type")]
+    rtype: toml::Spanned<String>,
+    ttl: Option<u32>,
+    data: toml::Spanned<String>,
+}
+
+/// SOA fields other than the serial, which the database owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaParams {
+    pub mname: Name,
+    pub rname: Name,
+    pub ttl: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// The negative-caching TTL (RFC 2308 §4).
+    pub minimum: u32,
+}
+
+impl SoaParams {
+    pub fn record(&self, origin: &Name, serial: u32) -> Record {
+        Record::from_rdata(
+            origin.clone(),
+            self.ttl,
+            RData::SOA(SOA::new(
+                self.mname.clone(),
+                self.rname.clone(),
+                serial,
+                self.refresh as i32,
+                self.retry as i32,
+                self.expire as i32,
+                self.minimum,
+            )),
+        )
+    }
+}
+
+/// TTLs: bounds that every updated record is clamped to, and the values our
+/// own tools (hooks, `dane publish`) use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TtlPolicy {
+    pub default: u32,
+    pub challenge: u32,
+    pub tlsa: u32,
+    pub min: u32,
+    pub max: u32,
+}
+
+impl TtlPolicy {
+    pub fn clamp(&self, ttl: u32) -> u32 {
+        ttl.clamp(self.min, self.max)
+    }
+}
+
+/// Limits on what updates may create; exceeding one answers REFUSED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub records_per_name: usize,
+    pub records_per_zone: usize,
+    pub rdata_size: usize,
+}
+
+/// A validated zone file.
+#[derive(Debug, Clone)]
+pub struct ZoneSpec {
+    pub origin: Name,
+    pub path: PathBuf,
+    pub soa: SoaParams,
+    pub nameservers: Vec<Name>,
+    pub ttl: TtlPolicy,
+    pub limits: Limits,
+    /// NS, glue and `[[record]]` entries.
+    pub records: Vec<Record>,
+}
+
+/// Load every `*.toml` in `dir`. All or nothing: every error of every file is returned.
+pub fn load_dir(dir: &Path) -> Result<Vec<ZoneSpec>, FileErrors> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        FileErrors(vec![FileError::whole_file(
+            dir,
+            format!("cannot read zones directory: {e}"),
+        )])
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml")
+                && !p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    let mut zones: Vec<ZoneSpec> = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match load_file(&path) {
+            Ok(z) => {
+                if let Some(other) = zones.iter().find(|o| o.origin == z.origin) {
+                    errors.push(FileError::whole_file(
+                        &path,
+                        format!(
+                            "zone {} is already defined in {}",
+                            z.origin,
+                            other.path.display()
+                        ),
+                    ));
+                } else {
+                    zones.push(z);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if zones.is_empty() && errors.is_empty() {
+        errors.push(FileError::whole_file(dir, "no zone files (*.toml) found"));
+    }
+    if errors.is_empty() {
+        Ok(zones)
+    } else {
+        Err(FileErrors(errors))
+    }
+}
+
+/// Parse a name relative to `origin` unless it ends in a dot; must be at or below origin.
+fn zone_name(
+    path: &Path,
+    text: &str,
+    s: &toml::Spanned<String>,
+    origin: Option<&Name>,
+) -> Result<Name, FileError> {
+    let at = |msg: String| FileError::at_offset(path, text, s.span().start, msg);
+    let raw = s.get_ref().trim();
+    let name = if raw == "@" {
+        origin
+            .cloned()
+            .ok_or_else(|| at("@ needs an origin".into()))?
+    } else {
+        Name::parse(raw, origin).map_err(|e| at(format!("bad name {raw:?}: {e}")))?
+    };
+    if !name.is_fqdn() {
+        return Err(at(format!("name {raw:?} must end in a dot")));
+    }
+    Ok(name)
+}
+
+pub fn load_file(path: &Path) -> Result<ZoneSpec, FileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| FileError::whole_file(path, format!("cannot read: {e}")))?;
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
+    let f: ZoneFile = diag::parse_toml(path, text)?;
+    let at = |span: std::ops::Range<usize>, msg: String| {
+        FileError::at_offset(path, text, span.start, msg)
+    };
+
+    let origin = zone_name(path, text, &f.origin, None)?.to_lowercase();
+    if origin.is_root() {
+        return Err(at(f.origin.span(), "the root zone cannot be served".into()));
+    }
+    let rname = {
+        let raw = f.contact.get_ref().trim();
+        let as_name = match raw.split_once('@') {
+            Some((local, domain)) => format!("{}.{}", local.replace('.', "\\."), domain),
+            None => raw.to_string(),
+        };
+        let as_name = if as_name.ends_with('.') {
+            as_name
+        } else {
+            format!("{as_name}.")
+        };
+        Name::from_ascii(&as_name)
+            .map_err(|e| at(f.contact.span(), format!("bad contact {raw:?}: {e}")))?
+    };
+    if f.nameservers.is_empty() {
+        return Err(FileError::whole_file(
+            path,
+            "nameservers: at least one NS name",
+        ));
+    }
+    let mut nameservers = Vec::new();
+    for ns in &f.nameservers {
+        nameservers.push(zone_name(path, text, ns, Some(&origin))?);
+    }
+    let mname = match &f.primary {
+        Some(p) => zone_name(path, text, p, Some(&origin))?,
+        None => nameservers[0].clone(),
+    };
+
+    let soa = SoaParams {
+        mname,
+        rname,
+        ttl: f.soa.ttl.unwrap_or(60),
+        refresh: f.soa.refresh.unwrap_or(300),
+        retry: f.soa.retry.unwrap_or(60),
+        expire: f.soa.expire.unwrap_or(1_209_600),
+        minimum: f.soa.minimum.unwrap_or(1),
+    };
+    let ttl = TtlPolicy {
+        default: f.ttl.default.unwrap_or(60),
+        challenge: f.ttl.challenge.unwrap_or(60),
+        tlsa: f.ttl.tlsa.unwrap_or(300),
+        min: f.ttl.min.unwrap_or(1),
+        max: f.ttl.max.unwrap_or(3600),
+    };
+    if ttl.min > ttl.max {
+        return Err(FileError::whole_file(path, "[ttl] min is greater than max"));
+    }
+    let limits = Limits {
+        records_per_name: f.limits.records_per_name.unwrap_or(32),
+        records_per_zone: f.limits.records_per_zone.unwrap_or(20_000),
+        rdata_size: f.limits.rdata_size.unwrap_or(4096),
+    };
+
+    let mut records = Vec::new();
+    for ns in &nameservers {
+        records.push(Record::from_rdata(
+            origin.clone(),
+            soa.ttl,
+            RData::NS(NS(ns.clone())),
+        ));
+    }
+    for (host, addrs) in &f.glue {
+        let host_span = addrs.first().map(|a| a.span()).unwrap_or(0..0);
+        let name = Name::parse(host, Some(&origin))
+            .map_err(|e| at(host_span.clone(), format!("bad glue name {host:?}: {e}")))?;
+        if !origin.zone_of(&name) {
+            return Err(at(
+                host_span,
+                format!("glue for {name} outside the zone {origin}"),
+            ));
+        }
+        for a in addrs {
+            let ip: IpAddr = a
+                .get_ref()
+                .parse()
+                .map_err(|_| at(a.span(), format!("bad address {:?}", a.get_ref())))?;
+            let rdata = match ip {
+                IpAddr::V4(v4) => RData::A(A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            };
+            records.push(Record::from_rdata(name.clone(), soa.ttl, rdata));
+        }
+    }
+    for r in &f.records {
+        let name = zone_name(path, text, &r.name, Some(&origin))?;
+        if !origin.zone_of(&name) {
+            return Err(at(
+                r.name.span(),
+                format!("{name} is outside the zone {origin}"),
+            ));
+        }
+        if name.is_wildcard() {
+            return Err(at(
+                r.name.span(),
+                "wildcard owner names are not supported".into(),
+            ));
+        }
+        let rtype: RecordType = r
+            .rtype
+            .get_ref()
+            .to_ascii_uppercase()
+            .parse()
+            .map_err(|_| {
+                at(
+                    r.rtype.span(),
+                    format!("unknown type {:?}", r.rtype.get_ref()),
+                )
+            })?;
+        if matches!(
+            rtype,
+            RecordType::SOA | RecordType::NS if name == origin
+        ) {
+            return Err(at(
+                r.rtype.span(),
+                "the apex SOA and NS come from contact/nameservers".into(),
+            ));
+        }
+        let rdata = RData::try_from_str(rtype, r.data.get_ref()).map_err(|e| {
+            at(
+                r.data.span(),
+                format!("bad {rtype} data {:?}: {e}", r.data.get_ref()),
+            )
+        })?;
+        records.push(Record::from_rdata(
+            name,
+            r.ttl.unwrap_or(ttl.default),
+            rdata,
+        ));
+    }
+    Ok(ZoneSpec {
+        origin,
+        path: path.to_path_buf(),
+        soa,
+        nameservers,
+        ttl,
+        limits,
+        records,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+origin = "_acme.example.org."
+contact = "hostmaster@example.org"
+nameservers = ["ns1", "ns2.example.net."]
+[glue]
+ns1 = ["127.0.0.1", "::1"]
+[[record]]
+name = "info"
+type = "TXT"
+data = "\"hello world\""
+"#;
+
+    #[test]
+    fn parses_the_demo_shape() {
+        let z = parse(Path::new("z.toml"), GOOD).unwrap();
+        assert_eq!(z.origin, Name::from_ascii("_acme.example.org.").unwrap());
+        assert_eq!(
+            z.soa.rname,
+            Name::from_ascii("hostmaster.example.org.").unwrap()
+        );
+        assert_eq!(z.soa.minimum, 1);
+        // 2 NS + 2 glue + 1 TXT
+        assert_eq!(z.records.len(), 5);
+    }
+
+    #[test]
+    fn errors_point_at_the_field() {
+        let bad = GOOD.replace("type = \"TXT\"", "type = \"TXTX\"");
+        let e = parse(Path::new("z.toml"), &bad).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        let bad = GOOD.replace("\"::1\"", "\"::zz\"");
+        let e = parse(Path::new("z.toml"), &bad).unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        let bad = GOOD.replace("name = \"info\"", "name = \"*.info\"");
+        let e = parse(Path::new("z.toml"), &bad).unwrap_err();
+        assert!(e.message.contains("wildcard"), "{e}");
+        let bad = format!("{GOOD}\nserial = 4\n");
+        assert!(parse(Path::new("z.toml"), &bad).is_err());
+    }
+}

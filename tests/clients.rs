@@ -1,0 +1,334 @@
+//! The real programs users run: nsupdate and dig (bind9-dnsutils), knsupdate
+//! and kdig (knot-dnsutils), against the server; and the real binary killed
+//! with SIGKILL mid-life. `scripts/test` installs the packages.
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+/// Run a program with stdin, bounded by `timeout`; return (success, stdout+stderr).
+fn run(program: &str, args: &[&str], stdin: &str) -> (bool, String) {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("30").arg(program).args(args);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn run_async(program: &'static str, args: Vec<String>, stdin: String) -> (bool, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        run(program, &args, &stdin)
+    })
+    .await
+    .unwrap()
+}
+
+fn secret_of(h: &Harness, machine: &str) -> String {
+    let text = std::fs::read_to_string(h.path(&format!("data/keys/{machine}.key"))).unwrap();
+    text.split('"').nth(3).unwrap().to_string()
+}
+
+#[tokio::test]
+async fn nsupdate_adds_and_deletes_with_sha256_sha1_and_md5_keys() {
+    require("nsupdate", "bind9-dnsutils");
+    let h = Harness::start().await;
+    for machine in ["mx1", "sha1box", "md5box"] {
+        let key = h
+            .path(&format!("data/keys/{machine}.key"))
+            .display()
+            .to_string();
+        let owner = format!("_acme-challenge.{machine}.{ZONE}");
+        // No `zone` line: nsupdate first finds the zone with a TSIG-signed SOA query.
+        let script = format!(
+            "server 127.0.0.1 {}\nupdate add {owner} 60 TXT \"nsupdate-{machine}\"\nsend\n",
+            h.addr.port()
+        );
+        let (ok, out) = run_async("nsupdate", vec!["-k".into(), key.clone()], script).await;
+        assert!(ok, "{machine}: nsupdate failed: {out}");
+        assert_eq!(h.txt(&owner).await, vec![format!("nsupdate-{machine}")]);
+        let script = format!(
+            "server 127.0.0.1 {}\nzone {ZONE}\nupdate delete {owner} TXT \"nsupdate-{machine}\"\nsend\n",
+            h.addr.port()
+        );
+        let (ok, out) = run_async("nsupdate", vec!["-k".into(), key], script).await;
+        assert!(ok, "{machine}: nsupdate delete failed: {out}");
+        assert!(h.txt(&owner).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn nsupdate_is_refused_outside_its_acl_and_says_so() {
+    require("nsupdate", "bind9-dnsutils");
+    let h = Harness::start().await;
+    let key = h.path("data/keys/mx1.key").display().to_string();
+    let script = format!(
+        "server 127.0.0.1 {}\nzone {ZONE}\nupdate add _acme-challenge.www1.{ZONE} 60 TXT \"stolen\"\nsend\n",
+        h.addr.port()
+    );
+    let (ok, out) = run_async("nsupdate", vec!["-k".into(), key], script).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("REFUSED"), "{out}");
+}
+
+#[tokio::test]
+async fn knsupdate_adds_and_deletes_with_sha256_sha1_and_md5_keys() {
+    require("knsupdate", "knot-dnsutils");
+    let h = Harness::start().await;
+    for (machine, alg) in [
+        ("mx1", "hmac-sha256"),
+        ("sha1box", "hmac-sha1"),
+        ("md5box", "hmac-md5"),
+    ] {
+        let y = format!("{alg}:{machine}.:{}", secret_of(&h, machine));
+        let owner = format!("_acme-challenge.{machine}.{ZONE}");
+        let script = format!(
+            "server 127.0.0.1 {}\nzone {ZONE}\nadd {owner} 60 TXT \"knsupdate-{machine}\"\nsend\nanswer\n",
+            h.addr.port()
+        );
+        let (ok, out) = run_async("knsupdate", vec!["-y".into(), y.clone()], script).await;
+        assert!(ok, "{machine}: knsupdate failed: {out}");
+        assert_eq!(h.txt(&owner).await, vec![format!("knsupdate-{machine}")]);
+        let script = format!(
+            "server 127.0.0.1 {}\nzone {ZONE}\ndel {owner} TXT\nsend\n",
+            h.addr.port()
+        );
+        let (ok, out) = run_async("knsupdate", vec!["-y".into(), y], script).await;
+        assert!(ok, "{machine}: knsupdate delete failed: {out}");
+        assert!(h.txt(&owner).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn dig_and_kdig_see_authoritative_answers_and_verify_signed_ones() {
+    require("dig", "bind9-dnsutils");
+    require("kdig", "knot-dnsutils");
+    let h = Harness::start().await;
+    let port = h.addr.port().to_string();
+    let (ok, out) = run_async(
+        "dig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port.clone(),
+            "+norec".into(),
+            ZONE.into(),
+            "SOA".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(
+        ok && out.contains("status: NOERROR") && out.contains(" aa"),
+        "{out}"
+    );
+    let (ok, out) = run_async(
+        "dig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port.clone(),
+            format!("nothing.{ZONE}"),
+            "TXT".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(ok && out.contains("status: NXDOMAIN"), "{out}");
+    // TSIG-signed queries: both tools verify our signature on the answer.
+    let y = format!("hmac-sha256:mx1.:{}", secret_of(&h, "mx1"));
+    let (ok, out) = run_async(
+        "dig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port.clone(),
+            "-y".into(),
+            y.clone(),
+            ZONE.into(),
+            "SOA".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(
+        ok && out.contains("status: NOERROR") && !out.contains("failure"),
+        "{out}"
+    );
+    let (ok, out) = run_async(
+        "kdig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port.clone(),
+            "-y".into(),
+            y,
+            ZONE.into(),
+            "SOA".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(
+        ok && out.contains("NOERROR") && !out.to_lowercase().contains("error: "),
+        "{out}"
+    );
+    let y = format!("hmac-md5:md5box.:{}", secret_of(&h, "md5box"));
+    let (ok, out) = run_async(
+        "kdig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port.clone(),
+            "+tcp".into(),
+            "-y".into(),
+            y,
+            ZONE.into(),
+            "SOA".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(ok && out.contains("NOERROR"), "{out}");
+    // kdig over TCP, and a truncated answer retried over TCP by dig.
+    let (ok, out) = run_async(
+        "kdig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port,
+            "+tcp".into(),
+            format!("static.{ZONE}"),
+            "TXT".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(ok && out.contains("from the zone file"), "{out}");
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+async fn wait_serving(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = query_msg(ZONE, RecordType::SOA, false);
+        if let Some(b) = udp_exchange(addr, &q.to_vec().unwrap()).await
+            && hickory_proto::op::Message::from_vec(&b).is_ok()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not come up on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_dash_nine_loses_no_acknowledged_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = Harness::layout(dir.path());
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = dir.path().join("zonewarden.toml");
+    write(
+        &cfg,
+        &format!("listen = [\"127.0.0.1:{port}\"]\ndata-dir = \"data\"\n"),
+    );
+    let bin = env!("CARGO_BIN_EXE_zonewarden");
+    let spawn = || {
+        Command::new(bin)
+            .args(["--config", cfg.to_str().unwrap(), "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    wait_serving(addr).await;
+    let key = zonewarden::tsig::read_key_file(&dir.path().join("data/keys/mx1.key"))
+        .unwrap()
+        .remove(0);
+    let owner = zname("_acme-challenge.mx1");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        let v = format!("acked-{i}");
+        let msg = sign(
+            update_msg(ZONE, vec![], vec![add(&owner, 60, RecordType::TXT, &v)]),
+            &key,
+            now(),
+        );
+        let resp = hickory_proto::op::Message::from_vec(&tcp_exchange(addr, &msg).await).unwrap();
+        assert_eq!(resp.metadata.response_code, ResponseCode::NoError);
+        acked.push(v);
+    }
+    let serial_q = query_msg(ZONE, RecordType::SOA, false);
+    let serial_of =
+        |b: Vec<u8>| match &hickory_proto::op::Message::from_vec(&b).unwrap().answers[0].data {
+            hickory_proto::rr::RData::SOA(s) => s.serial,
+            _ => panic!("no SOA"),
+        };
+    let serial_before = serial_of(
+        udp_exchange(addr, &serial_q.to_vec().unwrap())
+            .await
+            .unwrap(),
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let mut child = spawn();
+    wait_serving(addr).await;
+    let q = query_msg(&owner.to_string(), RecordType::TXT, true);
+    let m = hickory_proto::op::Message::from_vec(
+        &udp_exchange(addr, &q.to_vec().unwrap()).await.unwrap(),
+    )
+    .unwrap();
+    let mut got: Vec<String> = m
+        .answers
+        .iter()
+        .map(|r| r.data.to_string().trim_matches('"').to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, acked);
+    let serial_after = serial_of(
+        udp_exchange(addr, &serial_q.to_vec().unwrap())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(serial_after, serial_before, "the serial never goes back");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
