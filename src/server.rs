@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::tsig::TSIG;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
@@ -205,21 +204,20 @@ impl Handler {
             ),
             Signing::Error(_) => 200,
         };
-        let mut bytes = encode(request, &reply, edns.as_ref(), None);
+        let mut bytes = encode(request, &reply, edns.as_ref());
         if bytes.len() + tsig_room > limit {
             reply.metadata.truncation = true;
             reply.answers.clear();
             reply.authorities.clear();
             reply.additionals.clear();
-            bytes = encode(request, &reply, edns.as_ref(), None);
+            bytes = encode(request, &reply, edns.as_ref());
         }
         let signature = match sign {
             Signing::None => None,
             Signing::Response(ctx) => Some(ctx.sign_response(&bytes, now)),
             Signing::Error(rej) => rej.error_tsig(&bytes, now),
         };
-        let mut builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-        let _ = &mut builder;
+        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
         let mut msg = builder.build(
             reply.metadata,
             reply.answers.iter(),
@@ -254,23 +252,16 @@ fn tsig_size(key: &Name, alg_len: usize, mac_len: usize) -> usize {
     key.len() + 2 + 10 + alg_len + 2 + 16 + mac_len + 6
 }
 
-fn encode(
-    request: &Request,
-    reply: &Reply,
-    edns: Option<&Edns>,
-    sig: Option<Record<TSIG>>,
-) -> Vec<u8> {
+/// The response as hickory will send it (same encoder), without a TSIG RR.
+fn encode(request: &Request, reply: &Reply, edns: Option<&Edns>) -> Vec<u8> {
     let builder = MessageResponseBuilder::new(&request.queries, edns);
-    let mut msg = builder.build(
+    let msg = builder.build(
         reply.metadata,
         reply.answers.iter(),
         reply.authorities.iter(),
         iter::empty(),
         reply.additionals.iter(),
     );
-    if let Some(sig) = sig {
-        msg.set_signature(Box::new(sig));
-    }
     let mut buf = Vec::with_capacity(512);
     let mut enc = BinEncoder::new(&mut buf);
     if msg.destructive_emit(&mut enc).is_err() {

@@ -332,3 +332,105 @@ async fn kill_dash_nine_loses_no_acknowledged_update() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn sighup_reloads_acls_and_a_broken_file_keeps_the_old_policy_over_ipv4_and_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = Harness::layout(dir.path());
+    let (p4, p6) = (free_port(), free_port());
+    let v4: SocketAddr = format!("127.0.0.1:{p4}").parse().unwrap();
+    let v6: SocketAddr = format!("[::1]:{p6}").parse().unwrap();
+    let cfg = dir.path().join("zonewarden.toml");
+    // The poller is slowed to an hour: only SIGHUP can reload here.
+    write(
+        &cfg,
+        &format!("listen = [\"{v4}\", \"{v6}\"]\ndata-dir = \"data\"\nreload-interval = 3600\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zonewarden"))
+        .args(["--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_serving(v4).await;
+    wait_serving(v6).await;
+    let key = zonewarden::tsig::read_key_file(&dir.path().join("data/keys/mx1.key"))
+        .unwrap()
+        .remove(0);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let extra = zname("_acme-challenge.extra.mx1");
+    let try_extra = |addr: SocketAddr| {
+        let key = key.clone();
+        let extra = extra.clone();
+        async move {
+            let msg = sign(
+                update_msg(ZONE, vec![], vec![add(&extra, 60, RecordType::TXT, "x")]),
+                &key,
+                now(),
+            );
+            hickory_proto::op::Message::from_vec(&tcp_exchange(addr, &msg).await)
+                .unwrap()
+                .metadata
+                .response_code
+        }
+    };
+    let hup = |pid: u32| {
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    assert_eq!(try_extra(v6).await, ResponseCode::Refused);
+    let acl = dir.path().join("acl/mx1.toml");
+    let good = format!(
+        "{MX1_ACL}\n[[grant]]\nname = \"_acme-challenge.extra.{{machine}}\"\ntypes = [\"TXT\"]\n"
+    );
+    // Broken first: nothing changes.
+    write(
+        &acl,
+        &good.replace("types = [\"TXT\"]\n", "types = [\"TXTT\"]\n"),
+    );
+    hup(child.id());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(try_extra(v4).await, ResponseCode::Refused);
+    let n = zname("_acme-challenge.mx1");
+    let msg = sign(
+        update_msg(
+            ZONE,
+            vec![],
+            vec![add(&n, 60, RecordType::TXT, "old policy")],
+        ),
+        &key,
+        now(),
+    );
+    let rc = hickory_proto::op::Message::from_vec(&tcp_exchange(v4, &msg).await)
+        .unwrap()
+        .metadata
+        .response_code;
+    assert_eq!(rc, ResponseCode::NoError, "the previous policy still works");
+    // Fixed: SIGHUP applies it.
+    write(&acl, &good);
+    hup(child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_extra(v6).await != ResponseCode::NoError {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not apply the fixed ACL"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("mx1.toml:") && log.contains("TXTT"),
+        "the broken file was reported with its location: {log}"
+    );
+}

@@ -245,7 +245,12 @@ pub fn sign(mut msg: Message, key: &Key, now: u64) -> Vec<u8> {
 }
 
 pub async fn udp_exchange(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = if addr.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let sock = tokio::net::UdpSocket::bind(local).await.unwrap();
     sock.send_to(bytes, addr).await.unwrap();
     let mut buf = vec![0u8; 65535];
     match tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await {

@@ -19,11 +19,14 @@
 //! (BADKEY), §5.2.2 (BADSIG, constant-time comparison), §5.2.2.1 (MAC
 //! truncation), §5.2.3 (BADTIME, signed, server time in Other Data), §5.2.4
 //! (BADTRUNC), §5.3 (signed answers), §5.3.1 (multi-message chaining),
-//! §5.3.2 (unsigned BADKEY/BADSIG error TSIGs), §6 (hmac-md5, hmac-sha1,
-//! hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512), and the replay
-//! concern of §10 as an exact-MAC cache. HMAC is ring's except for MD5 (the
-//! `md-5` crate) and SHA-224 (implemented here; ring has none), both wrapped
-//! in RFC 2104 HMAC and tested against RFC 2202 / RFC 4231 vectors.
+//! §5.3.2 (unsigned BADKEY/BADSIG error TSIGs), §5.4 for single answers
+//! (client side), §6 (hmac-md5, hmac-sha1, hmac-sha224, hmac-sha256,
+//! hmac-sha384, hmac-sha512) and §7 (truncation policy; answers carry a MAC
+//! as long as the request's). Replay protection beyond the time window is an
+//! exact-MAC cache (RFC 8945 relies on the window and a §5.2.3 SHOULD; see
+//! below). HMAC is ring's except for MD5 (the `md-5` crate) and SHA-224
+//! (implemented here; ring has none), both wrapped in RFC 2104 HMAC and
+//! tested against RFC 2202 / RFC 4231 / FIPS 180 vectors.
 //!
 //! # Limitations
 //!
@@ -64,9 +67,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
@@ -76,11 +76,17 @@ use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_r
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::NameEncoding;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
-use md5::{Digest as _, Md5};
 use ring::hmac;
+
+mod keyfile;
+mod rfc2104;
+
+pub use keyfile::{KeyFileError, KeyFileReadError, parse_key_file, read_key_file, write_key_file};
+use rfc2104::constant_time_eq;
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// The server's default time fudge, in seconds (RFC 8945 §10 recommends 300).
+/// The server's default time fudge, in seconds (BIND's and the customary
+/// value).
 pub const DEFAULT_FUDGE: u16 = 300;
 
 /// How many recently accepted MACs the replay cache keeps per key.
@@ -197,8 +203,8 @@ impl Algorithm {
     /// The full, untruncated HMAC of `data` under `secret`.
     fn hmac(self, secret: &[u8], data: &[u8]) -> Vec<u8> {
         let ring_algorithm = match self {
-            Self::HmacMd5 => return rfc2104::<Md5Hash>(secret, data),
-            Self::HmacSha224 => return rfc2104::<Sha224>(secret, data),
+            Self::HmacMd5 => return rfc2104::hmac_md5(secret, data),
+            Self::HmacSha224 => return rfc2104::hmac_sha224(secret, data),
             Self::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
             Self::HmacSha256 => hmac::HMAC_SHA256,
             Self::HmacSha384 => hmac::HMAC_SHA384,
@@ -214,245 +220,6 @@ impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.key_file_name())
     }
-}
-
-/// A Merkle-Damgård hash with a 64-octet block, for RFC 2104 HMAC.
-trait BlockHash {
-    const BLOCK_LEN: usize;
-    fn start() -> Self;
-    fn absorb(&mut self, data: &[u8]);
-    fn finish(self) -> Vec<u8>;
-}
-
-/// RFC 2104 §2: `H(K XOR opad, H(K XOR ipad, text))`, where "applications
-/// that use keys longer than B bytes will first hash the key using H".
-fn rfc2104<H: BlockHash>(key: &[u8], text: &[u8]) -> Vec<u8> {
-    let mut block_key = if key.len() > H::BLOCK_LEN {
-        let mut h = H::start();
-        h.absorb(key);
-        h.finish()
-    } else {
-        key.to_vec()
-    };
-    block_key.resize(H::BLOCK_LEN, 0);
-    let ipad: Vec<u8> = block_key.iter().map(|b| b ^ 0x36).collect();
-    let opad: Vec<u8> = block_key.iter().map(|b| b ^ 0x5c).collect();
-    let mut inner = H::start();
-    inner.absorb(&ipad);
-    inner.absorb(text);
-    let inner = inner.finish();
-    let mut outer = H::start();
-    outer.absorb(&opad);
-    outer.absorb(&inner);
-    outer.finish()
-}
-
-struct Md5Hash(Md5);
-
-impl BlockHash for Md5Hash {
-    const BLOCK_LEN: usize = 64;
-    fn start() -> Self {
-        Self(Md5::new())
-    }
-    fn absorb(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-    fn finish(self) -> Vec<u8> {
-        self.0.finalize().to_vec()
-    }
-}
-
-/// SHA-224 (FIPS 180-4 §6.3): SHA-256 with its own initial value, truncated
-/// to seven words. ring offers no SHA-224.
-struct Sha224 {
-    state: [u32; 8],
-    block: [u8; 64],
-    used: usize,
-    total: u64,
-}
-
-const SHA224_IV: [u32; 8] = [
-    0xc105_9ed8,
-    0x367c_d507,
-    0x3070_dd17,
-    0xf70e_5939,
-    0xffc0_0b31,
-    0x6858_1511,
-    0x64f9_8fa7,
-    0xbefa_4fa4,
-];
-
-const SHA256_K: [u32; 64] = [
-    0x428a_2f98,
-    0x7137_4491,
-    0xb5c0_fbcf,
-    0xe9b5_dba5,
-    0x3956_c25b,
-    0x59f1_11f1,
-    0x923f_82a4,
-    0xab1c_5ed5,
-    0xd807_aa98,
-    0x1283_5b01,
-    0x2431_85be,
-    0x550c_7dc3,
-    0x72be_5d74,
-    0x80de_b1fe,
-    0x9bdc_06a7,
-    0xc19b_f174,
-    0xe49b_69c1,
-    0xefbe_4786,
-    0x0fc1_9dc6,
-    0x240c_a1cc,
-    0x2de9_2c6f,
-    0x4a74_84aa,
-    0x5cb0_a9dc,
-    0x76f9_88da,
-    0x983e_5152,
-    0xa831_c66d,
-    0xb003_27c8,
-    0xbf59_7fc7,
-    0xc6e0_0bf3,
-    0xd5a7_9147,
-    0x06ca_6351,
-    0x1429_2967,
-    0x27b7_0a85,
-    0x2e1b_2138,
-    0x4d2c_6dfc,
-    0x5338_0d13,
-    0x650a_7354,
-    0x766a_0abb,
-    0x81c2_c92e,
-    0x9272_2c85,
-    0xa2bf_e8a1,
-    0xa81a_664b,
-    0xc24b_8b70,
-    0xc76c_51a3,
-    0xd192_e819,
-    0xd699_0624,
-    0xf40e_3585,
-    0x106a_a070,
-    0x19a4_c116,
-    0x1e37_6c08,
-    0x2748_774c,
-    0x34b0_bcb5,
-    0x391c_0cb3,
-    0x4ed8_aa4a,
-    0x5b9c_ca4f,
-    0x682e_6ff3,
-    0x748f_82ee,
-    0x78a5_636f,
-    0x84c8_7814,
-    0x8cc7_0208,
-    0x90be_fffa,
-    0xa450_6ceb,
-    0xbef9_a3f7,
-    0xc671_78f2,
-];
-
-impl Sha224 {
-    fn with_iv(state: [u32; 8]) -> Self {
-        Self {
-            state,
-            block: [0; 64],
-            used: 0,
-            total: 0,
-        }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        self.total = self.total.wrapping_add(data.len() as u64);
-        while !data.is_empty() {
-            let take = (64 - self.used).min(data.len());
-            let (head, rest) = data.split_at(take);
-            if let Some(slot) = self.block.get_mut(self.used..self.used + take) {
-                slot.copy_from_slice(head);
-            }
-            self.used += take;
-            data = rest;
-            if self.used == 64 {
-                sha256_compress(&mut self.state, &self.block);
-                self.used = 0;
-            }
-        }
-    }
-
-    /// Pads (FIPS 180-4 §5.1.1) and returns the final state words.
-    fn finish_words(mut self) -> [u32; 8] {
-        let bit_len = self.total.wrapping_mul(8);
-        self.update(&[0x80]);
-        while self.used != 56 {
-            self.update(&[0]);
-        }
-        self.update(&bit_len.to_be_bytes());
-        self.state
-    }
-}
-
-impl BlockHash for Sha224 {
-    const BLOCK_LEN: usize = 64;
-    fn start() -> Self {
-        Self::with_iv(SHA224_IV)
-    }
-    fn absorb(&mut self, data: &[u8]) {
-        self.update(data);
-    }
-    fn finish(self) -> Vec<u8> {
-        self.finish_words()
-            .iter()
-            .take(7)
-            .flat_map(|word| word.to_be_bytes())
-            .collect()
-    }
-}
-
-/// The SHA-256 compression function (FIPS 180-4 §6.2.2).
-#[allow(clippy::indexing_slicing)] // fixed-size arrays, constant loop bounds
-fn sha256_compress(state: &mut [u32; 8], block: &[u8; 64]) {
-    let mut w = [0u32; 64];
-    for (slot, chunk) in w.iter_mut().zip(block.chunks_exact(4)) {
-        *slot = u32::from_be_bytes(chunk.try_into().unwrap_or_default());
-    }
-    for t in 16..64 {
-        let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
-        let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
-        w[t] = w[t - 16]
-            .wrapping_add(s0)
-            .wrapping_add(w[t - 7])
-            .wrapping_add(s1);
-    }
-    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
-    for t in 0..64 {
-        let big_s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-        let ch = (e & f) ^ (!e & g);
-        let t1 = h
-            .wrapping_add(big_s1)
-            .wrapping_add(ch)
-            .wrapping_add(SHA256_K[t])
-            .wrapping_add(w[t]);
-        let big_s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-        let maj = (a & b) ^ (a & c) ^ (b & c);
-        let t2 = big_s0.wrapping_add(maj);
-        h = g;
-        g = f;
-        f = e;
-        e = d.wrapping_add(t1);
-        d = c;
-        c = b;
-        b = a;
-        a = t1.wrapping_add(t2);
-    }
-    for (word, add) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-        *word = word.wrapping_add(add);
-    }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 // ---------------------------------------------------------------------- keys
@@ -581,480 +348,6 @@ impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.keys.keys()).finish()
     }
-}
-
-// ----------------------------------------------------------------- key files
-
-/// A syntax error in key-file text. Positions are 1-based; the message
-/// never contains a secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyFileError {
-    /// Line of the offending token.
-    pub line: usize,
-    /// Column (in characters) of the offending token.
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for KeyFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.column, self.message)
-    }
-}
-
-impl std::error::Error for KeyFileError {}
-
-/// A key file that could not be read or parsed; the error names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileReadError {
-    /// The file could not be read.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The key file.
-        path: PathBuf,
-        /// Why reading failed.
-        source: io::Error,
-    },
-    /// The file is not valid key-file syntax.
-    #[error("{}:{line}:{column}: {message}", .path.display())]
-    Parse {
-        /// The key file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong (never the secret).
-        message: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
-    Word(String),
-    Quoted(String),
-    Open,
-    Close,
-    Semi,
-}
-
-#[derive(Clone, Debug)]
-struct Token {
-    tok: Tok,
-    line: usize,
-    column: usize,
-}
-
-impl Token {
-    fn error(&self, message: impl Into<String>) -> KeyFileError {
-        KeyFileError {
-            line: self.line,
-            column: self.column,
-            message: message.into(),
-        }
-    }
-
-    /// The token for an error message; words are quoted only if `reveal`
-    /// (they may be part of a secret), quoted strings never are.
-    fn describe(&self, reveal: bool) -> String {
-        match &self.tok {
-            Tok::Word(word) if reveal => {
-                let shown: String = word.chars().take(40).collect();
-                format!("`{shown}`")
-            }
-            Tok::Word(_) => "a word".to_owned(),
-            Tok::Quoted(_) => "a quoted string".to_owned(),
-            Tok::Open => "`{`".to_owned(),
-            Tok::Close => "`}`".to_owned(),
-            Tok::Semi => "`;`".to_owned(),
-        }
-    }
-}
-
-struct Cursor {
-    chars: Vec<char>,
-    pos: usize,
-    line: usize,
-    column: usize,
-}
-
-impl Cursor {
-    fn peek(&self, ahead: usize) -> Option<char> {
-        self.chars.get(self.pos.saturating_add(ahead)).copied()
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek(0)?;
-        self.pos += 1;
-        if c == '\n' {
-            self.line += 1;
-            self.column = 1;
-        } else {
-            self.column += 1;
-        }
-        Some(c)
-    }
-
-    fn skip_line(&mut self) {
-        while let Some(c) = self.bump() {
-            if c == '\n' {
-                break;
-            }
-        }
-    }
-}
-
-/// Splits key-file text into tokens, dropping whitespace and `#`, `//` and
-/// `/* */` comments. Returns the tokens and the end-of-file position.
-fn tokenize(text: &str) -> Result<(Vec<Token>, (usize, usize)), KeyFileError> {
-    let mut cur = Cursor {
-        chars: text.chars().collect(),
-        pos: 0,
-        line: 1,
-        column: 1,
-    };
-    let mut tokens = Vec::new();
-    while let Some(c) = cur.peek(0) {
-        let (line, column) = (cur.line, cur.column);
-        let here = |message: &str| KeyFileError {
-            line,
-            column,
-            message: message.to_owned(),
-        };
-        let tok = match c {
-            c if c.is_whitespace() => {
-                cur.bump();
-                continue;
-            }
-            '#' => {
-                cur.skip_line();
-                continue;
-            }
-            '/' if cur.peek(1) == Some('/') => {
-                cur.skip_line();
-                continue;
-            }
-            '/' if cur.peek(1) == Some('*') => {
-                cur.bump();
-                cur.bump();
-                loop {
-                    match cur.bump() {
-                        None => return Err(here("unterminated `/*` comment")),
-                        Some('*') if cur.peek(0) == Some('/') => {
-                            cur.bump();
-                            break;
-                        }
-                        Some(_) => {}
-                    }
-                }
-                continue;
-            }
-            '{' => {
-                cur.bump();
-                Tok::Open
-            }
-            '}' => {
-                cur.bump();
-                Tok::Close
-            }
-            ';' => {
-                cur.bump();
-                Tok::Semi
-            }
-            '"' => {
-                cur.bump();
-                let mut value = String::new();
-                loop {
-                    match cur.bump() {
-                        None => return Err(here("unterminated quoted string")),
-                        Some('"') => break,
-                        // Keep escapes verbatim: `Name::from_ascii` reads them.
-                        Some('\\') => {
-                            value.push('\\');
-                            if let Some(next) = cur.bump() {
-                                value.push(next);
-                            }
-                        }
-                        Some(other) => value.push(other),
-                    }
-                }
-                Tok::Quoted(value)
-            }
-            _ => {
-                let mut word = String::new();
-                while let Some(c) = cur.peek(0) {
-                    if c.is_whitespace() || matches!(c, '{' | '}' | ';' | '"' | '#') {
-                        break;
-                    }
-                    word.push(c);
-                    cur.bump();
-                }
-                Tok::Word(word)
-            }
-        };
-        tokens.push(Token { tok, line, column });
-    }
-    Ok((tokens, (cur.line, cur.column)))
-}
-
-struct Parser {
-    tokens: std::vec::IntoIter<Token>,
-    eof: (usize, usize),
-}
-
-impl Parser {
-    fn eof_error(&self, message: impl Into<String>) -> KeyFileError {
-        KeyFileError {
-            line: self.eof.0,
-            column: self.eof.1,
-            message: message.into(),
-        }
-    }
-
-    /// The next token, or an error at end of file.
-    fn next_or(&mut self, expected: &str) -> Result<Token, KeyFileError> {
-        match self.tokens.next() {
-            Some(token) => Ok(token),
-            None => Err(self.eof_error(format!("unexpected end of file, expected {expected}"))),
-        }
-    }
-
-    /// A word or quoted string (a statement's value).
-    fn value(&mut self, expected: &str, reveal: bool) -> Result<(Token, String), KeyFileError> {
-        let token = self.next_or(expected)?;
-        match &token.tok {
-            Tok::Word(text) | Tok::Quoted(text) => {
-                let text = text.clone();
-                Ok((token, text))
-            }
-            _ => Err(token.error(format!(
-                "expected {expected}, found {}",
-                token.describe(reveal)
-            ))),
-        }
-    }
-
-    /// A `;` ending the statement described by `after`.
-    fn semicolon(&mut self, after: &str, reveal: bool) -> Result<(), KeyFileError> {
-        match self.tokens.next() {
-            Some(Token { tok: Tok::Semi, .. }) => Ok(()),
-            Some(token) => Err(token.error(format!(
-                "missing `;` after {after} (found {})",
-                token.describe(reveal)
-            ))),
-            None => Err(self.eof_error(format!("missing `;` after {after}"))),
-        }
-    }
-}
-
-/// Parses BIND key-file text: one or more `key "name" { algorithm X;
-/// secret "B64"; };` blocks, with `#`, `//` and `/* */` comments and any
-/// whitespace; key names quoted or bare. A name defined twice is an error.
-pub fn parse_key_file(text: &str) -> Result<Vec<Key>, KeyFileError> {
-    let (tokens, eof) = tokenize(text)?;
-    let mut parser = Parser {
-        tokens: tokens.into_iter(),
-        eof,
-    };
-    let mut keys = Vec::new();
-    let mut seen = HashSet::new();
-    while let Some(token) = parser.tokens.next() {
-        if !matches!(&token.tok, Tok::Word(word) if word.eq_ignore_ascii_case("key")) {
-            return Err(token.error(format!("expected `key`, found {}", token.describe(true))));
-        }
-        let (name_token, name_text) = parser.value("a key name after `key`", true)?;
-        let name = Name::from_ascii(&name_text)
-            .map_err(|err| name_token.error(format!("invalid key name: {err}")))?;
-        if name_text.is_empty() || name.is_root() {
-            return Err(name_token.error("the key name is empty"));
-        }
-        if !seen.insert(canonical_name(&name)) {
-            return Err(name_token.error(format!("duplicate key `{name_text}`")));
-        }
-        let open = parser.next_or("`{` after the key name")?;
-        if open.tok != Tok::Open {
-            return Err(open.error(format!(
-                "expected `{{` after the key name, found {}",
-                open.describe(true)
-            )));
-        }
-        let mut algorithm = None;
-        let mut secret = None;
-        let close = loop {
-            let statement = parser.next_or("`algorithm`, `secret` or `}`")?;
-            match &statement.tok {
-                Tok::Close => break statement,
-                Tok::Word(word) if word.eq_ignore_ascii_case("algorithm") => {
-                    if algorithm.is_some() {
-                        return Err(statement.error("`algorithm` given twice"));
-                    }
-                    let (value_token, value) = parser.value("an algorithm name", true)?;
-                    let alg = Algorithm::from_key_file(&value).ok_or_else(|| {
-                        let shown: String = value.chars().take(40).collect();
-                        value_token.error(format!(
-                            "unknown algorithm `{shown}` (supported: {})",
-                            Algorithm::ALL.map(Algorithm::key_file_name).join(", ")
-                        ))
-                    })?;
-                    parser.semicolon("the algorithm", true)?;
-                    algorithm = Some(alg);
-                }
-                Tok::Word(word) if word.eq_ignore_ascii_case("secret") => {
-                    if secret.is_some() {
-                        return Err(statement.error("`secret` given twice"));
-                    }
-                    let (value_token, value) = parser.value("a base64 secret", false)?;
-                    let compact: String =
-                        value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-                    if compact.is_empty() {
-                        return Err(value_token.error("the secret is empty"));
-                    }
-                    let bytes = BASE64
-                        .decode(compact.as_bytes())
-                        .map_err(|_| value_token.error("the secret is not valid base64"))?;
-                    parser.semicolon("the secret", false)?;
-                    secret = Some(bytes);
-                }
-                _ => {
-                    return Err(statement.error(format!(
-                        "unexpected {} in key block (expected `algorithm`, `secret` or `}}`)",
-                        statement.describe(true)
-                    )));
-                }
-            }
-        };
-        let algorithm = algorithm
-            .ok_or_else(|| close.error(format!("key `{name_text}` has no `algorithm`")))?;
-        let secret =
-            secret.ok_or_else(|| close.error(format!("key `{name_text}` has no `secret`")))?;
-        parser.semicolon("`}`", true)?;
-        keys.push(Key::new(name, algorithm, secret));
-    }
-    Ok(keys)
-}
-
-/// Reads and parses a key file. Warns (without failing) when the file is
-/// readable by group or others.
-pub fn read_key_file(path: &Path) -> Result<Vec<Key>, KeyFileReadError> {
-    let text = fs::read_to_string(path).map_err(|source| KeyFileReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    warn_if_exposed(path);
-    parse_key_file(&text).map_err(|err| KeyFileReadError::Parse {
-        path: path.to_path_buf(),
-        line: err.line,
-        column: err.column,
-        message: err.message,
-    })
-}
-
-#[cfg(unix)]
-fn warn_if_exposed(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format_args!("{mode:o}"),
-                "TSIG key file is readable by group or others; chmod 600 it"
-            );
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_exposed(_path: &Path) {}
-
-/// Writes `key` to a new key file with mode 0600: a temporary file in the
-/// same directory (created 0600), written, fsynced, then linked into place
-/// so that an existing file is never overwritten, even by a race
-/// (`io::ErrorKind::AlreadyExists`).
-pub fn write_key_file(path: &Path, key: &Key) -> io::Result<()> {
-    if fs::symlink_metadata(path).is_ok() {
-        return Err(already_exists(path));
-    }
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "key file path has no file name",
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let (tmp_path, file) = create_private_temp(dir, &file_name.to_string_lossy())?;
-    let result = fill_and_publish(file, key.to_key_file().as_bytes(), &tmp_path, path);
-    // After a hard link the temporary name is a second link; after a
-    // rename it is gone. Either way nothing is left behind.
-    let _ = fs::remove_file(&tmp_path);
-    result?;
-    sync_dir(dir)
-}
-
-fn already_exists(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!(
-            "{} already exists; not overwriting a key file",
-            path.display()
-        ),
-    )
-}
-
-fn create_private_temp(dir: &Path, file_name: &str) -> io::Result<(PathBuf, File)> {
-    let rng = SystemRandom::new();
-    let mut last_error = None;
-    for attempt in 0u32..16 {
-        let mut nonce = [0u8; 4];
-        if rng.fill(&mut nonce).is_err() {
-            nonce = attempt.to_be_bytes();
-        }
-        let tmp_path = dir.join(format!(
-            ".{file_name}.{}.{:08x}.tmp",
-            std::process::id(),
-            u32::from_be_bytes(nonce)
-        ));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        match options.open(&tmp_path) {
-            Ok(file) => return Ok((tmp_path, file)),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => last_error = Some(err),
-            Err(err) => return Err(err),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| io::Error::other("no free temporary file name")))
-}
-
-fn fill_and_publish(mut file: File, contents: &[u8], tmp: &Path, path: &Path) -> io::Result<()> {
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    match fs::hard_link(tmp, path) {
-        Ok(()) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(already_exists(path)),
-        // A file system without hard links: check, then rename.
-        Err(_) if fs::symlink_metadata(path).is_ok() => Err(already_exists(path)),
-        Err(_) => fs::rename(tmp, path),
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 // -------------------------------------------------------------- wire helpers
@@ -1242,7 +535,9 @@ pub enum TsigFailure {
     },
     /// The MAC is truncated more than local policy allows.
     BadTrunc,
-    /// The same signed request was already accepted (answered as BADTIME).
+    /// The same signed request was already accepted within the window
+    /// (answered NOTAUTH with a signed BADTIME, as §5.2.3 answers a request
+    /// it considers replayed).
     Replay,
     /// Client side: the response carries no TSIG RR.
     Unsigned,
@@ -1522,9 +817,10 @@ impl Verifier {
         }
     }
 
-    /// Local truncation policy (§5.2.4): MACs shorter than `octets` (capped
-    /// at the algorithm's output length) get BADTRUNC. `usize::MAX` accepts
-    /// untruncated MACs only.
+    /// Local truncation policy (§5.2.4, §7): MACs shorter than `octets`
+    /// (capped at the algorithm's output length) get BADTRUNC; longer ones
+    /// up to the full output pass. `usize::MAX` accepts untruncated MACs
+    /// only. The default accepts everything §5.2.2.1 allows.
     pub fn with_min_mac_len(mut self, octets: usize) -> Self {
         self.min_mac_len = octets;
         self
@@ -1698,10 +994,14 @@ impl Verifier {
             ));
         }
 
-        // 5. Replay (§10). Every accepted variant of one signed message
-        // (header ID changed, MAC truncated) shares the MAC's first
-        // `min_mac_len` octets, so that prefix identifies the message. A
-        // repeat can only pass the time check until Time Signed + fudge.
+        // 5. Replay. Every accepted variant of one signed message (header ID
+        // changed, MAC truncated) shares the MAC's first `min_mac_len`
+        // octets, so that prefix identifies it; a repeat can only pass the
+        // time check until Time Signed + fudge, so that is how long it is
+        // kept. A repeat is answered as RFC 8945's own replay rule answers
+        // (§5.2.3: "SHOULD return BADTIME if a message received later has an
+        // earlier Time Signed value"): signed BADTIME, which a client
+        // understands and a replaying attacker learns nothing from.
         let expires = tsig.time.saturating_add(u64::from(self.fudge));
         let id = tsig.mac.get(..algorithm.min_mac_len()).unwrap_or(&tsig.mac);
         if !self.remember(key_name, id, expires, now) {
@@ -1751,8 +1051,10 @@ pub struct SignContext {
 }
 
 impl SignContext {
-    /// Length of the MACs this context produces: the request's MAC length,
-    /// so a client that truncates gets what it sends.
+    /// Length of the MACs this context produces: the request's MAC length.
+    /// §7: "a reply SHOULD be sent with a MAC at least as long as that in
+    /// the corresponding request"; a client that truncates accepts its own
+    /// length, and one that does not gets the full MAC.
     pub fn mac_len(&self) -> usize {
         self.mac_len
     }
@@ -1761,6 +1063,10 @@ impl SignContext {
     /// TSIG RR are `response` (ARCOUNT not counting it, ID the request's).
     /// §5.3: the digest is "Request MAC", "DNS Message (response)", "TSIG
     /// Variables (response)"; Original ID is the response's ID.
+    ///
+    /// Hand the record to hickory as the message signature (it becomes the
+    /// last additional record), or use [`append_tsig`], which also keeps the
+    /// owner name uncompressed as BIND does.
     pub fn sign_response(&self, response: &[u8], now: u64) -> Record<TSIG> {
         let stub = TSIG::new(
             self.key.algorithm.to_hickory(),
@@ -1931,3 +1237,6 @@ pub fn verify_response(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
