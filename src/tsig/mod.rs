@@ -1059,6 +1059,19 @@ impl SignContext {
         self.mac_len
     }
 
+    /// A TSIG RR for `response` with no MAC yet; Original ID is the response's.
+    fn stub(&self, response: &[u8], now: u64) -> TSIG {
+        TSIG::new(
+            self.key.algorithm.to_hickory(),
+            now,
+            self.fudge,
+            Vec::new(),
+            message_id(response).unwrap_or(self.request_id),
+            None,
+            Vec::new(),
+        )
+    }
+
     /// The TSIG RR to append to the response whose wire bytes without the
     /// TSIG RR are `response` (ARCOUNT not counting it, ID the request's).
     /// §5.3: the digest is "Request MAC", "DNS Message (response)", "TSIG
@@ -1068,15 +1081,7 @@ impl SignContext {
     /// last additional record), or use [`append_tsig`], which also keeps the
     /// owner name uncompressed as BIND does.
     pub fn sign_response(&self, response: &[u8], now: u64) -> Record<TSIG> {
-        let stub = TSIG::new(
-            self.key.algorithm.to_hickory(),
-            now,
-            self.fudge,
-            Vec::new(),
-            message_id(response).unwrap_or(self.request_id),
-            None,
-            Vec::new(),
-        );
+        let stub = self.stub(response, now);
         let (record, mac) = sign_message(
             &self.key,
             Some(&self.request_mac),
@@ -1097,29 +1102,25 @@ impl SignContext {
     /// (current message)". Call [`SignContext::sign_response`] for the first
     /// message; if it was not called, this signs as the first message.
     pub fn sign_next(&mut self, response: &[u8], now: u64) -> Record<TSIG> {
-        let running = self
+        let prior = self
             .running_mac
             .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(prior) = running.take() else {
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(prior) = prior else {
             return self.sign_response(response, now);
         };
-        let stub = TSIG::new(
-            self.key.algorithm.to_hickory(),
-            now,
-            self.fudge,
-            Vec::new(),
-            message_id(response).unwrap_or(self.request_id),
-            None,
-            Vec::new(),
-        );
+        let stub = self.stub(response, now);
         let mut data = Vec::with_capacity(prior.len() + response.len() + 10);
         push_mac(&mut data, &prior);
         data.extend_from_slice(response);
         data.extend_from_slice(&tsig_timers(now, self.fudge));
         let mut mac = self.key.mac(&data);
         mac.truncate(self.mac_len);
-        *running = Some(mac.clone());
+        *self
+            .running_mac
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = Some(mac.clone());
         make_tsig_record(self.key.name.clone(), stub.set_mac(mac))
     }
 }
