@@ -407,7 +407,9 @@ impl App {
         let current = zone.snapshot.load_full();
         match update::process(&current, prereqs, updates, actor).map_err(UpdateError::Refused)? {
             Outcome::Unchanged => Ok(Applied::Unchanged),
-            Outcome::Applied { zone: next, change } => {
+            Outcome::Applied {
+                zone: next, change, ..
+            } => {
                 store.commit(&zone.origin, &change, self.clock.now(), None)?;
                 let serial = next.serial;
                 zone.snapshot.store(Arc::from(next));

@@ -98,6 +98,8 @@ pub enum Outcome {
     Applied {
         zone: Box<ZoneData>,
         change: Change,
+        /// Every (name, type) whose RRset may have changed (for re-signing).
+        touched: BTreeSet<(Name, RecordType)>,
     },
 }
 
@@ -505,6 +507,7 @@ pub fn process(
     Ok(Outcome::Applied {
         zone: Box::new(next),
         change,
+        touched,
     })
 }
 

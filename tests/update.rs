@@ -335,8 +335,14 @@ async fn acl_bypass_battery_is_refused() {
             del_all(&zname("_acme-challenge.www1")),
         ),
         ("delete all at the apex", del_all(&zname(""))),
-        ("delete all at mx1's own parent name", del_all(&zname("mx1"))),
-        ("delete all at the shared _tcp parent", del_all(&zname("_tcp.mx1"))),
+        (
+            "delete all at mx1's own parent name",
+            del_all(&zname("mx1")),
+        ),
+        (
+            "delete all at the shared _tcp parent",
+            del_all(&zname("_tcp.mx1")),
+        ),
     ];
     for (what, rr) in cases {
         let rc = h
