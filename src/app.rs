@@ -20,6 +20,7 @@ use crate::acl::{self, Policy};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::diag::{FileError, FileErrors};
+use crate::notify::Propagation;
 use crate::store::{Audit, Change, Source, Store, StoreError};
 use crate::tsig::{self, Algorithm, Key, KeyRing};
 use crate::update::{self, Actor, Outcome, Refusal};
@@ -62,6 +63,10 @@ pub struct ZoneHandle {
     pub origin: Name,
     snapshot: ArcSwap<ZoneData>,
     writer: Mutex<Store>,
+    /// A second connection for transfers (IXFR history), so they never
+    /// wait for the writer.
+    reader: Mutex<Store>,
+    pub propagation: Propagation,
 }
 
 impl ZoneHandle {
@@ -73,6 +78,25 @@ impl ZoneHandle {
         // A panic while holding the lock cannot leave a half-applied change:
         // the snapshot is swapped only after commit. Keep serving.
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publish a committed snapshot and tell the secondaries.
+    fn publish(&self, next: Arc<ZoneData>) {
+        let serial = next.serial;
+        self.snapshot.store(next);
+        self.propagation.announce(serial);
+    }
+
+    /// The stored diffs from `from` to `to` (IXFR), None if history does not reach.
+    pub fn journal_between(
+        &self,
+        from: u32,
+        to: u32,
+    ) -> Result<Option<Vec<crate::store::JournalEntry>>, StoreError> {
+        self.reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .journal_between(&self.origin, from, to)
     }
 }
 
@@ -91,8 +115,17 @@ pub enum UpdateError {
     Store(#[from] StoreError),
 }
 
+/// Counters of what the server did, for tests and (later) metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub axfr: std::sync::atomic::AtomicU64,
+    pub ixfr_incremental: std::sync::atomic::AtomicU64,
+    pub ixfr_full: std::sync::atomic::AtomicU64,
+}
+
 pub struct App {
     pub config: Config,
+    pub stats: Stats,
     pub clock: Arc<dyn Clock>,
     pub verifier: tsig::Verifier,
     zones: Vec<Arc<ZoneHandle>>,
@@ -309,10 +342,13 @@ impl App {
                 }
             };
             tracing::info!(zone = %spec.origin, serial = data.serial, records = data.record_count(), "zone loaded");
+            let reader = Store::open(&config.database)?;
             zones.push(Arc::new(ZoneHandle {
                 origin: spec.origin.clone(),
+                propagation: Propagation::new(&spec, data.serial),
                 snapshot: ArcSwap::from_pointee(data),
                 writer: Mutex::new(store),
+                reader: Mutex::new(reader),
             }));
         }
         // Most specific zone first, so the first match is the longest.
@@ -322,6 +358,7 @@ impl App {
         report_generated(&policy);
         let fingerprint = files_fingerprint(&[&config.acl_dir, &config.keys_dir]);
         Ok(Self {
+            stats: Stats::default(),
             verifier: tsig::Verifier::new(config.tsig_fudge),
             config,
             clock,
@@ -412,7 +449,7 @@ impl App {
             } => {
                 store.commit(&zone.origin, &change, self.clock.now(), None)?;
                 let serial = next.serial;
-                zone.snapshot.store(Arc::from(next));
+                zone.publish(Arc::from(next));
                 tracing::info!(zone = %zone.origin, key = %actor.key_name, source = %actor.source, serial, change = %change.audit.detail, "update applied");
                 Ok(Applied::Changed { serial })
             }
@@ -467,7 +504,7 @@ impl App {
             store.commit(&zone.origin, &change, now, None)?;
             total += change.removed.len();
             tracing::info!(zone = %zone.origin, serial = next.serial, change = %change.audit.detail, "stale challenges expired");
-            zone.snapshot.store(Arc::new(next));
+            zone.publish(Arc::new(next));
         }
         Ok(total)
     }

@@ -248,3 +248,110 @@ NSUPDATE_SERVER={ip} NSUPDATE_SERVER_PORT={port} NSUPDATE_KEY={key} NSUPDATE_ZON
         alg_upper = alg.to_ascii_uppercase(),
     )
 }
+
+/// `wait`: until every nameserver of the zone serves the serial (default:
+/// the primary's current one) or the TXT value. Returns the report and
+/// whether it succeeded.
+pub async fn wait(
+    config: &Config,
+    zone: Option<&str>,
+    serial: Option<u32>,
+    name: Option<&str>,
+    txt: Option<&str>,
+    timeout: std::time::Duration,
+) -> (String, bool) {
+    use crate::wait::{Goal, targets, wait};
+    let zones = match zonefile::load_dir(&config.zones_dir) {
+        Ok(z) => z,
+        Err(e) => return (format!("{e}\n"), false),
+    };
+    let spec = match pick_zone(&zones, zone) {
+        Ok(z) => z,
+        Err(e) => return (format!("{e}\n"), false),
+    };
+    let targets = targets(config, spec);
+    let goal = match (name, txt, serial) {
+        (Some(n), Some(v), None) => match Name::parse(n, Some(&spec.origin)) {
+            Ok(name) => Goal::Txt {
+                name,
+                value: v.to_string(),
+            },
+            Err(e) => return (format!("bad name {n:?}: {e}\n"), false),
+        },
+        (None, None, Some(s)) => Goal::Serial(s),
+        (None, None, None) => {
+            let Some(primary) = targets.first() else {
+                return ("no listen address configured\n".into(), false);
+            };
+            match crate::dnsclient::soa_serial(
+                primary.addr,
+                &spec.origin,
+                std::time::Duration::from_secs(2),
+            )
+            .await
+            {
+                Ok(s) => Goal::Serial(s),
+                Err(e) => {
+                    return (
+                        format!(
+                            "cannot ask the primary {} for its serial: {e}\n",
+                            primary.addr
+                        ),
+                        false,
+                    );
+                }
+            }
+        }
+        _ => {
+            return (
+                "give --serial N, or --name NAME with --txt VALUE\n".into(),
+                false,
+            );
+        }
+    };
+    match wait(&targets, &spec.origin, &goal, timeout).await {
+        Ok(took) => (
+            format!(
+                "{} nameserver(s) of {} serve {goal:?} (after {:.1} s)\n",
+                targets.len(),
+                spec.origin,
+                took.as_secs_f64()
+            ),
+            true,
+        ),
+        Err(laggards) => {
+            let mut out = format!(
+                "timed out after {} s; {} of {} nameserver(s) lag behind {goal:?}:\n",
+                timeout.as_secs(),
+                laggards.len(),
+                targets.len()
+            );
+            for (label, state) in laggards {
+                let _ = writeln!(out, "  {label}: {state}");
+            }
+            (out, false)
+        }
+    }
+}
+
+fn pick_zone<'a>(
+    zones: &'a [zonefile::ZoneSpec],
+    zone: Option<&str>,
+) -> Result<&'a zonefile::ZoneSpec, String> {
+    match zone {
+        Some(z) => {
+            let want = Name::from_ascii(if z.ends_with('.') {
+                z.to_string()
+            } else {
+                format!("{z}.")
+            })
+            .map_err(|e| format!("zone {z:?}: {e}"))?;
+            zones
+                .iter()
+                .find(|s| s.origin == want)
+                .ok_or_else(|| format!("zone {want} is not served"))
+        }
+        None if zones.len() == 1 => Ok(&zones[0]),
+        None => Err("several zones are served: say which with --zone".into()),
+    }
+}

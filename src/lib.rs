@@ -17,11 +17,15 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod dnsclient;
+pub mod notify;
 pub mod query;
 pub mod server;
 pub mod store;
 pub mod tsig;
 pub mod update;
+pub mod wait;
+pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 
@@ -81,9 +85,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
             dns_addrs.push(a);
         }
         server.register_socket(udp);
-        server.register_listener(tcp, TCP_IDLE, 64);
+        // Room for the largest zone transfer (see `xfr`): the buffer is only
+        // allocated as it fills.
+        server.register_listener(tcp, TCP_IDLE, xfr::MAX_MESSAGES + 8);
     }
     let mut tasks = Vec::new();
+    for zone in app.zones() {
+        tasks.extend(zone.propagation.spawn(app.clone()));
+    }
     // Challenge expiry.
     {
         let app = app.clone();

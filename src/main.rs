@@ -34,6 +34,24 @@ enum Command {
     Serve,
     /// Validate the configuration, zones, ACLs and keys.
     Check,
+    /// Wait until every nameserver of a zone serves a serial or a TXT value.
+    Wait {
+        /// The zone (needed when several are served).
+        #[arg(long)]
+        zone: Option<String>,
+        /// The serial to wait for (default: the primary's current serial).
+        #[arg(long, conflicts_with_all = ["name", "txt"])]
+        serial: Option<u32>,
+        /// A name (relative to the zone unless it ends in a dot) ...
+        #[arg(long, requires = "txt")]
+        name: Option<String>,
+        /// ... that must have this TXT value.
+        #[arg(long, requires = "name")]
+        txt: Option<String>,
+        /// Give up after this many seconds (exit status 1, laggards listed).
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
@@ -102,6 +120,29 @@ fn main() -> ExitCode {
         }
         Command::Check => {
             let (report, ok) = zonewarden::cli::check(&config);
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Wait {
+            zone,
+            serial,
+            name,
+            txt,
+            timeout,
+        } => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let (report, ok) = rt.block_on(zonewarden::cli::wait(
+                &config,
+                zone.as_deref(),
+                serial,
+                name.as_deref(),
+                txt.as_deref(),
+                std::time::Duration::from_secs(timeout),
+            ));
             print!("{report}");
             if ok {
                 ExitCode::SUCCESS

@@ -24,17 +24,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::RData;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::serialize::binary::{BinDecoder, BinEncoder};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
 use crate::app::{App, Applied, UpdateError};
-use crate::query;
+use crate::dnsclient::serial_at_least;
 use crate::tsig::{RejectRcode, SignContext};
 use crate::update::Actor;
+use crate::{query, xfr};
 
 /// The sections of a response, before encoding.
 struct Reply {
@@ -79,15 +81,8 @@ impl Handler {
         let Some(zone) = self.app.zone_for(&qname) else {
             return Reply::new(request, ResponseCode::Refused);
         };
-        match q.query_type() {
-            // Zone transfers are not offered yet.
-            RecordType::AXFR | RecordType::IXFR => {
-                return Reply::new(request, ResponseCode::Refused);
-            }
-            RecordType::OPT | RecordType::TSIG => {
-                return Reply::new(request, ResponseCode::FormErr);
-            }
-            _ => {}
+        if matches!(q.query_type(), RecordType::OPT | RecordType::TSIG) {
+            return Reply::new(request, ResponseCode::FormErr);
         }
         let snapshot = zone.snapshot();
         let ans = query::lookup(&snapshot, &qname, q.query_type());
@@ -169,6 +164,207 @@ impl Handler {
         Reply::new(request, rcode)
     }
 
+    /// The OPT record of our answer, if the request had one (RFC 6891 §6.1.1).
+    fn response_edns(&self, request: &Request) -> Option<Edns> {
+        request.edns.as_ref().map(|req| {
+            let mut e = Edns::new();
+            e.set_max_payload(self.app.config.edns_udp_size.max(512));
+            e.set_version(0);
+            e.set_dnssec_ok(req.flags().dnssec_ok);
+            e
+        })
+    }
+
+    /// The largest answer this request may get: the requester's EDNS size
+    /// capped by ours over UDP (512 without EDNS), 64 KiB over TCP.
+    fn size_limit(&self, request: &Request) -> usize {
+        match request.protocol() {
+            Protocol::Udp => match &request.edns {
+                Some(req) => req
+                    .max_payload()
+                    .clamp(512, self.app.config.edns_udp_size.max(512))
+                    as usize,
+                None => 512,
+            },
+            _ => u16::MAX as usize,
+        }
+    }
+
+    /// RFC 1996: a NOTIFY to the primary. Nothing to do; acknowledge it for
+    /// our zones.
+    fn notify_in(&self, request: &Request) -> Reply {
+        if request.queries.len() != 1 {
+            return Reply::new(request, ResponseCode::FormErr);
+        }
+        let zone: Name = request.queries.queries()[0].name().into();
+        if self.app.zone_exact(&zone).is_none() {
+            return Reply::new(request, ResponseCode::NotAuth);
+        }
+        tracing::info!(zone = %zone, source = %request.src(), "NOTIFY received; we are the primary, nothing to do");
+        let mut reply = Reply::new(request, ResponseCode::NoError);
+        reply.metadata.authoritative = true;
+        reply
+    }
+
+    /// AXFR (RFC 5936) and IXFR (RFC 1995), in as many messages as needed,
+    /// each TSIG-signed when the request was (RFC 8945 §5.3.1).
+    async fn transfer<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        handle: R,
+        mut signer: Option<SignContext>,
+        qtype: RecordType,
+    ) -> ResponseInfo {
+        let src = request.src();
+        let zname: Name = request.queries.queries()[0].name().into();
+        let refuse = |rcode| Reply::new(request, rcode);
+        let Some(zone) = self.app.zone_exact(&zname).cloned() else {
+            return self
+                .send(
+                    request,
+                    handle,
+                    refuse(ResponseCode::NotAuth),
+                    sign_with(&signer),
+                )
+                .await;
+        };
+        let snapshot = zone.snapshot();
+        let key = signer.as_ref().map(|s| s.key.name.clone());
+        if !snapshot.spec.transfer.allows(key.as_ref(), src.ip()) {
+            tracing::warn!(zone = %zname, source = %src, key = %key.map(|k| k.to_string()).unwrap_or_default(), %qtype, "transfer refused: not in the zone's transfer keys or networks");
+            return self
+                .send(
+                    request,
+                    handle,
+                    refuse(ResponseCode::Refused),
+                    sign_with(&signer),
+                )
+                .await;
+        }
+        let udp = request.protocol() == Protocol::Udp;
+        let (form, records) = if qtype == RecordType::AXFR {
+            if udp {
+                // RFC 5936 §4.2: AXFR is a TCP affair.
+                return self
+                    .send(
+                        request,
+                        handle,
+                        refuse(ResponseCode::FormErr),
+                        sign_with(&signer),
+                    )
+                    .await;
+            }
+            ("AXFR", xfr::axfr(&snapshot))
+        } else {
+            let client = request.authorities.iter().find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            });
+            let Some(client) = client else {
+                // RFC 1995 §3: the authority section carries the client's SOA.
+                return self
+                    .send(
+                        request,
+                        handle,
+                        refuse(ResponseCode::FormErr),
+                        sign_with(&signer),
+                    )
+                    .await;
+            };
+            let journal = if serial_at_least(client, snapshot.serial) {
+                None
+            } else {
+                let (z, to) = (zone.clone(), snapshot.serial);
+                match tokio::task::spawn_blocking(move || z.journal_between(client, to)).await {
+                    Ok(Ok(j)) => j,
+                    Ok(Err(e)) => {
+                        tracing::error!(zone = %zname, error = %e, "cannot read the journal; sending the whole zone");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            };
+            let (form, mut records) = xfr::ixfr(&snapshot, client, journal);
+            // RFC 1995 §2: over UDP, an answer that does not fit is just our SOA.
+            if udp
+                && form != xfr::IxfrForm::UpToDate
+                && xfr::size(&records) > self.size_limit(request)
+            {
+                records = vec![snapshot.soa_record()];
+            }
+            let form = match form {
+                xfr::IxfrForm::UpToDate => "IXFR (up to date)",
+                xfr::IxfrForm::Incremental => "IXFR",
+                xfr::IxfrForm::Full => "IXFR (full)",
+            };
+            (form, records)
+        };
+        let count = records.len();
+        let counter = match form {
+            "AXFR" => Some(&self.app.stats.axfr),
+            "IXFR" => Some(&self.app.stats.ixfr_incremental),
+            "IXFR (full)" => Some(&self.app.stats.ixfr_full),
+            _ => None,
+        };
+        if let Some(c) = counter {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let chunks = xfr::chunk(records);
+        if chunks.len() > xfr::MAX_MESSAGES {
+            tracing::error!(zone = %zname, messages = chunks.len(), "zone too large for one transfer");
+            return self
+                .send(
+                    request,
+                    handle,
+                    refuse(ResponseCode::ServFail),
+                    sign_with(&signer),
+                )
+                .await;
+        }
+        let edns = self.response_edns(request);
+        let no_question =
+            Queries::read(&mut BinDecoder::new(&[]), 0).expect("zero questions always parse");
+        let mut info = None;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let mut reply = Reply::new(request, ResponseCode::NoError);
+            reply.metadata.authoritative = true;
+            reply.answers = chunk;
+            // The question goes in the first message only (RFC 5936 §2.2.1).
+            let queries = if i == 0 {
+                &request.queries
+            } else {
+                &no_question
+            };
+            let now = self.app.clock.now();
+            let signature = signer.as_mut().map(|ctx| {
+                let bytes = encode(queries, &reply, edns.as_ref());
+                if i == 0 {
+                    ctx.sign_response(&bytes, now)
+                } else {
+                    ctx.sign_next(&bytes, now)
+                }
+            });
+            let mut msg = response(queries, &reply, edns.as_ref());
+            if let Some(sig) = signature {
+                msg.set_signature(Box::new(sig));
+            }
+            match handle.clone().send_response(msg).await {
+                Ok(sent) => info = Some(sent),
+                Err(error) => {
+                    tracing::warn!(zone = %zname, source = %src, %error, "transfer aborted while sending");
+                    break;
+                }
+            }
+        }
+        tracing::info!(zone = %zname, source = %src, form, serial = snapshot.serial, records = count, "zone transfer sent");
+        info.unwrap_or_else(|| {
+            ResponseInfo::from(Header {
+                metadata: Metadata::response_from_request(&request.metadata),
+                counts: HeaderCounts::default(),
+            })
+        })
+    }
+
     /// Encode, truncate for UDP if needed, sign if needed, and send.
     async fn send<R: ResponseHandler>(
         &self,
@@ -178,23 +374,8 @@ impl Handler {
         sign: Signing<'_>,
     ) -> ResponseInfo {
         let now = self.app.clock.now();
-        let edns = request.edns.as_ref().map(|req| {
-            let mut e = Edns::new();
-            e.set_max_payload(self.app.config.edns_udp_size.max(512));
-            e.set_version(0);
-            e.set_dnssec_ok(req.flags().dnssec_ok);
-            e
-        });
-        let limit = match request.protocol() {
-            Protocol::Udp => match &request.edns {
-                Some(req) => req
-                    .max_payload()
-                    .clamp(512, self.app.config.edns_udp_size.max(512))
-                    as usize,
-                None => 512,
-            },
-            _ => u16::MAX as usize,
-        };
+        let edns = self.response_edns(request);
+        let limit = self.size_limit(request);
         let tsig_room = match &sign {
             Signing::None => 0,
             Signing::Response(ctx) => tsig_size(
@@ -204,27 +385,20 @@ impl Handler {
             ),
             Signing::Error(_) => 200,
         };
-        let mut bytes = encode(request, &reply, edns.as_ref());
+        let mut bytes = encode(&request.queries, &reply, edns.as_ref());
         if bytes.len() + tsig_room > limit {
             reply.metadata.truncation = true;
             reply.answers.clear();
             reply.authorities.clear();
             reply.additionals.clear();
-            bytes = encode(request, &reply, edns.as_ref());
+            bytes = encode(&request.queries, &reply, edns.as_ref());
         }
         let signature = match sign {
             Signing::None => None,
             Signing::Response(ctx) => Some(ctx.sign_response(&bytes, now)),
             Signing::Error(rej) => rej.error_tsig(&bytes, now),
         };
-        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-        let mut msg = builder.build(
-            reply.metadata,
-            reply.answers.iter(),
-            reply.authorities.iter(),
-            iter::empty(),
-            reply.additionals.iter(),
-        );
+        let mut msg = response(&request.queries, &reply, edns.as_ref());
         if let Some(sig) = signature {
             msg.set_signature(Box::new(sig));
         }
@@ -252,16 +426,26 @@ fn tsig_size(key: &Name, alg_len: usize, mac_len: usize) -> usize {
     key.len() + 2 + 10 + alg_len + 2 + 16 + mac_len + 6
 }
 
-/// The response as hickory will send it (same encoder), without a TSIG RR.
-fn encode(request: &Request, reply: &Reply, edns: Option<&Edns>) -> Vec<u8> {
-    let builder = MessageResponseBuilder::new(&request.queries, edns);
-    let msg = builder.build(
+type Iter<'a> = std::slice::Iter<'a, Record>;
+
+/// The message hickory will encode and send for `reply`.
+fn response<'a>(
+    queries: &'a Queries,
+    reply: &'a Reply,
+    edns: Option<&'a Edns>,
+) -> MessageResponse<'a, 'a, Iter<'a>, Iter<'a>, iter::Empty<&'a Record>, Iter<'a>> {
+    MessageResponseBuilder::new(queries, edns).build(
         reply.metadata,
         reply.answers.iter(),
         reply.authorities.iter(),
         iter::empty(),
         reply.additionals.iter(),
-    );
+    )
+}
+
+/// The response as hickory will send it (same encoder), without a TSIG RR.
+fn encode(queries: &Queries, reply: &Reply, edns: Option<&Edns>) -> Vec<u8> {
+    let msg = response(queries, reply, edns);
     let mut buf = Vec::with_capacity(512);
     let mut enc = BinEncoder::new(&mut buf);
     if msg.destructive_emit(&mut enc).is_err() {
@@ -313,8 +497,18 @@ impl RequestHandler for Handler {
                 .send(request, response_handle, reply, sign_with(&signer))
                 .await;
         }
+        if request.metadata.op_code == OpCode::Query
+            && request.queries.len() == 1
+            && request.queries.queries()[0].query_class() == DNSClass::IN
+        {
+            let qtype = request.queries.queries()[0].query_type();
+            if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+                return self.transfer(request, response_handle, signer, qtype).await;
+            }
+        }
         let reply = match request.metadata.op_code {
             OpCode::Query => self.query(request),
+            OpCode::Notify => self.notify_in(request),
             OpCode::Update => self.update(request, signer.as_ref()).await,
             _ => Reply::new(request, ResponseCode::NotImp),
         };

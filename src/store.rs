@@ -20,6 +20,9 @@ use hickory_proto::serialize::binary::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+/// How many diffs per zone the journal keeps for IXFR.
+const JOURNAL_KEEP: i64 = 10_000;
+
 /// Migrations, in order; `user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema
@@ -415,6 +418,15 @@ impl Store {
             ],
         )
         .map_err(sql)?;
+        if change.serial_to.is_multiple_of(64) {
+            // Keep the IXFR history bounded; older secondaries get AXFR.
+            tx.execute(
+                "DELETE FROM journal WHERE zone = ?1 AND id <= (
+                    SELECT id FROM journal WHERE zone = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                params![zname, JOURNAL_KEEP],
+            )
+            .map_err(sql)?;
+        }
         tx.execute(
             "INSERT INTO audit (time, zone, key, source, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -494,15 +506,58 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The diffs that lead from `serial` to `upto`, oldest first, or None
+    /// when the journal does not reach back that far (the caller falls back
+    /// to a full transfer).
+    pub fn journal_between(
+        &self,
+        zone: &Name,
+        serial: u32,
+        upto: u32,
+    ) -> Result<Option<Vec<JournalEntry>>, StoreError> {
+        let zname = zone.to_lowercase().to_ascii();
+        let start: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM journal WHERE zone = ?1 AND serial_from = ?2 ORDER BY id DESC LIMIT 1",
+                params![zname, serial as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(start) = start else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        let mut at = serial;
+        for entry in self.journal_from_id(&zname, start)? {
+            if entry.serial_from != at {
+                return Ok(None); // a gap: history is not continuous
+            }
+            at = entry.serial_to;
+            out.push(entry);
+            if at == upto {
+                return Ok(Some(out));
+            }
+        }
+        Ok(None)
+    }
+
     /// Journal entries (serial_from, serial_to, removed, added), oldest first.
     pub fn journal(&self, zone: &Name) -> Result<Vec<JournalEntry>, StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
+        self.journal_from_id(&zone.to_lowercase().to_ascii(), 0)
+    }
+
+    fn journal_from_id(&self, zname: &str, first_id: i64) -> Result<Vec<JournalEntry>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT serial_from, serial_to, removed, added FROM journal WHERE zone = ?1 ORDER BY id")
+            .prepare_cached(
+                "SELECT serial_from, serial_to, removed, added FROM journal
+                 WHERE zone = ?1 AND id >= ?2 ORDER BY id",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([zname.clone()], |r| {
+            .query_map(params![zname, first_id], |r| {
                 Ok((
                     r.get::<_, i64>(0)? as u32,
                     r.get::<_, i64>(1)? as u32,
@@ -516,7 +571,7 @@ impl Store {
             let (from, to, removed, added) = row.map_err(|e| self.err(e))?;
             let corrupt = || StoreError::Corrupt {
                 path: self.path.clone(),
-                zone: zname.clone(),
+                zone: zname.to_string(),
                 what: format!("journal {from} -> {to}"),
             };
             out.push(JournalEntry {

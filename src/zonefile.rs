@@ -10,7 +10,9 @@
 //! one machine, and a wildcard would answer for names nobody owns.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
@@ -39,6 +41,32 @@ struct ZoneFile {
     glue: BTreeMap<String, Vec<toml::Spanned<String>>>,
     #[serde(default, rename = "record")]
     records: Vec<RecordFile>,
+    #[serde(default)]
+    transfer: TransferFile,
+    #[serde(default, rename = "secondary")]
+    secondaries: Vec<SecondaryFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TransferFile {
+    /// TSIG keys allowed to transfer (besides the secondaries' keys).
+    #[serde(default)]
+    keys: Vec<toml::Spanned<String>>,
+    /// Source networks allowed to transfer without a key.
+    #[serde(default)]
+    networks: Vec<toml::Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SecondaryFile {
+    /// Where NOTIFY goes and where propagation is checked (ADDR:PORT, port 53 if left out).
+    address: toml::Spanned<String>,
+    /// TSIG key that signs NOTIFY; it may also transfer the zone.
+    key: Option<toml::Spanned<String>>,
+    /// A label for logs and status (e.g. its NS name).
+    name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +163,33 @@ pub struct Limits {
     pub rdata_size: usize,
 }
 
+/// A nameserver that transfers the zone from us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secondary {
+    pub address: SocketAddr,
+    pub key: Option<Name>,
+    pub label: String,
+}
+
+/// Who may transfer the zone (AXFR/IXFR): a request signed with one of
+/// `keys`, or one from `networks`. Nobody by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferAcl {
+    pub keys: Vec<Name>,
+    pub networks: Vec<IpNet>,
+}
+
+impl TransferAcl {
+    pub fn allows(&self, key: Option<&Name>, source: IpAddr) -> bool {
+        let source = match source {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(source),
+            v4 => v4,
+        };
+        key.is_some_and(|k| self.keys.iter().any(|a| a == k))
+            || self.networks.iter().any(|n| n.contains(&source))
+    }
+}
+
 /// A validated zone file.
 #[derive(Debug, Clone)]
 pub struct ZoneSpec {
@@ -146,6 +201,8 @@ pub struct ZoneSpec {
     pub limits: Limits,
     /// NS, glue and `[[record]]` entries.
     pub records: Vec<Record>,
+    pub transfer: TransferAcl,
+    pub secondaries: Vec<Secondary>,
 }
 
 /// Load every `*.toml` in `dir`. All or nothing: every error of every file is returned.
@@ -366,6 +423,51 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
             rdata,
         ));
     }
+    let key_name = |s: &toml::Spanned<String>| {
+        let raw = s.get_ref().trim();
+        let fq = if raw.ends_with('.') {
+            raw.to_string()
+        } else {
+            format!("{raw}.")
+        };
+        Name::from_ascii(&fq).map_err(|e| at(s.span(), format!("bad key name {raw:?}: {e}")))
+    };
+    let mut transfer = TransferAcl::default();
+    for k in &f.transfer.keys {
+        transfer.keys.push(key_name(k)?);
+    }
+    for n in &f.transfer.networks {
+        let raw = n.get_ref().trim();
+        let net = raw
+            .parse::<IpNet>()
+            .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| at(n.span(), format!("bad network {raw:?}")))?;
+        transfer.networks.push(net);
+    }
+    let mut secondaries = Vec::new();
+    for sec in &f.secondaries {
+        let raw = sec.address.get_ref().trim();
+        let address = raw
+            .parse::<SocketAddr>()
+            .or_else(|_| raw.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .map_err(|_| {
+                at(
+                    sec.address.span(),
+                    format!("bad address {raw:?}: use ADDR, ADDR:PORT or [V6]:PORT"),
+                )
+            })?;
+        let key = sec.key.as_ref().map(key_name).transpose()?;
+        if let Some(k) = &key
+            && !transfer.keys.contains(k)
+        {
+            transfer.keys.push(k.clone());
+        }
+        secondaries.push(Secondary {
+            address,
+            key,
+            label: sec.name.clone().unwrap_or_else(|| address.to_string()),
+        });
+    }
     Ok(ZoneSpec {
         origin,
         path: path.to_path_buf(),
@@ -374,6 +476,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
         ttl,
         limits,
         records,
+        transfer,
+        secondaries,
     })
 }
 

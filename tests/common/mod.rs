@@ -4,6 +4,8 @@
 //! client never would) over UDP or TCP.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -1,0 +1,218 @@
+//! The little DNS client the server and the CLI need for talking to other
+//! nameservers: SOA serial and TXT look-ups (propagation checks, `wait`) and
+//! NOTIFY (RFC 1996 §3), optionally TSIG-signed. UDP first, TCP when the
+//! answer is truncated; every exchange is bounded by a timeout.
+//!
+//! Not a resolver: it asks one given address and follows nothing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::tsig::{self, Key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    #[error("answered {0}")]
+    Rcode(ResponseCode),
+    #[error("answer failed TSIG verification: {0}")]
+    Tsig(String),
+}
+
+fn new_id() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u16::from_be_bytes(b)
+}
+
+fn local_for(addr: SocketAddr) -> SocketAddr {
+    if addr.is_ipv6() {
+        "[::]:0".parse().expect("valid")
+    } else {
+        "0.0.0.0:0".parse().expect("valid")
+    }
+}
+
+async fn udp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
+    let sock = tokio::net::UdpSocket::bind(local_for(addr)).await?;
+    sock.connect(addr).await?;
+    sock.send(bytes).await?;
+    let mut buf = vec![0u8; 65535];
+    let n = tokio::time::timeout(timeout, sock.recv(&mut buf))
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+async fn tcp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let len = u16::try_from(bytes.len())
+            .map_err(|_| ClientError::Malformed("request too large".into()))?;
+        s.write_all(&len.to_be_bytes()).await?;
+        s.write_all(bytes).await?;
+        let mut l = [0u8; 2];
+        s.read_exact(&mut l).await?;
+        let mut buf = vec![0u8; u16::from_be_bytes(l) as usize];
+        s.read_exact(&mut buf).await?;
+        Ok::<_, ClientError>(buf)
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))?
+}
+
+/// Send `msg` (signed with `key` if given) and return the parsed answer,
+/// retrying over TCP when it comes back truncated.
+pub async fn exchange(
+    addr: SocketAddr,
+    mut msg: Message,
+    key: Option<&Key>,
+    now: u64,
+    timeout: Duration,
+) -> Result<Message, ClientError> {
+    msg.metadata.id = new_id();
+    let bytes_for = |msg: &Message| -> Result<(Vec<u8>, Option<Vec<u8>>), ClientError> {
+        let unsigned = msg
+            .to_vec()
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        match key {
+            None => Ok((unsigned, None)),
+            Some(k) => {
+                let (rr, mac) = tsig::sign_request(&unsigned, k, now, tsig::DEFAULT_FUDGE);
+                let signed = tsig::append_tsig(&unsigned, &rr)
+                    .map_err(|e| ClientError::Malformed(e.to_string()))?;
+                Ok((signed, Some(mac)))
+            }
+        }
+    };
+    let (bytes, mac) = bytes_for(&msg)?;
+    let mut raw = udp(addr, &bytes, timeout).await?;
+    let mut answer = Message::from_vec(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
+    if answer.metadata.truncation {
+        raw = tcp(addr, &bytes, timeout).await?;
+        answer = Message::from_vec(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
+    }
+    if answer.metadata.id != msg.metadata.id
+        || answer.metadata.message_type != MessageType::Response
+    {
+        return Err(ClientError::Malformed(
+            "answer does not match the request".into(),
+        ));
+    }
+    if let (Some(k), Some(mac)) = (key, mac) {
+        tsig::verify_response(&raw, k, &mac, now, tsig::DEFAULT_FUDGE)
+            .map_err(|e| ClientError::Tsig(e.to_string()))?;
+    }
+    Ok(answer)
+}
+
+fn query(name: &Name, rtype: RecordType) -> Message {
+    let mut m = Message::new(0, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(name.clone(), rtype));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    m.set_edns(e);
+    m
+}
+
+/// The serial of `zone` as served at `addr` (the answer must be authoritative).
+pub async fn soa_serial(
+    addr: SocketAddr,
+    zone: &Name,
+    timeout: Duration,
+) -> Result<u32, ClientError> {
+    let answer = exchange(addr, query(zone, RecordType::SOA), None, 0, timeout).await?;
+    if answer.metadata.response_code != ResponseCode::NoError {
+        return Err(ClientError::Rcode(answer.metadata.response_code));
+    }
+    answer
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) if r.name == *zone => Some(soa.serial),
+            _ => None,
+        })
+        .ok_or_else(|| ClientError::Malformed("no SOA in the answer (not authoritative?)".into()))
+}
+
+/// The TXT strings at `name` as served at `addr` (each RR's strings joined).
+pub async fn txt(
+    addr: SocketAddr,
+    name: &Name,
+    timeout: Duration,
+) -> Result<Vec<String>, ClientError> {
+    let answer = exchange(addr, query(name, RecordType::TXT), None, 0, timeout).await?;
+    match answer.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        other => return Err(ClientError::Rcode(other)),
+    }
+    Ok(answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TXT(t) => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
+/// RFC 1996 §3.6: send NOTIFY for `zone` with the current SOA as a hint;
+/// Ok once the secondary acknowledged it (NOERROR).
+pub async fn notify(
+    addr: SocketAddr,
+    zone: &Name,
+    soa: Record,
+    key: Option<&Key>,
+    now: u64,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let mut m = Message::new(0, MessageType::Query, OpCode::Notify);
+    m.metadata.authoritative = true;
+    m.add_query(Query::query(zone.clone(), RecordType::SOA));
+    m.add_answer(soa);
+    let answer = exchange(addr, m, key, now, timeout).await?;
+    if answer.metadata.op_code != OpCode::Notify {
+        return Err(ClientError::Malformed(
+            "answer is not a NOTIFY response".into(),
+        ));
+    }
+    match answer.metadata.response_code {
+        ResponseCode::NoError => Ok(()),
+        other => Err(ClientError::Rcode(other)),
+    }
+}
+
+/// Serial comparison per RFC 1982: is `a` at or after `b`?
+pub fn serial_at_least(a: u32, b: u32) -> bool {
+    a == b || (a.wrapping_sub(b) as i32) > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_at_least;
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_at_least(5, 5));
+        assert!(serial_at_least(6, 5));
+        assert!(!serial_at_least(4, 5));
+        assert!(serial_at_least(2, u32::MAX - 3));
+        assert!(!serial_at_least(u32::MAX - 3, 2));
+    }
+}

@@ -1,0 +1,201 @@
+//! Pushing changes to secondaries and knowing when they have them.
+//!
+//! One task per (zone, secondary): when the zone's serial moves it sends
+//! NOTIFY (RFC 1996 §3.6, AA set, SOA hint, TSIG-signed with the
+//! secondary's key), retrying with exponential backoff (1 s doubling to
+//! 60 s) until acknowledged, restarting for a newer serial; and it asks the
+//! secondary for its SOA, every second while it lags and every 30 s once it
+//! has caught up. What each secondary serves is kept in
+//! [`SecondaryStatus`]: that is the propagation state.
+//!
+//! Updates never wait for any of this: the writer only publishes the new
+//! serial on a `watch` channel.
+//!
+//! Incoming NOTIFY is answered in `server` (we are the primary: NOERROR for
+//! our zones, nothing to do).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::dnsclient::{self, serial_at_least};
+use crate::zonefile::{Secondary, ZoneSpec};
+
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const POLL_LAGGING: Duration = Duration::from_secs(1);
+const POLL_CURRENT: Duration = Duration::from_secs(30);
+
+/// What we know about one secondary of one zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondaryStatus {
+    pub label: String,
+    pub address: SocketAddr,
+    /// The serial it served when last asked.
+    pub serial: Option<u32>,
+    /// When it was last asked successfully (Unix seconds).
+    pub checked_at: Option<u64>,
+    /// The newest serial it acknowledged a NOTIFY for.
+    pub notified: Option<u32>,
+    /// The last failure (NOTIFY or SOA query), cleared by success.
+    pub last_error: Option<String>,
+}
+
+/// The propagation state of one zone.
+pub struct Propagation {
+    zone: Name,
+    serial: watch::Sender<u32>,
+    secondaries: Vec<(Secondary, Arc<Mutex<SecondaryStatus>>)>,
+}
+
+impl Propagation {
+    pub fn new(spec: &ZoneSpec, serial: u32) -> Self {
+        let (tx, _) = watch::channel(serial);
+        Self {
+            zone: spec.origin.clone(),
+            serial: tx,
+            secondaries: spec
+                .secondaries
+                .iter()
+                .map(|s| {
+                    let status = SecondaryStatus {
+                        label: s.label.clone(),
+                        address: s.address,
+                        serial: None,
+                        checked_at: None,
+                        notified: None,
+                        last_error: None,
+                    };
+                    (s.clone(), Arc::new(Mutex::new(status)))
+                })
+                .collect(),
+        }
+    }
+
+    /// The zone now has `serial`: tell the followers.
+    pub fn announce(&self, serial: u32) {
+        self.serial.send_replace(serial);
+    }
+
+    pub fn statuses(&self) -> Vec<SecondaryStatus> {
+        self.secondaries
+            .iter()
+            .map(|(_, s)| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    /// Start one follower task per secondary.
+    pub fn spawn(&self, app: Arc<App>) -> Vec<JoinHandle<()>> {
+        self.secondaries
+            .iter()
+            .map(|(sec, status)| {
+                tokio::spawn(follow(
+                    app.clone(),
+                    self.zone.clone(),
+                    sec.clone(),
+                    status.clone(),
+                    self.serial.subscribe(),
+                ))
+            })
+            .collect()
+    }
+}
+
+fn update(status: &Mutex<SecondaryStatus>, f: impl FnOnce(&mut SecondaryStatus)) {
+    f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+async fn follow(
+    app: Arc<App>,
+    zone: Name,
+    sec: Secondary,
+    status: Arc<Mutex<SecondaryStatus>>,
+    mut serial: watch::Receiver<u32>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut failing = false;
+    loop {
+        let target = *serial.borrow_and_update();
+        let acked = status
+            .lock()
+            .map(|s| s.notified == Some(target))
+            .unwrap_or(false);
+        if !acked {
+            let soa = app.zone_exact(&zone).map(|z| z.snapshot().soa_record());
+            let key = sec.key.as_ref().and_then(|k| app.policy().keys.get(k));
+            let result = match (soa, &sec.key, key) {
+                (None, _, _) => Ok(()),
+                (_, Some(name), None) => Err(format!(
+                    "key {name} for NOTIFY not found in the keys directory"
+                )),
+                (Some(soa), _, key) => dnsclient::notify(
+                    sec.address,
+                    &zone,
+                    soa,
+                    key.as_deref(),
+                    app.clock.now(),
+                    EXCHANGE_TIMEOUT,
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(()) => {
+                    if failing {
+                        tracing::info!(zone = %zone, secondary = %sec.label, serial = target, "NOTIFY acknowledged again");
+                    }
+                    failing = false;
+                    backoff = Duration::from_secs(1);
+                    update(&status, |s| {
+                        s.notified = Some(target);
+                        s.last_error = None;
+                    });
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(zone = %zone, secondary = %sec.label, serial = target, error = %e, "NOTIFY not acknowledged; retrying with backoff");
+                    }
+                    failing = true;
+                    update(&status, |s| s.last_error = Some(format!("NOTIFY: {e}")));
+                }
+            }
+        }
+        match dnsclient::soa_serial(sec.address, &zone, EXCHANGE_TIMEOUT).await {
+            Ok(s) => update(&status, |st| {
+                st.serial = Some(s);
+                st.checked_at = Some(app.clock.now());
+                if !failing {
+                    st.last_error = None;
+                }
+            }),
+            Err(e) => update(&status, |st| {
+                st.last_error = Some(format!("SOA query: {e}"))
+            }),
+        }
+        let (caught_up, acked) = {
+            let s = status.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                s.serial.is_some_and(|have| serial_at_least(have, target)),
+                s.notified == Some(target),
+            )
+        };
+        let pause = if !acked {
+            let p = backoff;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            p
+        } else if !caught_up {
+            POLL_LAGGING
+        } else {
+            POLL_CURRENT
+        };
+        tokio::select! {
+            changed = serial.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}

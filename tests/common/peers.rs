@@ -1,0 +1,181 @@
+//! Real peers for tests: Knot DNS and BIND as secondaries of zonewarden,
+//! each in its own temporary directory on a loopback port, stopped on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use zonewarden::tsig::Key;
+
+/// A running peer; killed (and its log kept for failure messages) on drop.
+pub struct Peer {
+    pub name: &'static str,
+    pub port: u16,
+    child: Child,
+    pub dir: PathBuf,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Peer {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    // Both UDP and TCP must be free on the port.
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn spawn(program: &str, args: &[&str], dir: &Path, log: &Path) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program}: {e} (scripts/test installs knot and bind9)")
+        })
+}
+
+fn which(program: &str) -> String {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = format!("{dir}/{program}");
+        if Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("{program} is not installed: scripts/test installs knot and bind9");
+}
+
+/// Knot DNS as a secondary of `zone`, pulling from 127.0.0.1:`primary`
+/// with `key`, accepting NOTIFY signed with it.
+pub fn knot_secondary(zone: &str, port: u16, primary: u16, key: &Key) -> Peer {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    for sub in ["run", "db", "zones"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let conf = format!(
+        r#"server:
+    rundir: "{d}/run"
+    listen: 127.0.0.1@{port}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{d}/db"
+key:
+  - id: {kname}
+    algorithm: {alg}
+    secret: {secret}
+remote:
+  - id: primary
+    address: 127.0.0.1@{primary}
+    key: {kname}
+acl:
+  - id: notify_from_primary
+    address: 127.0.0.1
+    key: {kname}
+    action: notify
+template:
+  - id: default
+    storage: "{d}/zones"
+zone:
+  - domain: {zone}
+    master: primary
+    acl: notify_from_primary
+"#,
+        d = dir.display(),
+        kname = key.name,
+        alg = key.algorithm.key_file_name(),
+        secret = key.secret_base64(),
+    );
+    std::fs::write(dir.join("knot.conf"), conf).unwrap();
+    let log = dir.join("knot.log");
+    let conf_path = dir.join("knot.conf");
+    let child = spawn(
+        &which("knotd"),
+        &["-c", conf_path.to_str().unwrap()],
+        &dir,
+        &log,
+    );
+    Peer {
+        name: "knot",
+        port,
+        child,
+        dir,
+        log,
+        _tmp: tmp,
+    }
+}
+
+/// BIND (named) as a secondary of `zone`.
+pub fn bind_secondary(zone: &str, port: u16, primary: u16, key: &Key) -> Peer {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let kname = key.name.to_string();
+    let kname = kname.trim_end_matches('.');
+    let conf = format!(
+        r#"options {{
+    directory "{d}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    pid-file none;
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    recursion no;
+    notify no;
+    dnssec-validation no;
+}};
+key "{kname}" {{ algorithm {alg}; secret "{secret}"; }};
+zone "{zone}" {{
+    type secondary;
+    primaries port {primary} {{ 127.0.0.1 key "{kname}"; }};
+    file "{d}/secondary.db";
+    allow-notify {{ key "{kname}"; }};
+}};
+"#,
+        d = dir.display(),
+        alg = key.algorithm.key_file_name(),
+        secret = key.secret_base64(),
+    );
+    std::fs::write(dir.join("named.conf"), conf).unwrap();
+    let log = dir.join("named.log");
+    let conf_path = dir.join("named.conf");
+    let child = spawn(
+        &which("named"),
+        &["-g", "-n", "1", "-c", conf_path.to_str().unwrap()],
+        &dir,
+        &log,
+    );
+    Peer {
+        name: "bind",
+        port,
+        child,
+        dir,
+        log,
+        _tmp: tmp,
+    }
+}
