@@ -230,6 +230,16 @@ async fn dig_and_kdig_see_authoritative_answers_and_verify_signed_ones() {
     assert!(ok && out.contains("from the zone file"), "{out}");
 }
 
+/// The real binary, killed when dropped (a failing assertion must not leak it).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.local_addr().unwrap().port()
@@ -265,12 +275,14 @@ async fn kill_dash_nine_loses_no_acknowledged_update() {
     );
     let bin = env!("CARGO_BIN_EXE_zonewarden");
     let spawn = || {
-        Command::new(bin)
-            .args(["--config", cfg.to_str().unwrap(), "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        Server(
+            Command::new(bin)
+                .args(["--config", cfg.to_str().unwrap(), "serve"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     };
     let mut child = spawn();
     wait_serving(addr).await;
@@ -307,9 +319,9 @@ async fn kill_dash_nine_loses_no_acknowledged_update() {
             .await
             .unwrap(),
     );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let mut child = spawn();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+    let child = spawn();
     wait_serving(addr).await;
     let q = query_msg(&owner.to_string(), RecordType::TXT, true);
     let m = hickory_proto::op::Message::from_vec(
@@ -329,8 +341,7 @@ async fn kill_dash_nine_loses_no_acknowledged_update() {
             .unwrap(),
     );
     assert_eq!(serial_after, serial_before, "the serial never goes back");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }
 
 #[tokio::test]
@@ -346,12 +357,15 @@ async fn sighup_reloads_acls_and_a_broken_file_keeps_the_old_policy_over_ipv4_an
         &cfg,
         &format!("listen = [\"{v4}\", \"{v6}\"]\ndata-dir = \"data\"\nreload-interval = 3600\n"),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zonewarden"))
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let log = dir.path().join("server.log");
+    let child = Server(
+        Command::new(env!("CARGO_BIN_EXE_zonewarden"))
+            .args(["--config", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     wait_serving(v4).await;
     wait_serving(v6).await;
     let key = zonewarden::tsig::read_key_file(&dir.path().join("data/keys/mx1.key"))
@@ -397,7 +411,7 @@ async fn sighup_reloads_acls_and_a_broken_file_keeps_the_old_policy_over_ipv4_an
         &acl,
         &good.replace("types = [\"TXT\"]\n", "types = [\"TXTT\"]\n"),
     );
-    hup(child.id());
+    hup(child.0.id());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(try_extra(v4).await, ResponseCode::Refused);
     let n = zname("_acme-challenge.mx1");
@@ -417,7 +431,7 @@ async fn sighup_reloads_acls_and_a_broken_file_keeps_the_old_policy_over_ipv4_an
     assert_eq!(rc, ResponseCode::NoError, "the previous policy still works");
     // Fixed: SIGHUP applies it.
     write(&acl, &good);
-    hup(child.id());
+    hup(child.0.id());
     let deadline = Instant::now() + Duration::from_secs(10);
     while try_extra(v6).await != ResponseCode::NoError {
         assert!(
@@ -426,9 +440,8 @@ async fn sighup_reloads_acls_and_a_broken_file_keeps_the_old_policy_over_ipv4_an
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    drop(child);
+    let log = std::fs::read_to_string(&log).unwrap();
     assert!(
         log.contains("mx1.toml:") && log.contains("TXTT"),
         "the broken file was reported with its location: {log}"
