@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::peers::{Peer, bind_secondary, free_port, knot_secondary};
+use common::peers::{Peer, bind_secondary, free_port, knot_secondary, nsd_secondary};
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -62,19 +62,21 @@ async fn wait_or_dump(targets: &[Target], goal: Goal, secs: u64, peers: &[&Peer]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn knot_and_bind_follow_every_update_by_notify_and_ixfr() {
+async fn knot_bind_and_nsd_follow_every_update_by_notify_and_ixfr() {
     let key = xfr_key();
-    let (p, kp, bp) = (free_port(), free_port(), free_port());
-    let h = primary(
-        p,
-        with_secondaries(ZONE_FILE, &[("knot", kp), ("bind", bp)]),
-        &key,
-    )
-    .await;
+    let (p, kp, bp, np) = (free_port(), free_port(), free_port(), free_port());
+    let secondaries = [("knot", kp), ("bind", bp), ("nsd", np)];
+    let h = primary(p, with_secondaries(ZONE_FILE, &secondaries), &key).await;
     let knot = knot_secondary(ZONE, kp, p, &key);
     let bind = bind_secondary(ZONE, bp, p, &key);
-    let targets = [target("primary", p), target("knot", kp), target("bind", bp)];
-    let peers = [&knot, &bind];
+    let nsd = nsd_secondary(ZONE, np, p, &key);
+    let targets = [
+        target("primary", p),
+        target("knot", kp),
+        target("bind", bp),
+        target("nsd", np),
+    ];
+    let peers = [&knot, &bind, &nsd];
     wait_or_dump(&targets, Goal::Serial(h.serial(ZONE).await), 30, &peers).await;
 
     let n = zname("_acme-challenge.mx1");
@@ -116,7 +118,7 @@ async fn knot_and_bind_follow_every_update_by_notify_and_ixfr() {
     );
     let serial = h.serial(ZONE).await;
     wait_or_dump(&targets, Goal::Serial(serial), 15, &peers).await;
-    for port in [kp, bp] {
+    for port in [kp, bp, np] {
         let q = query_msg(&n.to_string(), RecordType::TXT, false);
         let m = Message::from_vec(
             &udp_exchange(

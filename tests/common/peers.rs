@@ -179,3 +179,55 @@ zone "{zone}" {{
         _tmp: tmp,
     }
 }
+
+/// NSD as a secondary of `zone` (IXFR when it can, as NSD does by default).
+pub fn nsd_secondary(zone: &str, port: u16, primary: u16, key: &Key) -> Peer {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let conf = format!(
+        r#"server:
+    ip-address: 127.0.0.1@{port}
+    zonesdir: "{d}"
+    database: ""
+    pidfile: "{d}/nsd.pid"
+    username: ""
+    chroot: ""
+    xfrdfile: "{d}/xfrd.state"
+    xfrdir: "{d}"
+    zonelistfile: "{d}/zone.list"
+    verbosity: 2
+remote-control:
+    control-enable: no
+key:
+    name: "{kname}"
+    algorithm: {alg}
+    secret: "{secret}"
+zone:
+    name: "{zone}"
+    zonefile: "secondary.zone"
+    request-xfr: 127.0.0.1@{primary} {kname}
+    allow-notify: 127.0.0.1 {kname}
+"#,
+        d = dir.display(),
+        kname = key.name,
+        alg = key.algorithm.key_file_name(),
+        secret = key.secret_base64(),
+    );
+    std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+    let log = dir.join("nsd.log");
+    let conf_path = dir.join("nsd.conf");
+    let child = spawn(
+        &which("nsd"),
+        &["-d", "-c", conf_path.to_str().unwrap()],
+        &dir,
+        &log,
+    );
+    Peer {
+        name: "nsd",
+        port,
+        child,
+        dir,
+        log,
+        _tmp: tmp,
+    }
+}
