@@ -1,0 +1,447 @@
+//! update_bench: a load generator for RFC 2136 UPDATE.
+//!
+//! Sends N TSIG-signed UPDATEs to any RFC 2136 server (zonewarden, Knot,
+//! BIND...), C at a time: C workers, each with its own connection (TCP,
+//! the default, or a connected UDP socket) and one request in flight, so C
+//! is the number of UPDATEs in flight. Each UPDATE changes one TXT record:
+//!
+//! - `--mode add`: add `"<token i>"` at name i (one distinct name each);
+//! - `--mode delete`: delete that exact RR at name i (undoes `add`);
+//! - `--mode flip`: alternate add / delete of one RR at one name (i = 0).
+//!
+//! Names come from `--name-template`, where `{i}` is the update's index
+//! (from `--start`); a name without a trailing dot is relative to `--zone`.
+//! Latency is measured per UPDATE from the first byte sent to the whole
+//! answer read. The last line of output is `RESULT key=value ...` for
+//! scripts. Exit status: 0 when all N were answered (whatever the RCODEs),
+//! 2 when the overall `--timeout` stopped the run, 1 on a setup error.
+//!
+//! ```text
+//! cargo run --release --example update_bench -- --server 127.0.0.1:5300 \
+//!     --zone _acme.example.org --key data/keys/bench.key \
+//!     --name-template '_acme-challenge.m{i}' --count 2000 --concurrency 16
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, ValueEnum};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use zonewarden::tsig::{Key, read_key_file, sign_request};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Add,
+    Delete,
+    Flip,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Send N TSIG-signed RFC 2136 UPDATEs, C in flight, and report updates/s and latency"
+)]
+struct Args {
+    /// Server address, ADDR:PORT.
+    #[arg(long)]
+    server: SocketAddr,
+    /// The zone to update (the UPDATE's zone section).
+    #[arg(long)]
+    zone: String,
+    /// TSIG key in BIND key-file format (the first key in the file is used).
+    #[arg(long)]
+    key: PathBuf,
+    /// Owner name of update i; `{i}` is replaced; relative to --zone unless it ends with a dot.
+    #[arg(long, default_value = "_acme-challenge.m{i}")]
+    name_template: String,
+    /// How many UPDATEs to send.
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// UPDATEs in flight (one per connection).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// First index i.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+    #[arg(long, value_enum, default_value = "add")]
+    mode: Mode,
+    #[arg(long, value_enum, default_value = "tcp")]
+    transport: Transport,
+    /// TTL of added records.
+    #[arg(long, default_value_t = 60)]
+    ttl: u32,
+    /// TSIG fudge, seconds.
+    #[arg(long, default_value_t = 300)]
+    fudge: u16,
+    /// Seconds to wait for one answer before counting a timeout.
+    #[arg(long, default_value_t = 5)]
+    request_timeout: u64,
+    /// Seconds the whole run may take.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// What every worker needs, shared.
+struct Plan {
+    args: Args,
+    key: Key,
+    zone: Name,
+    next: AtomicUsize,
+    stats: Mutex<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    /// One per answer (NOERROR or not).
+    latencies: Vec<Duration>,
+    noerror: usize,
+    /// Answers other than NOERROR, and failures, by what happened.
+    failures: BTreeMap<String, usize>,
+}
+
+impl Stats {
+    fn fail(&mut self, what: impl Into<String>) {
+        *self.failures.entry(what.into()).or_default() += 1;
+    }
+}
+
+/// The 43-character value of TXT i (the length of an ACME DNS-01 token).
+fn token(i: usize) -> String {
+    format!("zw-bench-{i:034}")
+}
+
+fn owner(plan: &Plan, i: usize) -> Result<Name, String> {
+    let rel = plan.args.name_template.replace("{i}", &i.to_string());
+    let full = if rel.ends_with('.') {
+        rel
+    } else {
+        format!("{rel}.{}", plan.zone)
+    };
+    Name::from_str(&full).map_err(|e| format!("name {full:?}: {e}"))
+}
+
+/// The signed wire form of update number `k` (0-based), with message ID `id`.
+fn build(plan: &Plan, k: usize, id: u16) -> Result<Vec<u8>, String> {
+    let (i, add) = match plan.args.mode {
+        Mode::Add => (plan.args.start + k, true),
+        Mode::Delete => (plan.args.start + k, false),
+        Mode::Flip => (plan.args.start, k.is_multiple_of(2)),
+    };
+    let name = owner(plan, i)?;
+    let txt = RData::TXT(TXT::new(vec![token(i)]));
+    let rr = if add {
+        Record::from_rdata(name, plan.args.ttl, txt)
+    } else {
+        // RFC 2136 §2.5.4: delete an RR from an RRset (class NONE, TTL 0).
+        let mut r = Record::from_rdata(name, 0, txt);
+        r.dns_class = DNSClass::NONE;
+        r
+    };
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Update);
+    let mut q = Query::query(plan.zone.clone(), RecordType::SOA);
+    q.set_query_class(DNSClass::IN);
+    msg.add_query(q);
+    msg.insert_authorities(vec![rr]);
+    let unsigned = msg.to_vec().map_err(|e| format!("encode: {e}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (sig, _mac) = sign_request(&unsigned, &plan.key, now, plan.args.fudge);
+    msg.set_signature(Box::new(sig));
+    msg.to_vec().map_err(|e| format!("encode: {e}"))
+}
+
+/// The RCODE of an answer to `id`, or why it is not one.
+fn rcode_of(answer: &[u8], id: u16) -> Result<ResponseCode, String> {
+    if answer.len() < 12 {
+        return Err("short answer".into());
+    }
+    if u16::from_be_bytes([answer[0], answer[1]]) != id || answer[2] & 0x80 == 0 {
+        return Err("answer with a wrong ID".into());
+    }
+    Ok(ResponseCode::from_low(answer[3] & 0x0f))
+}
+
+/// A non-NOERROR answer, named with its TSIG error if it carries one.
+fn describe_failure(answer: &[u8], rcode: ResponseCode) -> String {
+    let tsig_error = Message::from_vec(answer)
+        .ok()
+        .and_then(|m| m.signature().and_then(|s| s.data.error));
+    match tsig_error {
+        Some(e) => format!("{rcode}/{e:?}"),
+        None => rcode.to_string(),
+    }
+}
+
+enum Conn {
+    Tcp(Option<TcpStream>),
+    Udp(UdpSocket),
+}
+
+impl Conn {
+    async fn open(plan: &Plan) -> Result<Self, String> {
+        let server = plan.args.server;
+        match plan.args.transport {
+            Transport::Tcp => {
+                let s = TcpStream::connect(server)
+                    .await
+                    .map_err(|e| format!("connect {server}: {e}"))?;
+                let _ = s.set_nodelay(true);
+                Ok(Conn::Tcp(Some(s)))
+            }
+            Transport::Udp => {
+                let local: SocketAddr = if server.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                }
+                .parse()
+                .expect("valid");
+                let s = UdpSocket::bind(local)
+                    .await
+                    .map_err(|e| format!("bind: {e}"))?;
+                s.connect(server)
+                    .await
+                    .map_err(|e| format!("connect {server}: {e}"))?;
+                Ok(Conn::Udp(s))
+            }
+        }
+    }
+
+    /// Send one message and read the answer to `id`.
+    async fn exchange(&mut self, plan: &Plan, bytes: &[u8], id: u16) -> Result<Vec<u8>, String> {
+        match self {
+            Conn::Tcp(slot) => {
+                // Reconnect if the server closed the previous connection.
+                if slot.is_none() {
+                    let s = TcpStream::connect(plan.args.server)
+                        .await
+                        .map_err(|e| format!("reconnect: {e}"))?;
+                    let _ = s.set_nodelay(true);
+                    *slot = Some(s);
+                }
+                let s = slot.as_mut().expect("connected above");
+                let result = async {
+                    let mut framed = Vec::with_capacity(bytes.len() + 2);
+                    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                    framed.extend_from_slice(bytes);
+                    s.write_all(&framed).await?;
+                    let mut len = [0u8; 2];
+                    s.read_exact(&mut len).await?;
+                    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+                    s.read_exact(&mut buf).await?;
+                    Ok::<_, std::io::Error>(buf)
+                }
+                .await;
+                result.map_err(|e| {
+                    *slot = None;
+                    format!("TCP: {}", e.kind())
+                })
+            }
+            Conn::Udp(s) => {
+                s.send(bytes)
+                    .await
+                    .map_err(|e| format!("UDP send: {}", e.kind()))?;
+                let mut buf = vec![0u8; 65535];
+                // Skip late answers to earlier (timed-out) requests.
+                for _ in 0..64 {
+                    let n = s
+                        .recv(&mut buf)
+                        .await
+                        .map_err(|e| format!("UDP recv: {}", e.kind()))?;
+                    if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+                        buf.truncate(n);
+                        return Ok(buf);
+                    }
+                }
+                Err("UDP: no answer with our ID".into())
+            }
+        }
+    }
+}
+
+async fn worker(plan: Arc<Plan>, worker_no: usize) -> Result<(), String> {
+    let mut conn = Conn::open(&plan).await?;
+    let per_request = Duration::from_secs(plan.args.request_timeout);
+    loop {
+        let k = plan.next.fetch_add(1, Ordering::Relaxed);
+        if k >= plan.args.count {
+            return Ok(());
+        }
+        // Distinct IDs across workers (a TCP answer is matched by ID too).
+        let id = (k as u16).wrapping_add((worker_no as u16).wrapping_mul(4099));
+        let bytes = build(&plan, k, id)?;
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(per_request, conn.exchange(&plan, &bytes, id)).await;
+        let elapsed = started.elapsed();
+        let mut stats = plan.stats.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Err(_) => {
+                stats.fail("timeout");
+                if let Conn::Tcp(slot) = &mut conn {
+                    *slot = None; // the stream is mid-answer: start over
+                }
+            }
+            Ok(Err(e)) => stats.fail(e),
+            Ok(Ok(answer)) => match rcode_of(&answer, id) {
+                Err(e) => stats.fail(e),
+                Ok(ResponseCode::NoError) => {
+                    stats.latencies.push(elapsed);
+                    stats.noerror += 1;
+                }
+                Ok(rcode) => {
+                    stats.latencies.push(elapsed);
+                    stats.fail(describe_failure(&answer, rcode));
+                }
+            },
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `stopped`: why the run ended early, if it did.
+fn report(plan: &Plan, elapsed: Duration, stopped: Option<&str>) {
+    let stats = plan.stats.lock().unwrap_or_else(|p| p.into_inner());
+    let mut lat = stats.latencies.clone();
+    lat.sort_unstable();
+    let failed: usize = stats.failures.values().sum();
+    let noerror = stats.noerror;
+    let done = noerror + failed;
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+    let a = &plan.args;
+    println!(
+        "{} UPDATEs ({:?}, {:?}) to {} over {:?}, {} in flight: {done} done in {:.2} s{}",
+        a.count,
+        a.mode,
+        a.name_template,
+        a.server,
+        a.transport,
+        a.concurrency,
+        elapsed.as_secs_f64(),
+        stopped
+            .map(|why| format!(" (stopped early: {why})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  {rate:.1} updates/s; latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; {failed} not NOERROR",
+        ms(percentile(&lat, 50.0)),
+        ms(percentile(&lat, 99.0)),
+        ms(lat.last().copied().unwrap_or_default())
+    );
+    for (what, n) in &stats.failures {
+        println!("  {n} × {what}");
+    }
+    println!(
+        "RESULT done={done} noerror={noerror} errors={failed} seconds={:.3} ups={rate:.1} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} finished={}",
+        elapsed.as_secs_f64(),
+        ms(percentile(&lat, 50.0)),
+        ms(percentile(&lat, 99.0)),
+        ms(lat.last().copied().unwrap_or_default()),
+        u8::from(stopped.is_none())
+    );
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.concurrency == 0 || args.count == 0 {
+        eprintln!("update_bench: --count and --concurrency must be at least 1");
+        return ExitCode::from(1);
+    }
+    let key = match read_key_file(&args.key) {
+        Ok(mut keys) if !keys.is_empty() => keys.remove(0),
+        Ok(_) => {
+            eprintln!("update_bench: {}: no key in the file", args.key.display());
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("update_bench: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let zone_text = if args.zone.ends_with('.') {
+        args.zone.clone()
+    } else {
+        format!("{}.", args.zone)
+    };
+    let zone = match Name::from_str(&zone_text) {
+        Ok(z) => z,
+        Err(e) => {
+            eprintln!("update_bench: zone {zone_text:?}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let overall = Duration::from_secs(args.timeout);
+    let workers = args.concurrency.min(args.count);
+    let plan = Arc::new(Plan {
+        args,
+        key,
+        zone,
+        next: AtomicUsize::new(0),
+        stats: Mutex::new(Stats::default()),
+    });
+    if let Err(e) = owner(&plan, plan.args.start) {
+        eprintln!("update_bench: --name-template: {e}");
+        return ExitCode::from(1);
+    }
+
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        set.spawn(worker(plan.clone(), w));
+    }
+    let all = async {
+        let mut setup_error = None;
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Err(e)) => setup_error = Some(e),
+                Err(e) => setup_error = Some(format!("worker failed: {e}")),
+                Ok(Ok(())) => {}
+            }
+        }
+        setup_error
+    };
+    match tokio::time::timeout(overall, all).await {
+        Ok(None) => {
+            report(&plan, started.elapsed(), None);
+            ExitCode::SUCCESS
+        }
+        Ok(Some(e)) => {
+            eprintln!("update_bench: {e}");
+            report(&plan, started.elapsed(), Some(&e));
+            ExitCode::from(1)
+        }
+        Err(_) => {
+            report(&plan, started.elapsed(), Some("overall --timeout"));
+            ExitCode::from(2)
+        }
+    }
+}
