@@ -34,6 +34,8 @@ enum Command {
     Serve,
     /// Validate the configuration, zones, ACLs and keys.
     Check,
+    /// Print the DS and DNSKEY records the parent zone needs for ZONE.
+    Ds { zone: String },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
@@ -109,6 +111,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Ds { zone } => match zonewarden::cli::ds(&config, &zone) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("zonewarden: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Machine {
             action:
                 MachineCmd::Add {
