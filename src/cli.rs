@@ -26,6 +26,35 @@ pub fn check(config: &Config) -> (String, bool) {
             return (out, false);
         }
     };
+    for z in &zones {
+        let Some(settings) = &z.dnssec else { continue };
+        let path = dnssec::key::key_path(&config.data_dir, &z.origin);
+        match ZoneKey::load(&z.origin, &path) {
+            Ok(k) if k.algorithm != settings.algorithm => {
+                ok = false;
+                let e = dnssec::KeyError::AlgorithmMismatch {
+                    path,
+                    found: k.algorithm.config_name(),
+                    configured: settings.algorithm.config_name(),
+                };
+                let _ = writeln!(out, "{}: {e}", z.path.display());
+            }
+            Ok(_) => {}
+            Err(dnssec::KeyError::Missing { .. }) => {
+                let _ = writeln!(
+                    out,
+                    "{}: note: no DNSSEC key for {} yet; `serve` will generate it in {}",
+                    z.path.display(),
+                    z.origin,
+                    path.display()
+                );
+            }
+            Err(e) => {
+                ok = false;
+                let _ = writeln!(out, "{}: {e}", z.path.display());
+            }
+        }
+    }
     let origins: Vec<Name> = zones.iter().map(|z| z.origin.clone()).collect();
     let mode = if config.generate_missing_keys {
         MissingKeys::Ignore
