@@ -138,10 +138,45 @@ fn ldns_time(t: u64) -> String {
 
 /// A validating unbound on 127.0.0.1, stub zone → zonewarden, trust anchor given.
 struct Unbound {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+fn unbound_conf(port: u16, dir: &tempfile::TempDir, anchor: &str, zone_port: u16) -> String {
+    format!(
+        r#"server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    do-not-query-localhost: no
+    chroot: ""
+    username: ""
+    pidfile: ""
+    directory: "{dir}"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    val-log-level: 2
+    module-config: "validator iterator"
+    trust-anchor: "{anchor}"
+    qname-minimisation: no
+    aggressive-nsec: no
+    num-threads: 1
+    msg-cache-size: 1m
+    rrset-cache-size: 1m
+    key-cache-size: 1m
+    neg-cache-size: 1m
+    so-reuseport: no
+stub-zone:
+    name: "{ZONE}"
+    stub-addr: 127.0.0.1@{zone_port}
+remote-control:
+    control-enable: no
+"#,
+        dir = dir.path().display()
+    )
 }
 
 fn free_port() -> u16 {
@@ -171,89 +206,62 @@ impl Unbound {
             require("unbound", "unbound");
             unreachable!()
         };
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("unbound.conf");
-        let log = dir.path().join("unbound.log");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"server:
-    interface: 127.0.0.1
-    port: {port}
-    do-ip6: no
-    do-not-query-localhost: no
-    chroot: ""
-    username: ""
-    pidfile: ""
-    directory: "{dir}"
-    use-syslog: no
-    logfile: ""
-    verbosity: 1
-    val-log-level: 2
-    module-config: "validator iterator"
-    trust-anchor: "{anchor}"
-    qname-minimisation: no
-    aggressive-nsec: no
-    num-threads: 1
-    msg-cache-size: 1m
-    rrset-cache-size: 1m
-    key-cache-size: 1m
-    neg-cache-size: 1m
-    so-reuseport: no
-stub-zone:
-    name: "{ZONE}"
-    stub-addr: 127.0.0.1@{zone_port}
-remote-control:
-    control-enable: no
-"#,
-                dir = dir.path().display()
-            ),
-        )
-        .unwrap();
-        let child = tokio::process::Command::new(program)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("unbound starts");
-        let u = Self {
-            _child: child,
-            port,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let (ok, _) = run(
-                "dig",
-                &[
-                    "@127.0.0.1".to_string(),
-                    "-p".into(),
-                    port.to_string(),
-                    "+time=1".into(),
-                    "+tries=1".into(),
-                    "version.bind".into(),
-                    "CH".into(),
-                    "TXT".into(),
-                ],
-            )
-            .await;
-            if ok {
-                break;
+        // The port is picked free and then bound by unbound: if another test
+        // took it in between, unbound exits and we try another.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let conf = dir.path().join("unbound.conf");
+            let log = dir.path().join("unbound.log");
+            std::fs::write(&conf, unbound_conf(port, &dir, anchor, zone_port)).unwrap();
+            let child = tokio::process::Command::new(program)
+                .arg("-d")
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("unbound starts");
+            let mut u = Self {
+                child,
+                port,
+                log,
+                _dir: dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if u.child.try_wait().unwrap().is_some() {
+                    break; // exited: port taken? try again
+                }
+                let (ok, _) = run(
+                    "dig",
+                    &[
+                        "@127.0.0.1".to_string(),
+                        "-p".into(),
+                        port.to_string(),
+                        "+time=1".into(),
+                        "+tries=1".into(),
+                        "version.bind".into(),
+                        "CH".into(),
+                        "TXT".into(),
+                    ],
+                )
+                .await;
+                if ok {
+                    return u;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "unbound did not start: {}",
+                    u.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                Instant::now() < deadline,
-                "unbound did not start: {}",
-                u.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            eprintln!("unbound exited at start, retrying: {}", u.log());
         }
-        u
+        panic!("unbound did not start three times");
     }
 
     fn log(&self) -> String {

@@ -214,11 +214,17 @@ impl ZoneKey {
                 path: path.clone(),
                 reason: "cannot generate a key (no randomness?)".into(),
             })?;
-            write_new(&path, &bytes).map_err(|source| KeyError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            true
+            match write_new(&path, &bytes) {
+                Ok(()) => true,
+                // made by someone else in between: use theirs
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(source) => {
+                    return Err(KeyError::Io {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
         };
         let key = Self::load(zone, &path)?;
         if key.algorithm != algorithm {
