@@ -20,6 +20,7 @@ use crate::acl::{self, Policy};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::diag::{FileError, FileErrors};
+use crate::dnssec::{self, ZoneSigner};
 use crate::notify::Propagation;
 use crate::store::{Audit, Change, Source, Store, StoreError};
 use crate::tsig::{self, Algorithm, Key, KeyRing};
@@ -34,6 +35,8 @@ pub enum StartError {
     Files(#[from] FileErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Dnssec(#[from] dnssec::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -67,6 +70,8 @@ pub struct ZoneHandle {
     /// wait for the writer.
     reader: Mutex<Store>,
     pub propagation: Propagation,
+    /// None when the zone file turns DNSSEC off.
+    pub signer: Option<ZoneSigner>,
 }
 
 impl ZoneHandle {
@@ -341,6 +346,12 @@ impl App {
                     ZoneData::new(spec.clone(), change.serial_to, state.dynamic)
                 }
             };
+            let signer = ZoneSigner::open(&spec, &config.data_dir)?;
+            let mut data = data;
+            if let Some(change) = dnssec::sync(signer.as_ref(), &mut data, now) {
+                store.commit(&spec.origin, &change, now, None)?;
+                tracing::info!(zone = %spec.origin, serial = data.serial, change = %change.audit.detail, "DNSSEC records brought up to date");
+            }
             tracing::info!(zone = %spec.origin, serial = data.serial, records = data.record_count(), "zone loaded");
             let reader = Store::open(&config.database)?;
             zones.push(Arc::new(ZoneHandle {
@@ -349,6 +360,7 @@ impl App {
                 snapshot: ArcSwap::from_pointee(data),
                 writer: Mutex::new(store),
                 reader: Mutex::new(reader),
+                signer,
             }));
         }
         // Most specific zone first, so the first match is the longest.
@@ -445,9 +457,17 @@ impl App {
         match update::process(&current, prereqs, updates, actor).map_err(UpdateError::Refused)? {
             Outcome::Unchanged => Ok(Applied::Unchanged),
             Outcome::Applied {
-                zone: next, change, ..
+                zone: mut next,
+                mut change,
+                touched,
             } => {
-                store.commit(&zone.origin, &change, self.clock.now(), None)?;
+                let now = self.clock.now();
+                if let Some(signer) = &zone.signer {
+                    signer
+                        .resign(&current, &mut next, &touched, now)
+                        .into_change(&mut change);
+                }
+                store.commit(&zone.origin, &change, now, None)?;
                 let serial = next.serial;
                 zone.publish(Arc::from(next));
                 tracing::info!(zone = %zone.origin, key = %actor.key_name, source = %actor.source, serial, change = %change.audit.detail, "update applied");
@@ -488,7 +508,11 @@ impl App {
                 continue;
             }
             next.serial = current.serial.wrapping_add(1);
-            let change = Change {
+            let touched: std::collections::BTreeSet<(Name, RecordType)> = removed
+                .iter()
+                .map(|r| (r.name.to_lowercase(), RecordType::TXT))
+                .collect();
+            let mut change = Change {
                 serial_from: current.serial,
                 serial_to: next.serial,
                 audit: Audit {
@@ -501,12 +525,36 @@ impl App {
                 added: Vec::new(),
                 source: Source::Dynamic,
             };
-            store.commit(&zone.origin, &change, now, None)?;
             total += change.removed.len();
+            if let Some(signer) = &zone.signer {
+                signer
+                    .resign(&current, &mut next, &touched, now)
+                    .into_change(&mut change);
+            }
+            store.commit(&zone.origin, &change, now, None)?;
             tracing::info!(zone = %zone.origin, serial = next.serial, change = %change.audit.detail, "stale challenges expired");
             zone.publish(Arc::new(next));
         }
         Ok(total)
+    }
+
+    /// Re-sign signatures close to expiry, one journaled change per zone
+    /// that needed any. Returns how many zones changed.
+    pub fn refresh_signatures(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut changed = 0;
+        for zone in &self.zones {
+            let Some(signer) = &zone.signer else { continue };
+            let mut store = zone.writer();
+            let mut next = (*zone.snapshot.load_full()).clone();
+            if let Some(change) = dnssec::refresh(signer, &mut next, now) {
+                store.commit(&zone.origin, &change, now, None)?;
+                tracing::info!(zone = %zone.origin, serial = next.serial, change = %change.audit.detail, "signatures refreshed");
+                zone.publish(Arc::new(next));
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     /// Audit rows, newest first.

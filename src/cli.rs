@@ -1,5 +1,6 @@
 //! Operator verbs that do not serve: `check` (validate everything, like
-//! named-checkconf) and `machine add` (key + ACL + client snippets).
+//! named-checkconf), `machine add` (key + ACL + client snippets) and `ds`
+//! (the DS and DNSKEY records the parent zone needs).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,6 +10,7 @@ use hickory_proto::rr::Name;
 use crate::acl::{self, Policy};
 use crate::app::{MissingKeys, load_policy};
 use crate::config::Config;
+use crate::dnssec::{self, ZoneKey};
 use crate::tsig::{self, Algorithm, Key};
 use crate::zonefile;
 
@@ -24,6 +26,35 @@ pub fn check(config: &Config) -> (String, bool) {
             return (out, false);
         }
     };
+    for z in &zones {
+        let Some(settings) = &z.dnssec else { continue };
+        let path = dnssec::key::key_path(&config.data_dir, &z.origin);
+        match ZoneKey::load(&z.origin, &path) {
+            Ok(k) if k.algorithm != settings.algorithm => {
+                ok = false;
+                let e = dnssec::KeyError::AlgorithmMismatch {
+                    path,
+                    found: k.algorithm.config_name(),
+                    configured: settings.algorithm.config_name(),
+                };
+                let _ = writeln!(out, "{}: {e}", z.path.display());
+            }
+            Ok(_) => {}
+            Err(dnssec::KeyError::Missing { .. }) => {
+                let _ = writeln!(
+                    out,
+                    "{}: note: no DNSSEC key for {} yet; `serve` will generate it in {}",
+                    z.path.display(),
+                    z.origin,
+                    path.display()
+                );
+            }
+            Err(e) => {
+                ok = false;
+                let _ = writeln!(out, "{}: {e}", z.path.display());
+            }
+        }
+    }
     let origins: Vec<Name> = zones.iter().map(|z| z.origin.clone()).collect();
     let mode = if config.generate_missing_keys {
         MissingKeys::Ignore
@@ -354,4 +385,59 @@ fn pick_zone<'a>(
         None if zones.len() == 1 => Ok(&zones[0]),
         None => Err("several zones are served: say which with --zone".into()),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Key(#[from] dnssec::KeyError),
+}
+
+/// `ds ZONE`: the DS (SHA-256) and DNSKEY for the parent, from the key the
+/// server made in the data directory, and the line to add at the parent.
+pub fn ds(config: &Config, zone: &str) -> Result<String, DsError> {
+    let invalid = |m: String| DsError::Invalid(m);
+    let specs = zonefile::load_dir(&config.zones_dir).map_err(|e| invalid(e.to_string()))?;
+    let want = Name::from_ascii(if zone.ends_with('.') {
+        zone.to_string()
+    } else {
+        format!("{zone}.")
+    })
+    .map_err(|e| invalid(format!("zone {zone:?}: {e}")))?;
+    let spec = specs.iter().find(|s| s.origin == want).ok_or_else(|| {
+        invalid(format!(
+            "zone {want} is not served (zones in {})",
+            config.zones_dir.display()
+        ))
+    })?;
+    let Some(settings) = &spec.dnssec else {
+        return Err(invalid(format!(
+            "DNSSEC is off for {want} ({}: dnssec = false): there is no DS to publish",
+            spec.path.display()
+        )));
+    };
+    let key = ZoneKey::load(
+        &spec.origin,
+        &dnssec::key::key_path(&config.data_dir, &spec.origin),
+    )?;
+    let (ds, dnskey) = key.parent_records(settings.dnskey_ttl);
+    let line =
+        |r: &hickory_proto::rr::Record| format!("{} IN {} {}", r.name, r.record_type(), r.data);
+    Ok(format!(
+        "; {zone}: key tag {tag}, algorithm {alg} ({algname}), key file {path}\n\
+; Add this record to the parent zone {parent} (beside the NS records of {zone}):\n\
+{ds}\n\
+; The DNSKEY it is the SHA-256 digest of (served at {zone} with CDS and CDNSKEY, RFC 7344):\n\
+{dnskey}\n",
+        zone = spec.origin,
+        tag = key.key_tag(),
+        alg = u8::from(key.algorithm.dnssec()),
+        algname = key.algorithm.dnssec(),
+        path = key.path.display(),
+        parent = spec.origin.base_name(),
+        ds = line(&ds),
+        dnskey = line(&dnskey),
+    ))
 }

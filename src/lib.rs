@@ -7,7 +7,8 @@
 //! arguments. Module map, in the order a request meets them:
 //! `server` (sockets, dispatch, response encoding) → `tsig` (RFC 8945) →
 //! `query` (answers from a `zone` snapshot) or `update` (RFC 2136, checked
-//! against `acl`) → `app` (commit to `store`, swap the snapshot).
+//! against `acl`) → `dnssec` (re-sign what changed) → `app` (commit to
+//! `store`, swap the snapshot).
 //! Files: `config`, `zonefile`, `acl`, key files in `tsig`; located errors
 //! in `diag`. Operator verbs: `cli`.
 
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod diag;
 pub mod dnsclient;
+pub mod dnssec;
 pub mod notify;
 pub mod query;
 pub mod server;
@@ -108,6 +110,24 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
                     }
                     Err(e) => tracing::error!(error = %e, "challenge expiry task failed"),
                     Ok(Ok(_)) => {}
+                }
+            }
+        }));
+    }
+    // Signatures close to expiry: re-sign (the first tick is skipped: start just did).
+    {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(dnssec::REFRESH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let a = app.clone();
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || a.refresh_signatures()).await
+                {
+                    tracing::error!(error = %e, "signature refresh failed; will retry");
                 }
             }
         }));

@@ -52,6 +52,8 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+    /// Print the DS and DNSKEY records the parent zone needs for ZONE.
+    Ds { zone: String },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
@@ -150,6 +152,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Ds { zone } => match zonewarden::cli::ds(&config, &zone) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("zonewarden: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Machine {
             action:
                 MachineCmd::Add {

@@ -1,17 +1,31 @@
 //! Authoritative answers from one zone snapshot: a pure function from
-//! (snapshot, qname, qtype) to the sections of the response.
+//! (snapshot, qname, qtype, DO bit) to the sections of the response.
 //!
 //! Implements RFC 1034 §4.3.2 (the lookup algorithm, less wildcards: the
 //! zone serves none), RFC 2308 (NXDOMAIN versus NODATA, the SOA in
 //! AUTHORITY with TTL = min(SOA TTL, SOA MINIMUM)), RFC 6604 (the RCODE of
 //! a CNAME chain is that of its last name), RFC 8482 (ANY gets one RRset),
 //! referrals below delegations, and glue for NS answers. Minimal responses:
-//! no NS in AUTHORITY of positive answers. DNSSEC records are not added yet.
+//! no NS in AUTHORITY of positive answers.
+//!
+//! DNSSEC (RFC 4035 §3.1), when the query has the DO bit and the zone is
+//! signed: the RRSIGs of every RRset in ANSWER and AUTHORITY (CNAME chains
+//! included); for NODATA the NSEC of the name, or for an empty non-terminal
+//! the NSEC that covers it (§3.1.3.1); for NXDOMAIN the NSEC covering the
+//! name and the NSEC covering the wildcard at its closest encloser
+//! (§3.1.3.2), once if they are the same; in referrals the DS or the NSEC
+//! proving there is none (§3.1.4). Without DO no DNSSEC record is added;
+//! a query for RRSIG, NSEC or DNSKEY itself is answered like any type.
+//!
+//! # Limitations
+//!
+//! Glue in ADDITIONAL goes without RRSIGs. The SOA RRSIG in negative
+//! answers carries the negative TTL, like the SOA itself.
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::zone::ZoneData;
+use crate::zone::{ZoneData, is_dnssec_type};
 
 /// The parts of a response the lookup decides.
 #[derive(Debug, Default)]
@@ -26,12 +40,6 @@ pub struct Answer {
 /// Longest CNAME chain followed inside the zone.
 const MAX_CNAME_CHAIN: usize = 8;
 
-fn negative_soa(zone: &ZoneData) -> Record {
-    let mut soa = zone.soa_record();
-    soa.ttl = zone.negative_ttl();
-    soa
-}
-
 fn glue_for(zone: &ZoneData, ns_records: &[Record], out: &mut Vec<Record>) {
     for r in ns_records {
         if let RData::NS(ns) = &r.data
@@ -43,7 +51,99 @@ fn glue_for(zone: &ZoneData, ns_records: &[Record], out: &mut Vec<Record>) {
     }
 }
 
-pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType) -> Answer {
+/// What DNSSEC adds, if anything: None without DO or on an unsigned zone.
+struct Proofs<'z> {
+    zone: &'z ZoneData,
+}
+
+impl<'z> Proofs<'z> {
+    fn new(zone: &'z ZoneData, dnssec_ok: bool) -> Option<Self> {
+        (dnssec_ok && zone.is_signed()).then_some(Self { zone })
+    }
+
+    /// `records` (one RRset) followed by its RRSIGs.
+    fn signed(&self, records: &[Record], out: &mut Vec<Record>) {
+        if let Some(first) = records.first() {
+            out.extend(
+                self.zone
+                    .rrsigs(&first.name, first.record_type())
+                    .into_iter()
+                    .map(|mut s| {
+                        s.name = first.name.clone();
+                        s
+                    }),
+            );
+        }
+    }
+
+    /// The NSEC RRset owned by `name`, with its RRSIGs, unless already in `out`.
+    fn nsec_at(&self, owner: &Name, out: &mut Vec<Record>) {
+        let already = out
+            .iter()
+            .any(|r| r.record_type() == RecordType::NSEC && r.name == *owner);
+        if already {
+            return;
+        }
+        let nsec = self.zone.records(owner, RecordType::NSEC);
+        if nsec.is_empty() {
+            return;
+        }
+        out.extend(nsec.iter().cloned());
+        self.signed(&nsec, out);
+    }
+
+    /// The NSEC whose owner is the last chain name at or before `name` in
+    /// canonical order: it covers `name` when `name` does not exist.
+    fn covering(&self, name: &Name, out: &mut Vec<Record>) {
+        let owner = if self.zone.rrset(name, RecordType::NSEC).is_some() {
+            Some(name.clone())
+        } else {
+            self.zone
+                .nodes_before(name)
+                .find(|(_, node)| node.contains_key(&RecordType::NSEC))
+                .map(|(n, _)| n.clone())
+        };
+        if let Some(owner) = owner {
+            self.nsec_at(&owner, out);
+        }
+    }
+
+    /// NXDOMAIN (RFC 4035 §3.1.3.2): the name does not exist, nor does a
+    /// wildcard at its closest encloser.
+    fn nxdomain(&self, name: &Name, out: &mut Vec<Record>) {
+        self.covering(name, out);
+        let zone = self.zone;
+        let mut encloser = name.base_name();
+        while encloser.num_labels() > zone.origin().num_labels()
+            && !zone.name_exists(&encloser)
+            && !zone.has_descendants(&encloser)
+        {
+            encloser = encloser.base_name();
+        }
+        if let Ok(wildcard) = encloser.prepend_label("*") {
+            self.covering(&wildcard, out);
+        }
+    }
+}
+
+/// The SOA for a negative answer (TTL = the negative TTL), with its RRSIGs.
+fn negative(zone: &ZoneData, proofs: Option<&Proofs<'_>>, out: &mut Vec<Record>) {
+    let mut soa = zone.soa_record();
+    soa.ttl = zone.negative_ttl();
+    let soa = [soa];
+    out.extend(soa.iter().cloned());
+    if let Some(p) = proofs {
+        let at = out.len();
+        p.signed(&soa, out);
+        for r in &mut out[at..] {
+            r.ttl = zone.negative_ttl();
+        }
+    }
+}
+
+pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool) -> Answer {
+    let proofs = Proofs::new(zone, dnssec_ok);
+    let proofs = proofs.as_ref();
     let mut answer = Answer {
         authoritative: true,
         ..Answer::default()
@@ -58,30 +158,48 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType) -> Answer {
             let ns = zone.records(&cut, RecordType::NS);
             glue_for(zone, &ns, &mut answer.additionals);
             answer.authorities = ns;
+            if let Some(p) = proofs {
+                // RFC 4035 §3.1.4: the DS, or the NSEC proving there is none.
+                let ds = zone.records(&cut, RecordType::DS);
+                if ds.is_empty() {
+                    p.nsec_at(&cut, &mut answer.authorities);
+                } else {
+                    answer.authorities.extend(ds.iter().cloned());
+                    p.signed(&ds, &mut answer.authorities);
+                }
+            }
             answer.authoritative = !answer.answers.is_empty();
             return answer;
         }
         if !zone.name_exists(&name) {
+            negative(zone, proofs, &mut answer.authorities);
             if zone.has_descendants(&name) {
-                // empty non-terminal: NODATA (RFC 2308 §2.2)
-                answer.authorities.push(negative_soa(zone));
+                // empty non-terminal: NODATA (RFC 2308 §2.2), covered by the NSEC before it
+                if let Some(p) = proofs {
+                    p.covering(&name, &mut answer.authorities);
+                }
             } else {
                 answer.rcode = ResponseCode::NXDomain;
-                answer.authorities.push(negative_soa(zone));
+                if let Some(p) = proofs {
+                    p.nxdomain(&name, &mut answer.authorities);
+                }
             }
             return answer;
         }
         if qtype == RecordType::ANY {
-            // RFC 8482 §4.1: answer with one RRset of the name.
+            // RFC 8482 §4.1: answer with one RRset of the name (not a DNSSEC one).
             let pick = if name == *zone.origin() {
                 vec![zone.soa_record()]
             } else {
                 zone.node(&name)
-                    .and_then(|n| n.keys().next().copied())
+                    .and_then(|n| n.keys().copied().find(|t| !is_dnssec_type(*t)))
                     .map(|t| zone.records(&name, t))
                     .unwrap_or_default()
             };
-            answer.answers.extend(pick);
+            answer.answers.extend(pick.iter().cloned());
+            if let Some(p) = proofs {
+                p.signed(&pick, &mut answer.answers);
+            }
             return answer;
         }
         let found = zone.records(&name, qtype);
@@ -89,7 +207,12 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType) -> Answer {
             if qtype == RecordType::NS {
                 glue_for(zone, &found, &mut answer.additionals);
             }
-            answer.answers.extend(found);
+            answer.answers.extend(found.iter().cloned());
+            if let Some(p) = proofs
+                && qtype != RecordType::RRSIG
+            {
+                p.signed(&found, &mut answer.answers);
+            }
             return answer;
         }
         let cname = zone.records(&name, RecordType::CNAME);
@@ -97,11 +220,17 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType) -> Answer {
             RData::CNAME(c) => Some(c.0.clone()),
             _ => None,
         }) else {
-            // NODATA
-            answer.authorities.push(negative_soa(zone));
+            // NODATA: the name's own NSEC shows the type is not there.
+            negative(zone, proofs, &mut answer.authorities);
+            if let Some(p) = proofs {
+                p.nsec_at(&name, &mut answer.authorities);
+            }
             return answer;
         };
-        answer.answers.extend(cname);
+        answer.answers.extend(cname.iter().cloned());
+        if let Some(p) = proofs {
+            p.signed(&cname, &mut answer.answers);
+        }
         visited.push(name);
         if !zone.origin().zone_of(&target) || visited.contains(&target) {
             // out of zone, or a loop: the resolver follows from here
@@ -152,29 +281,33 @@ data = "ns.elsewhere.test."
         Name::from_ascii(s).unwrap()
     }
 
+    fn lookup0(z: &ZoneData, name: &Name, t: RecordType) -> Answer {
+        lookup(z, name, t, false)
+    }
+
     #[test]
     fn nxdomain_nodata_and_empty_non_terminal() {
         let z = zone();
-        let a = lookup(&z, &n("nope.z.test."), RecordType::TXT);
+        let a = lookup0(&z, &n("nope.z.test."), RecordType::TXT);
         assert_eq!(a.rcode, ResponseCode::NXDomain);
         assert_eq!(a.authorities[0].record_type(), RecordType::SOA);
         assert_eq!(a.authorities[0].ttl, 1);
-        let a = lookup(&z, &n("a.b.z.test."), RecordType::A);
+        let a = lookup0(&z, &n("a.b.z.test."), RecordType::A);
         assert_eq!((a.rcode, a.answers.len()), (ResponseCode::NoError, 0));
         assert_eq!(a.authorities.len(), 1);
-        let a = lookup(&z, &n("b.z.test."), RecordType::TXT);
+        let a = lookup0(&z, &n("b.z.test."), RecordType::TXT);
         assert_eq!((a.rcode, a.answers.len()), (ResponseCode::NoError, 0));
         // two labels below an existing name: still NXDOMAIN
-        let a = lookup(&z, &n("x.y.a.b.z.test."), RecordType::TXT);
+        let a = lookup0(&z, &n("x.y.a.b.z.test."), RecordType::TXT);
         assert_eq!(a.rcode, ResponseCode::NXDomain);
     }
 
     #[test]
     fn cname_chains_and_rcode_of_last_name() {
         let z = zone();
-        let a = lookup(&z, &n("alias.z.test."), RecordType::TXT);
+        let a = lookup0(&z, &n("alias.z.test."), RecordType::TXT);
         assert_eq!(a.answers.len(), 2);
-        let a = lookup(&z, &n("dangling.z.test."), RecordType::TXT);
+        let a = lookup0(&z, &n("dangling.z.test."), RecordType::TXT);
         assert_eq!(a.rcode, ResponseCode::NXDomain);
         assert_eq!(a.answers.len(), 1);
     }
@@ -182,12 +315,12 @@ data = "ns.elsewhere.test."
     #[test]
     fn referral_below_a_delegation_and_glue_for_apex_ns() {
         let z = zone();
-        let a = lookup(&z, &n("www.sub.z.test."), RecordType::A);
+        let a = lookup0(&z, &n("www.sub.z.test."), RecordType::A);
         assert!(!a.authoritative);
         assert_eq!(a.authorities[0].record_type(), RecordType::NS);
-        let a = lookup(&z, &n("z.test."), RecordType::NS);
+        let a = lookup0(&z, &n("z.test."), RecordType::NS);
         assert_eq!(a.additionals.len(), 1);
-        let a = lookup(&z, &n("z.test."), RecordType::ANY);
+        let a = lookup0(&z, &n("z.test."), RecordType::ANY);
         assert_eq!(a.answers.len(), 1);
     }
 }

@@ -85,7 +85,8 @@ impl Handler {
             return Reply::new(request, ResponseCode::FormErr);
         }
         let snapshot = zone.snapshot();
-        let ans = query::lookup(&snapshot, &qname, q.query_type());
+        let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+        let ans = query::lookup(&snapshot, &qname, q.query_type(), dnssec_ok);
         let mut reply = Reply::new(request, ans.rcode);
         reply.metadata.authoritative = ans.authoritative;
         reply.answers = ans.answers;

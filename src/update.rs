@@ -123,18 +123,7 @@ fn is_meta(t: RecordType) -> bool {
 }
 
 /// DNSSEC records are the server's to make.
-fn is_dnssec(t: RecordType) -> bool {
-    matches!(
-        t,
-        RecordType::DNSKEY
-            | RecordType::RRSIG
-            | RecordType::NSEC
-            | RecordType::NSEC3
-            | RecordType::NSEC3PARAM
-            | RecordType::CDS
-            | RecordType::CDNSKEY
-    )
-}
+use crate::zone::is_dnssec_type as is_dnssec;
 
 fn rrset_exists(zone: &ZoneData, name: &Name, t: RecordType) -> bool {
     (t == RecordType::SOA && name == zone.origin()) || zone.rrset(name, t).is_some()
@@ -365,7 +354,9 @@ pub fn process(
                 // §3.4.2.2: CNAME and other data do not mix; such adds are ignored.
                 let node = next.node(&name);
                 let has_cname = node.is_some_and(|n| n.contains_key(&RecordType::CNAME));
-                let has_other = node.is_some_and(|n| n.keys().any(|k| *k != RecordType::CNAME));
+                // RRSIG and NSEC live beside a CNAME (RFC 4035 §2.5); they are not "other data".
+                let has_other = node
+                    .is_some_and(|n| n.keys().any(|k| *k != RecordType::CNAME && !is_dnssec(*k)));
                 if (t == RecordType::CNAME && has_other) || (t != RecordType::CNAME && has_cname) {
                     ignored.push(format!("{name} {t}"));
                     continue;

@@ -9,11 +9,19 @@
 //!
 //! No RRset here is ever empty: removing the last RR removes the RRset, and
 //! removing the last RRset removes the node.
+//!
+//! DNSSEC records (made by `dnssec`, never by UPDATE) live in the nodes as
+//! ordinary RRsets: all RRSIGs of a name form one RRSIG RRset (each RR keeps
+//! the TTL of the RRset it covers, RFC 4034 §3, which is its Original TTL),
+//! the NSEC of a name is its NSEC RRset, DNSKEY/CDS/CDNSKEY sit at the apex.
+//! The record counts that limits use ([`ZoneData::record_count`],
+//! [`ZoneData::records_at`]) leave DNSSEC types out.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::zonefile::ZoneSpec;
@@ -27,6 +35,34 @@ pub struct RrSet {
 
 /// All RRsets at one name.
 pub type Node = BTreeMap<RecordType, RrSet>;
+
+/// Types the server makes and UPDATE never touches (RFC 4034, RFC 7344).
+pub fn is_dnssec_type(t: RecordType) -> bool {
+    matches!(
+        t,
+        RecordType::DNSKEY
+            | RecordType::RRSIG
+            | RecordType::NSEC
+            | RecordType::NSEC3
+            | RecordType::NSEC3PARAM
+            | RecordType::CDS
+            | RecordType::CDNSKEY
+    )
+}
+
+/// The RRSIG inside an RData, if it is one.
+pub fn as_rrsig(data: &RData) -> Option<&RRSIG> {
+    match data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
+        _ => None,
+    }
+}
+
+/// The TTL one RR of an RRset is served with: the RRset's, except for
+/// RRSIGs, which carry the TTL of the RRset they cover (RFC 4034 §3).
+fn rr_ttl(set_ttl: u32, data: &RData) -> u32 {
+    as_rrsig(data).map_or(set_ttl, |s| s.input().original_ttl)
+}
 
 #[derive(Debug, Clone)]
 pub struct ZoneData {
@@ -118,7 +154,7 @@ impl ZoneData {
             .map(|set| {
                 set.rdatas
                     .iter()
-                    .map(|d| Record::from_rdata(name.clone(), set.ttl, d.clone()))
+                    .map(|d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -130,7 +166,11 @@ impl ZoneData {
         for (name, node) in &self.nodes {
             for set in node.values() {
                 for d in &set.rdatas {
-                    out.push(Record::from_rdata(name.clone(), set.ttl, d.clone()));
+                    out.push(Record::from_rdata(
+                        name.clone(),
+                        rr_ttl(set.ttl, d),
+                        d.clone(),
+                    ));
                 }
             }
         }
@@ -169,7 +209,9 @@ impl ZoneData {
             return false;
         }
         set.rdatas.push(data);
-        self.record_count += 1;
+        if !is_dnssec_type(rtype) {
+            self.record_count += 1;
+        }
         true
     }
 
@@ -191,7 +233,9 @@ impl ZoneData {
         if node.is_empty() {
             self.nodes.remove(name);
         }
-        self.record_count -= removed;
+        if !is_dnssec_type(rtype) {
+            self.record_count -= removed;
+        }
         removed > 0
     }
 
@@ -202,7 +246,9 @@ impl ZoneData {
         if node.is_empty() {
             self.nodes.remove(name);
         }
-        self.record_count -= set.rdatas.len();
+        if !is_dnssec_type(rtype) {
+            self.record_count -= set.rdatas.len();
+        }
         Some(set)
     }
 
@@ -211,11 +257,57 @@ impl ZoneData {
         self.records(name, rtype)
     }
 
-    /// The number of RRs at one name.
+    /// The number of RRs at one name, DNSSEC records left out.
     pub fn records_at(&self, name: &Name) -> usize {
         self.node(name)
-            .map(|n| n.values().map(|s| s.rdatas.len()).sum())
+            .map(|n| {
+                n.iter()
+                    .filter(|(t, _)| !is_dnssec_type(**t))
+                    .map(|(_, s)| s.rdatas.len())
+                    .sum()
+            })
             .unwrap_or(0)
+    }
+
+    /// Whether the zone is signed (its apex holds a DNSKEY RRset).
+    pub fn is_signed(&self) -> bool {
+        self.rrset(self.origin(), RecordType::DNSKEY).is_some()
+    }
+
+    /// The RRSIGs at `name` that cover `covered`, as records.
+    pub fn rrsigs(&self, name: &Name, covered: RecordType) -> Vec<Record> {
+        self.records(name, RecordType::RRSIG)
+            .into_iter()
+            .filter(|r| as_rrsig(&r.data).is_some_and(|s| s.input().type_covered == covered))
+            .collect()
+    }
+
+    /// Every name that owns a node, in canonical order.
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        self.nodes.keys()
+    }
+
+    /// Nodes strictly after `name`, in canonical order.
+    pub fn nodes_after<'a>(&'a self, name: &Name) -> impl Iterator<Item = (&'a Name, &'a Node)> {
+        self.nodes
+            .range((Bound::Excluded(name.clone()), Bound::Unbounded))
+            .map(|(n, node)| (n, node.as_ref()))
+    }
+
+    /// Nodes strictly before `name`, nearest first.
+    pub fn nodes_before<'a>(&'a self, name: &Name) -> impl Iterator<Item = (&'a Name, &'a Node)> {
+        self.nodes
+            .range((Bound::Unbounded, Bound::Excluded(name.clone())))
+            .rev()
+            .map(|(n, node)| (n, node.as_ref()))
+    }
+
+    /// `name` and every name below it that owns a node.
+    pub fn subtree<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a Name> {
+        self.nodes
+            .range((Bound::Included(name.clone()), Bound::Unbounded))
+            .map(|(n, _)| n)
+            .take_while(move |n| name.zone_of(n))
     }
 }
 

@@ -7,7 +7,9 @@
 //! them, and an edited file replaces them at the next start.
 //!
 //! Wildcard owners (`*.x`) are rejected: every name in this zone belongs to
-//! one machine, and a wildcard would answer for names nobody owns.
+//! one machine, and a wildcard would answer for names nobody owns. So are
+//! DNSSEC records (DNSKEY, RRSIG, NSEC, ...): the signer makes those. The
+//! `dnssec` key is `true`/`false` or a `[dnssec]` table (see `dnssec`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +22,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::Deserialize;
 
 use crate::diag::{self, FileError, FileErrors};
+use crate::dnssec::{KeyAlgorithm, Settings as DnssecSettings};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -45,6 +48,14 @@ struct ZoneFile {
     transfer: TransferFile,
     #[serde(default, rename = "secondary")]
     secondaries: Vec<SecondaryFile>,
+    dnssec: Option<toml::Spanned<DnssecFile>>,
+}
+
+/// `dnssec = true|false`, or a `[dnssec]` table.
+#[derive(Debug)]
+enum DnssecFile {
+    Flag(bool),
+    Table(DnssecTable),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +78,88 @@ struct SecondaryFile {
     key: Option<toml::Spanned<String>>,
     /// A label for logs and status (e.g. its NS name).
     name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DnssecTable {
+    enabled: Option<bool>,
+    algorithm: Option<String>,
+    signature_validity: Option<u32>,
+    refresh_before: Option<u32>,
+    dnskey_ttl: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for DnssecFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DnssecFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or a [dnssec] table")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<DnssecFile, E> {
+                Ok(DnssecFile::Flag(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<DnssecFile, A::Error> {
+                DnssecTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(DnssecFile::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The validated `dnssec` setting: None when signing is off.
+fn dnssec_settings(
+    path: &Path,
+    text: &str,
+    f: Option<&toml::Spanned<DnssecFile>>,
+    ttl_max: u32,
+) -> Result<Option<DnssecSettings>, FileError> {
+    let at = |span: std::ops::Range<usize>, msg: String| {
+        FileError::at_offset(path, text, span.start, msg)
+    };
+    let defaults = DnssecSettings::default();
+    let Some(f) = f else {
+        return Ok(Some(defaults));
+    };
+    let t = match f.get_ref() {
+        DnssecFile::Flag(false) => return Ok(None),
+        DnssecFile::Flag(true) => return Ok(Some(defaults)),
+        DnssecFile::Table(t) => t,
+    };
+    if t.enabled == Some(false) {
+        return Ok(None);
+    }
+    let algorithm = match &t.algorithm {
+        None => defaults.algorithm,
+        Some(a) => KeyAlgorithm::from_config(a).ok_or_else(|| {
+            at(
+                f.span(),
+                format!("[dnssec] algorithm {a:?}: use \"ecdsap256sha256\" or \"ed25519\""),
+            )
+        })?,
+    };
+    let s = DnssecSettings {
+        algorithm,
+        signature_validity: t.signature_validity.unwrap_or(defaults.signature_validity),
+        refresh_before: t.refresh_before.unwrap_or(defaults.refresh_before),
+        dnskey_ttl: t.dnskey_ttl.unwrap_or(defaults.dnskey_ttl),
+    };
+    // The refresh timer runs hourly; a signature must outlive a missed run
+    // plus the longest TTL a resolver may cache it for.
+    let floor = (2 * 3600u32).max(2 * ttl_max);
+    if s.refresh_before < floor || s.refresh_before >= s.signature_validity {
+        return Err(at(
+            f.span(),
+            format!(
+                "[dnssec] refresh-before ({}) must be at least {floor} s (2 h, and twice [ttl] max) and less than signature-validity ({})",
+                s.refresh_before, s.signature_validity
+            ),
+        ));
+    }
+    Ok(Some(s))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +296,8 @@ pub struct ZoneSpec {
     pub records: Vec<Record>,
     pub transfer: TransferAcl,
     pub secondaries: Vec<Secondary>,
+    /// Signing settings; None when `dnssec = false`.
+    pub dnssec: Option<DnssecSettings>,
 }
 
 /// Load every `*.toml` in `dir`. All or nothing: every error of every file is returned.
@@ -402,6 +497,12 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
                     format!("unknown type {:?}", r.rtype.get_ref()),
                 )
             })?;
+        if crate::zone::is_dnssec_type(rtype) {
+            return Err(at(
+                r.rtype.span(),
+                format!("{rtype} records are made by the signer, not written here"),
+            ));
+        }
         if matches!(
             rtype,
             RecordType::SOA | RecordType::NS if name == origin
@@ -468,6 +569,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
             label: sec.name.clone().unwrap_or_else(|| address.to_string()),
         });
     }
+    let dnssec = dnssec_settings(path, text, f.dnssec.as_ref(), ttl.max)?;
     Ok(ZoneSpec {
         origin,
         path: path.to_path_buf(),
@@ -478,6 +580,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
         records,
         transfer,
         secondaries,
+        dnssec,
     })
 }
 
@@ -523,5 +626,35 @@ data = "\"hello world\""
         assert!(e.message.contains("wildcard"), "{e}");
         let bad = format!("{GOOD}\nserial = 4\n");
         assert!(parse(Path::new("z.toml"), &bad).is_err());
+        let bad = GOOD.replace("type = \"TXT\"", "type = \"RRSIG\"");
+        let e = parse(Path::new("z.toml"), &bad).unwrap_err();
+        assert!(e.message.contains("signer"), "{e}");
+    }
+
+    #[test]
+    fn dnssec_is_on_by_default_and_takes_a_flag_or_a_table() {
+        let z = parse(Path::new("z.toml"), GOOD).unwrap();
+        assert_eq!(z.dnssec, Some(DnssecSettings::default()));
+        let text = GOOD.replace("[glue]", "dnssec = false\n[glue]");
+        assert_eq!(parse(Path::new("z.toml"), &text).unwrap().dnssec, None);
+        let text = format!(
+            "{GOOD}\n[dnssec]\nalgorithm = \"ed25519\"\nsignature-validity = 864000\nrefresh-before = 432000\ndnskey-ttl = 300\n"
+        );
+        let d = parse(Path::new("z.toml"), &text).unwrap().dnssec.unwrap();
+        assert_eq!(d.algorithm, KeyAlgorithm::Ed25519);
+        assert_eq!(
+            (d.signature_validity, d.refresh_before, d.dnskey_ttl),
+            (864000, 432000, 300)
+        );
+        let text = format!("{GOOD}\n[dnssec]\nenabled = false\n");
+        assert_eq!(parse(Path::new("z.toml"), &text).unwrap().dnssec, None);
+        // unknown fields and bad values are errors with a location
+        let text = format!("{GOOD}\n[dnssec]\nnsec3 = true\n");
+        let e = parse(Path::new("z.toml"), &text).unwrap_err();
+        assert!(e.line >= 11 && e.message.contains("nsec3"), "{e}");
+        let text = format!("{GOOD}\n[dnssec]\nalgorithm = \"rsasha1\"\n");
+        assert!(parse(Path::new("z.toml"), &text).is_err());
+        let text = format!("{GOOD}\n[dnssec]\nrefresh-before = 1209600\n");
+        assert!(parse(Path::new("z.toml"), &text).is_err());
     }
 }

@@ -1,0 +1,232 @@
+//! Online DNSSEC signing: one key per zone, RRSIGs and an NSEC chain kept in
+//! the zone snapshot, changed incrementally with every change to the zone.
+//!
+//! Owns: the zone's signing key and the records derived from it ([`key`]:
+//! DNSKEY, CDS, CDNSKEY, DS for the parent), the NSEC chain ([`nsec`]) and
+//! the RRSIGs ([`signer`]). It does not own when things happen: `app` calls
+//! [`ZoneSigner::resign`] on every change before it commits, [`sync`] at
+//! start, and [`ZoneSigner::refresh`] on a timer; every DNSSEC record made
+//! or dropped is returned as a [`Delta`] that goes into the same journaled
+//! change, the same SQLite transaction, as the change that caused it. The
+//! records are stored as ordinary dynamic rows and loaded back with the rest
+//! of the zone; [`sync`] at start keeps every signature that still verifies,
+//! so a restart does not re-sign anything.
+//!
+//! RFCs: RFC 4033/4034/4035 (DNSKEY, RRSIG, NSEC, what is signed, §2.2 of
+//! RFC 4035 for delegations and glue), RFC 6840 (clarifications), RFC 7344
+//! (CDS/CDNSKEY), RFC 8624 (algorithms 13 and 15), RFC 9077 (NSEC TTL =
+//! min(SOA TTL, SOA MINIMUM)). Signing primitives, key generation and wire
+//! types are hickory-proto's; the data to be signed (RFC 4034 §3.1.8.1,
+//! §6) is built here so that RRs are ordered by their canonical RDATA.
+//!
+//! Denial of existence is NSEC, not NSEC3: NSEC is simpler to maintain
+//! incrementally and correctly (a name inserted or removed changes one
+//! other NSEC, its predecessor's), and zone walking reveals only machine
+//! names that the public zone's CNAMEs already show.
+//!
+//! # Limitations
+//!
+//! - One CSK (flags 257) per zone; no key rollover. Changing the algorithm
+//!   of an existing key is refused at start (remove the key file to start
+//!   over with a new key, then change the DS at the parent).
+//! - No NSEC3, no wildcards (the zone serves none), no opt-out.
+//! - Keys are files on the data directory (PKCS#8), no HSM/PKCS#11.
+//! - Glue in the additional section of answers is sent without RRSIGs.
+
+pub mod key;
+pub mod nsec;
+pub mod signer;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashSet, hash_map::DefaultHasher};
+use std::hash::{Hash, Hasher};
+
+use hickory_proto::dnssec::Algorithm;
+use hickory_proto::rr::{Record, RecordType};
+
+pub use key::{KeyError, ZoneKey};
+pub use signer::ZoneSigner;
+
+use crate::store::{Audit, Change, Source, rdata_bytes};
+use crate::zone::{ZoneData, is_dnssec_type};
+
+/// A zone's signing algorithm (RFC 8624 §3.1: both MUST be signable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// ECDSA P-256 with SHA-256, algorithm 13 (the default).
+    EcdsaP256Sha256,
+    /// Ed25519, algorithm 15.
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    /// The zone-file spelling.
+    pub fn from_config(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "ecdsap256sha256" | "ecdsa-p256-sha256" | "13" => Some(Self::EcdsaP256Sha256),
+            "ed25519" | "15" => Some(Self::Ed25519),
+            _ => None,
+        }
+    }
+
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Self::EcdsaP256Sha256 => "ecdsap256sha256",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+
+    pub fn dnssec(self) -> Algorithm {
+        match self {
+            Self::EcdsaP256Sha256 => Algorithm::ECDSAP256SHA256,
+            Self::Ed25519 => Algorithm::ED25519,
+        }
+    }
+}
+
+/// A zone's DNSSEC settings, from its `[dnssec]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub algorithm: KeyAlgorithm,
+    /// Seconds from signing to expiration (before jitter).
+    pub signature_validity: u32,
+    /// Signatures with less than this left are re-signed.
+    pub refresh_before: u32,
+    /// TTL of DNSKEY, CDS and CDNSKEY.
+    pub dnskey_ttl: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            algorithm: KeyAlgorithm::EcdsaP256Sha256,
+            signature_validity: 14 * 86_400,
+            refresh_before: 7 * 86_400,
+            dnskey_ttl: 3_600,
+        }
+    }
+}
+
+/// How far back signatures' inception is set, for clocks that lag (RFC 6781 §4.4.2.2).
+pub const INCEPTION_BACKDATE: u32 = 3_600;
+
+/// How often the refresh timer looks for signatures to renew.
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// DNSSEC records removed from and added to a zone, for the journal and the
+/// database. An RR added and then removed again within one delta (the SOA's
+/// RRSIG when the serial moves twice) cancels out.
+#[derive(Debug, Default, Clone)]
+pub struct Delta {
+    pub removed: Vec<Record>,
+    pub added: Vec<Record>,
+    added_keys: HashSet<u64>,
+}
+
+fn record_key(r: &Record) -> u64 {
+    let mut h = DefaultHasher::new();
+    r.name.to_lowercase().to_ascii().hash(&mut h);
+    u16::from(r.record_type()).hash(&mut h);
+    rdata_bytes(&r.data).hash(&mut h);
+    h.finish()
+}
+
+fn same_rr(a: &Record, b: &Record) -> bool {
+    a.name == b.name && a.record_type() == b.record_type() && a.data == b.data
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty()
+    }
+
+    pub fn add(&mut self, r: Record) {
+        self.added_keys.insert(record_key(&r));
+        self.added.push(r);
+    }
+
+    pub fn remove(&mut self, r: Record) {
+        if self.added_keys.contains(&record_key(&r))
+            && let Some(i) = self.added.iter().position(|a| same_rr(a, &r))
+        {
+            self.added.remove(i);
+            return;
+        }
+        self.removed.push(r);
+    }
+
+    /// Append to a change about to be committed.
+    pub fn into_change(self, change: &mut Change) {
+        change.removed.extend(self.removed);
+        change.added.extend(self.added);
+    }
+}
+
+/// A journaled change of DNSSEC records only (signing at start, refresh,
+/// stripping), moving `zone` to the next serial. `zone` must already hold
+/// the new serial and the records of `delta`.
+fn dnssec_change(serial_from: u32, zone: &ZoneData, delta: Delta, action: &str) -> Change {
+    let detail = format!(
+        "{action}: {} DNSSEC records removed, {} added",
+        delta.removed.len(),
+        delta.added.len()
+    );
+    Change {
+        serial_from,
+        serial_to: zone.serial,
+        removed: delta.removed,
+        added: delta.added,
+        source: Source::Dynamic,
+        audit: Audit {
+            key: None,
+            source: None,
+            action: action.into(),
+            detail,
+        },
+    }
+}
+
+/// Bring a zone just loaded at start in line with its DNSSEC settings:
+/// with a signer, sign what is unsigned or no longer verifies (everything
+/// on first start, nothing on a restart); without one, strip every DNSSEC
+/// record. Returns the journaled change to commit, if anything changed
+/// (`zone` then holds the new serial).
+pub fn sync(signer: Option<&ZoneSigner>, zone: &mut ZoneData, now: u64) -> Option<Change> {
+    let from = zone.serial;
+    let (delta, action) = match signer {
+        Some(s) => (s.sign_all(zone, now), "dnssec-sign"),
+        None => (strip(zone), "dnssec-off"),
+    };
+    (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, action))
+}
+
+/// Re-sign what is about to expire: the journaled change, if any.
+pub fn refresh(signer: &ZoneSigner, zone: &mut ZoneData, now: u64) -> Option<Change> {
+    let from = zone.serial;
+    let delta = signer.refresh(zone, now);
+    (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, "dnssec-refresh"))
+}
+
+/// Remove every record the signer makes (DS stays: it is delegation data).
+/// Moves the serial when anything was removed.
+pub fn strip(zone: &mut ZoneData) -> Delta {
+    let mut delta = Delta::default();
+    let names: Vec<_> = zone.names().cloned().collect();
+    for name in names {
+        let types: Vec<RecordType> = zone
+            .node(&name)
+            .map(|n| n.keys().copied().filter(|t| is_dnssec_type(*t)).collect())
+            .unwrap_or_default();
+        for t in types {
+            for r in zone.records(&name, t) {
+                delta.remove(r);
+            }
+            zone.remove_rrset(&name, t);
+        }
+    }
+    if !delta.is_empty() {
+        zone.serial = zone.serial.wrapping_add(1);
+    }
+    delta
+}

@@ -1,0 +1,872 @@
+//! DNSSEC as the world checks it: a real validating unbound (trust anchor =
+//! our DS) must return AD-validated answers for positive, NODATA, NXDOMAIN
+//! and empty non-terminal queries before and after updates; ldns-verify-zone
+//! must accept the whole signed zone, also after a signature refresh driven
+//! by the injected clock and after a restart. `scripts/test` installs
+//! unbound and ldnsutils.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::rr::{RData, Record, RecordType};
+use zonewarden::dnssec::{ZoneKey, key::key_path};
+use zonewarden::zone::as_rrsig;
+
+/// Run a program, bounded in time; (exit success, stdout+stderr).
+async fn run(program: &str, args: &[String]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} took longer than 30 s"))
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn zone_key(h: &Harness) -> ZoneKey {
+    ZoneKey::load(&name(ZONE), &key_path(&h.config.data_dir, &name(ZONE))).unwrap()
+}
+
+/// The DS of the zone's key, as a zone-file line (the trust anchor).
+fn ds_line(key: &ZoneKey) -> String {
+    let (ds, _) = key.parent_records(3600);
+    format!("{} 3600 IN DS {}", ds.name, ds.data)
+}
+
+/// Every record of the served zone, in presentation format.
+fn zone_text(h: &Harness) -> String {
+    let zone = h.app().zone_exact(&name(ZONE)).unwrap().snapshot();
+    presentation(&zone.all_records())
+}
+
+/// RFC 1035 §5.1 presentation lines. hickory prints TXT strings bare, so
+/// those are quoted here (with `\"`, `\\` and `\DDD` escapes).
+fn presentation(records: &[Record]) -> String {
+    let mut out = String::new();
+    for r in records {
+        match &r.data {
+            RData::TXT(txt) => {
+                let strings: Vec<String> = txt
+                    .txt_data
+                    .iter()
+                    .map(|s| {
+                        let mut q = String::from("\"");
+                        for &b in s.iter() {
+                            match b {
+                                b'"' | b'\\' => {
+                                    q.push('\\');
+                                    q.push(b as char);
+                                }
+                                0x20..=0x7e => q.push(b as char),
+                                _ => q.push_str(&format!("\\{b:03}")),
+                            }
+                        }
+                        q.push('"');
+                        q
+                    })
+                    .collect();
+                out.push_str(&format!(
+                    "{} {} IN TXT {}\n",
+                    r.name,
+                    r.ttl,
+                    strings.join(" ")
+                ));
+            }
+            _ => out.push_str(&format!("{r}\n")),
+        }
+    }
+    out
+}
+
+/// ldns-verify-zone on `text` with our DS as the trust anchor, at `at`
+/// (Unix time) or now.
+async fn ldns_verify(dir: &Path, text: &str, anchor: &str, at: Option<u64>) -> (bool, String) {
+    require("ldns-verify-zone", "ldnsutils");
+    let zone_file = dir.join(format!("zone-{}.txt", rand_id()));
+    let key_file = dir.join("anchor.ds");
+    std::fs::write(&zone_file, text).unwrap();
+    std::fs::write(&key_file, format!("{anchor}\n")).unwrap();
+    let mut args = vec![
+        "-V".to_string(),
+        "1".into(),
+        "-k".into(),
+        key_file.display().to_string(),
+    ];
+    if let Some(t) = at {
+        args.push("-t".into());
+        args.push(ldns_time(t));
+    }
+    args.push(zone_file.display().to_string());
+    run("ldns-verify-zone", &args).await
+}
+
+/// YYYYMMDDhhmmss in UTC.
+fn ldns_time(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    // civil-from-days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// A validating unbound on 127.0.0.1, stub zone → zonewarden, trust anchor given.
+struct Unbound {
+    child: tokio::process::Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn unbound_conf(port: u16, dir: &tempfile::TempDir, anchor: &str, zone_port: u16) -> String {
+    format!(
+        r#"server:
+    interface: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    do-not-query-localhost: no
+    chroot: ""
+    username: ""
+    pidfile: ""
+    directory: "{dir}"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    val-log-level: 2
+    module-config: "validator iterator"
+    trust-anchor: "{anchor}"
+    qname-minimisation: no
+    aggressive-nsec: no
+    num-threads: 1
+    msg-cache-size: 1m
+    rrset-cache-size: 1m
+    key-cache-size: 1m
+    neg-cache-size: 1m
+    so-reuseport: no
+stub-zone:
+    name: "{ZONE}"
+    stub-addr: 127.0.0.1@{zone_port}
+remote-control:
+    control-enable: no
+"#,
+        dir = dir.path().display()
+    )
+}
+
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Dig {
+    status: String,
+    ad: bool,
+    text: String,
+}
+
+impl Unbound {
+    async fn start(zone_port: u16, anchor: &str) -> Self {
+        // Debian puts it in /usr/sbin, which a user's PATH may lack.
+        let program = if have("unbound") {
+            "unbound"
+        } else if Path::new("/usr/sbin/unbound").exists() {
+            "/usr/sbin/unbound"
+        } else {
+            require("unbound", "unbound");
+            unreachable!()
+        };
+        // The port is picked free and then bound by unbound: if another test
+        // took it in between, unbound exits and we try another.
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let conf = dir.path().join("unbound.conf");
+            let log = dir.path().join("unbound.log");
+            std::fs::write(&conf, unbound_conf(port, &dir, anchor, zone_port)).unwrap();
+            let child = tokio::process::Command::new(program)
+                .arg("-d")
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("unbound starts");
+            let mut u = Self {
+                child,
+                port,
+                log,
+                _dir: dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if u.child.try_wait().unwrap().is_some() {
+                    break; // exited: port taken? try again
+                }
+                let (ok, _) = run(
+                    "dig",
+                    &[
+                        "@127.0.0.1".to_string(),
+                        "-p".into(),
+                        port.to_string(),
+                        "+time=1".into(),
+                        "+tries=1".into(),
+                        "version.bind".into(),
+                        "CH".into(),
+                        "TXT".into(),
+                    ],
+                )
+                .await;
+                if ok {
+                    return u;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "unbound did not start: {}",
+                    u.log()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            eprintln!("unbound exited at start, retrying: {}", u.log());
+        }
+        panic!("unbound did not start three times");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn dig(&self, qname: &str, qtype: &str) -> Dig {
+        let (ok, text) = run(
+            "dig",
+            &[
+                "@127.0.0.1".to_string(),
+                "-p".into(),
+                self.port.to_string(),
+                "+dnssec".into(),
+                "+time=5".into(),
+                "+tries=1".into(),
+                qname.into(),
+                qtype.into(),
+            ],
+        )
+        .await;
+        assert!(ok, "dig via unbound failed: {text}");
+        let status = text
+            .split("status: ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("?")
+            .to_string();
+        let ad = text
+            .lines()
+            .find(|l| l.starts_with(";; flags:"))
+            .is_some_and(|l| {
+                l.split(';')
+                    .nth(2)
+                    .is_some_and(|f| f.split_whitespace().any(|w| w == "ad"))
+            });
+        Dig { status, ad, text }
+    }
+
+    /// Assert a validated (AD) answer with this status.
+    async fn validated(&self, qname: &str, qtype: &str, status: &str) -> String {
+        let d = self.dig(qname, qtype).await;
+        assert!(
+            d.status == status && d.ad,
+            "{qname} {qtype}: want {status} with AD, got {} ad={}\n{}\nunbound log:\n{}",
+            d.status,
+            d.ad,
+            d.text,
+            self.log()
+        );
+        d.text
+    }
+}
+
+const TLSA: &str = "3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6";
+
+async fn add_rr(h: &Harness, machine: &str, owner: &str, t: RecordType, data: &str) {
+    let n = zname(owner);
+    let rc = h
+        .update_rcode(
+            machine,
+            update_msg(ZONE, vec![], vec![add(&n, 60, t, data)]),
+        )
+        .await;
+    assert_eq!(rc, ResponseCode::NoError, "add {owner} {t}");
+}
+
+async fn delete_rrset(h: &Harness, machine: &str, owner: &str, t: RecordType) {
+    let n = zname(owner);
+    let rc = h
+        .update_rcode(machine, update_msg(ZONE, vec![], vec![del_rrset(&n, t)]))
+        .await;
+    assert_eq!(rc, ResponseCode::NoError, "delete {owner} {t}");
+}
+
+/// A query with the DO bit, over UDP (EDNS 1232) or TCP.
+async fn query_do(h: &Harness, qname: &str, t: RecordType, tcp: bool, size: u16) -> Message {
+    let mut m = query_msg(qname, t, false);
+    let mut e = Edns::new();
+    e.set_max_payload(size);
+    e.set_dnssec_ok(true);
+    m.set_edns(e);
+    let bytes = m.to_vec().unwrap();
+    let resp = if tcp {
+        h.tcp(&bytes).await
+    } else {
+        h.udp(&bytes).await.expect("an answer")
+    };
+    Message::from_vec(&resp).unwrap()
+}
+
+fn types(records: &[Record]) -> Vec<RecordType> {
+    records.iter().map(|r| r.record_type()).collect()
+}
+
+fn covered(records: &[Record]) -> Vec<RecordType> {
+    records
+        .iter()
+        .filter_map(|r| as_rrsig(&r.data).map(|s| s.input().type_covered))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbound_validates_answers_nodata_nxdomain_and_ents_before_and_after_updates() {
+    let h = Harness::start().await;
+    add_rr(
+        &h,
+        "mx1",
+        "_acme-challenge.mx1",
+        RecordType::TXT,
+        "\"token-1\"",
+    )
+    .await;
+    add_rr(
+        &h,
+        "mx1",
+        "_acme-challenge.mx1",
+        RecordType::TXT,
+        "\"token-2\"",
+    )
+    .await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    let u = Unbound::start(h.addr.port(), &ds_line(&zone_key(&h))).await;
+
+    // positive, with a two-RR RRset
+    let text = u
+        .validated(&format!("_acme-challenge.mx1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    assert!(
+        text.contains("token-1") && text.contains("token-2"),
+        "{text}"
+    );
+    u.validated(&format!("_25._tcp.mx1.{ZONE}"), "TLSA", "NOERROR")
+        .await;
+    u.validated(&format!("static.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    u.validated(ZONE, "SOA", "NOERROR").await;
+    u.validated(ZONE, "DNSKEY", "NOERROR").await;
+    u.validated(ZONE, "CDS", "NOERROR").await;
+    u.validated(&format!("ns1.{ZONE}"), "A", "NOERROR").await;
+    // NODATA at a name, at the apex, and at an empty non-terminal
+    u.validated(&format!("_acme-challenge.mx1.{ZONE}"), "A", "NOERROR")
+        .await;
+    u.validated(ZONE, "TXT", "NOERROR").await;
+    u.validated(&format!("_tcp.mx1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    u.validated(&format!("mx1.{ZONE}"), "TXT", "NOERROR").await;
+    // NXDOMAIN: beside names, two and three labels below existing names
+    u.validated(&format!("nothing.{ZONE}"), "TXT", "NXDOMAIN")
+        .await;
+    u.validated(
+        &format!("a.b._acme-challenge.mx1.{ZONE}"),
+        "TXT",
+        "NXDOMAIN",
+    )
+    .await;
+    u.validated(&format!("x.y._25._tcp.mx1.{ZONE}"), "TLSA", "NXDOMAIN")
+        .await;
+    u.validated(&format!("zzzz.{ZONE}"), "TXT", "NXDOMAIN")
+        .await;
+    u.validated(&format!("_443._tcp.mx1.{ZONE}"), "TLSA", "NXDOMAIN")
+        .await;
+
+    // after updates: a new name (fresh query names throughout)
+    add_rr(&h, "www1", "_acme-challenge.www1", RecordType::TXT, "\"w\"").await;
+    let text = u
+        .validated(&format!("_acme-challenge.www1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    assert!(text.contains("\"w\""), "{text}");
+    u.validated(&format!("www1.{ZONE}"), "A", "NOERROR").await; // now an ENT
+    add_rr(&h, "mx1", "_587._tcp.mx1", RecordType::TLSA, TLSA).await;
+    u.validated(&format!("_587._tcp.mx1.{ZONE}"), "TLSA", "NOERROR")
+        .await;
+    // deletes: the name is gone, its neighbours' chain still proves it
+    delete_rrset(&h, "www1", "_acme-challenge.www1", RecordType::TXT).await;
+    u.validated(&format!("_acme-challenge.www1.{ZONE}"), "AAAA", "NXDOMAIN")
+        .await;
+    u.validated(&format!("www1.{ZONE}"), "AAAA", "NXDOMAIN")
+        .await;
+    u.validated(
+        &format!("q.r._acme-challenge.www1.{ZONE}"),
+        "TXT",
+        "NXDOMAIN",
+    )
+    .await;
+    delete_rrset(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA).await;
+    delete_rrset(&h, "mx1", "_587._tcp.mx1", RecordType::TLSA).await;
+    u.validated(&format!("_tcp.mx1.{ZONE}"), "A", "NXDOMAIN")
+        .await;
+    u.validated(&format!("_25._tcp.mx1.{ZONE}"), "AAAA", "NXDOMAIN")
+        .await;
+    // and the challenge RRset shrunk to one RR still validates
+    let n = zname("_acme-challenge.mx1");
+    let rc = h
+        .update_rcode(
+            "mx1",
+            update_msg(
+                ZONE,
+                vec![],
+                vec![del_rr(&n, RecordType::TXT, "\"token-1\"")],
+            ),
+        )
+        .await;
+    assert_eq!(rc, ResponseCode::NoError);
+    u.validated(&format!("_acme-challenge.mx1.{ZONE}"), "AAAA", "NOERROR")
+        .await;
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), None).await;
+    assert!(ok, "ldns-verify-zone after the updates:\n{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_anchor_for_another_key_gets_servfail() {
+    let h = Harness::start().await;
+    let other = tempfile::tempdir().unwrap();
+    let (stranger, _) = ZoneKey::load_or_create(
+        other.path(),
+        &name(ZONE),
+        zonewarden::dnssec::KeyAlgorithm::EcdsaP256Sha256,
+    )
+    .unwrap();
+    let u = Unbound::start(h.addr.port(), &ds_line(&stranger)).await;
+    let d = u.dig(&format!("static.{ZONE}"), "TXT").await;
+    assert_eq!(d.status, "SERVFAIL", "validation is on: {}", d.text);
+    assert!(!d.ad);
+}
+
+#[tokio::test]
+async fn ldns_verify_zone_accepts_the_signed_zone_and_sees_tampering() {
+    let h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    let anchor = ds_line(&zone_key(&h));
+    let text = zone_text(&h);
+    let (ok, out) = ldns_verify(h.dir.path(), &text, &anchor, None).await;
+    assert!(ok, "{out}\n{text}");
+    // the same zone with one TXT changed behind the signer's back fails
+    let bad = text.replace("\"t\"", "\"u\"");
+    assert_ne!(bad, text);
+    let (ok, out) = ldns_verify(h.dir.path(), &bad, &anchor, None).await;
+    assert!(!ok, "tampering must be seen: {out}");
+    // and so does a zone whose NSEC chain skips a name
+    let gap: String = text
+        .lines()
+        .filter(|l| !(l.starts_with("_25._tcp.mx1.") && l.contains("NSEC")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (ok, out) = ldns_verify(h.dir.path(), &gap, &anchor, None).await;
+    assert!(!ok, "a broken chain must be seen: {out}");
+}
+
+#[tokio::test]
+async fn a_refresh_with_the_injected_clock_keeps_the_zone_valid() {
+    let h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    let anchor = ds_line(&zone_key(&h));
+    let t0 = h.clock_now();
+    let before = zone_text(&h);
+    let sigs = |h: &Harness| -> Vec<(u32, u32)> {
+        h.app()
+            .zone_exact(&name(ZONE))
+            .unwrap()
+            .snapshot()
+            .all_records()
+            .iter()
+            .filter_map(|r| as_rrsig(&r.data))
+            .map(|s| {
+                (
+                    s.input().sig_inception.get(),
+                    s.input().sig_expiration.get(),
+                )
+            })
+            .collect()
+    };
+    let old = sigs(&h);
+    // Nothing is due a day later.
+    h.clock.advance(86_400);
+    assert_eq!(h.app().refresh_signatures().unwrap(), 0);
+    // Ten days in, every signature has less than refresh-before (7 days) left.
+    h.clock.advance(9 * 86_400);
+    let serial = h.serial(ZONE).await;
+    let zones = h.app().zones().len();
+    assert_eq!(
+        h.app().refresh_signatures().unwrap(),
+        zones,
+        "every zone refreshed"
+    );
+    assert_eq!(
+        h.serial(ZONE).await,
+        serial.wrapping_add(1),
+        "a journaled change"
+    );
+    let new = sigs(&h);
+    assert_eq!(new.len(), old.len());
+    let t1 = t0 + 10 * 86_400;
+    for (inception, expiration) in &new {
+        assert_eq!(
+            u64::from(*inception),
+            t1 - 3600,
+            "inception backdated an hour"
+        );
+        assert!(
+            u64::from(*expiration) > t1 + 10 * 86_400,
+            "about 14 days of validity"
+        );
+    }
+    // Both zones are valid now; fifteen days in only the refreshed one is.
+    let after = zone_text(&h);
+    let (ok, out) = ldns_verify(h.dir.path(), &after, &anchor, Some(t1)).await;
+    assert!(ok, "refreshed zone at t0+10d: {out}");
+    let (ok, out) = ldns_verify(h.dir.path(), &after, &anchor, Some(t0 + 15 * 86_400)).await;
+    assert!(ok, "refreshed zone at t0+15d: {out}");
+    let (ok, out) = ldns_verify(h.dir.path(), &before, &anchor, Some(t0 + 15 * 86_400)).await;
+    assert!(!ok, "the old signatures have expired at t0+15d: {out}");
+    // The refresh went through the journal like any change.
+    let audit = h.app().audit_tail(&name(ZONE), 1).unwrap();
+    assert_eq!(audit[0].1.action, "dnssec-refresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_key_and_every_signature_and_still_validates() {
+    let mut h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    let key = zone_key(&h);
+    let anchor = ds_line(&key);
+    let text = zone_text(&h);
+    let serial = h.serial(ZONE).await;
+    h.restart().await;
+    assert_eq!(zone_key(&h).key_tag(), key.key_tag(), "same key");
+    assert_eq!(h.serial(ZONE).await, serial, "nothing re-signed on restart");
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(
+        sorted(&zone_text(&h)),
+        sorted(&text),
+        "the same records, signatures included"
+    );
+    let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
+    match &m.answers[0].data {
+        RData::DNSSEC(d) => assert_eq!(
+            format!("{d}"),
+            format!("{}", key.dnskey_rdata()),
+            "served DNSKEY"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let u = Unbound::start(h.addr.port(), &anchor).await;
+    u.validated(&format!("_acme-challenge.mx1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    u.validated(&format!("gone.{ZONE}"), "TXT", "NXDOMAIN")
+        .await;
+    // an update after the restart is signed with the same key
+    add_rr(&h, "www1", "_acme-challenge.www1", RecordType::TXT, "\"w\"").await;
+    u.validated(&format!("_acme-challenge.www1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+}
+
+#[tokio::test]
+async fn answers_carry_rrsigs_and_proofs_only_with_the_do_bit() {
+    let h = Harness::start().await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    // positive
+    let m = query_do(&h, &format!("static.{ZONE}"), RecordType::TXT, false, 1232).await;
+    assert_eq!(types(&m.answers), vec![RecordType::TXT, RecordType::RRSIG]);
+    let m = h.query(&format!("static.{ZONE}"), RecordType::TXT).await;
+    assert_eq!(types(&m.answers), vec![RecordType::TXT], "no DO, no RRSIG");
+    // NODATA: SOA, its RRSIG, the name's NSEC and its RRSIG
+    let m = query_do(&h, &format!("static.{ZONE}"), RecordType::A, false, 1232).await;
+    assert_eq!(
+        types(&m.authorities),
+        vec![
+            RecordType::SOA,
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::RRSIG
+        ]
+    );
+    assert!(
+        m.authorities.iter().all(|r| r.ttl == 1),
+        "negative TTL on all"
+    );
+    // ENT: the NSEC before it, whose next name is below it
+    let m = query_do(
+        &h,
+        &format!("_tcp.mx1.{ZONE}"),
+        RecordType::TXT,
+        false,
+        1232,
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    let nsec = m
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::NSEC)
+        .unwrap();
+    match &nsec.data {
+        RData::DNSSEC(d) => assert!(d.to_string().starts_with("_25._tcp.mx1."), "{d}"),
+        other => panic!("{other:?}"),
+    }
+    // NXDOMAIN: qname cover + wildcard cover, each signed ...
+    let m = query_do(&h, &format!("nothing.{ZONE}"), RecordType::TXT, false, 1232).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        covered(&m.authorities),
+        vec![RecordType::SOA, RecordType::NSEC, RecordType::NSEC]
+    );
+    // ... once when one NSEC covers both (two labels below _25._tcp.mx1)
+    let m = query_do(
+        &h,
+        &format!("a.b._25._tcp.mx1.{ZONE}"),
+        RecordType::TXT,
+        false,
+        1232,
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        covered(&m.authorities),
+        vec![RecordType::SOA, RecordType::NSEC]
+    );
+    let m = h
+        .query(&format!("a.b._25._tcp.mx1.{ZONE}"), RecordType::TXT)
+        .await;
+    assert_eq!(
+        types(&m.authorities),
+        vec![RecordType::SOA],
+        "no DO, no NSEC"
+    );
+    // DNSKEY and NSEC are ordinary types when asked for
+    let m = h.query(ZONE, RecordType::DNSKEY).await;
+    assert_eq!(types(&m.answers), vec![RecordType::DNSKEY]);
+    let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
+    assert_eq!(
+        types(&m.answers),
+        vec![RecordType::DNSKEY, RecordType::RRSIG]
+    );
+    let m = h.query(ZONE, RecordType::NSEC).await;
+    assert_eq!(types(&m.answers), vec![RecordType::NSEC]);
+    let m = h.query(&format!("static.{ZONE}"), RecordType::RRSIG).await;
+    assert_eq!(covered(&m.answers), vec![RecordType::TXT, RecordType::NSEC]);
+    // ANY never picks a DNSSEC RRset
+    let m = h
+        .query(&format!("_25._tcp.mx1.{ZONE}"), RecordType::ANY)
+        .await;
+    assert_eq!(types(&m.answers), vec![RecordType::TLSA]);
+    // a signed answer too big for 512 octets: TC over UDP, whole over TCP
+    let m = query_do(&h, &format!("nothing.{ZONE}"), RecordType::TXT, false, 512).await;
+    assert!(m.metadata.truncation, "TC set");
+    assert!(m.authorities.is_empty());
+    let m = query_do(&h, &format!("nothing.{ZONE}"), RecordType::TXT, true, 512).await;
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(m.authorities.len(), 6);
+}
+
+#[tokio::test]
+async fn dnssec_false_serves_unsigned_and_strips_earlier_signatures() {
+    let mut h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
+    assert_eq!(m.answers.len(), 2);
+    let serial = h.serial(ZONE).await;
+    let zf = h.path("zones/acme.toml");
+    let text = std::fs::read_to_string(&zf).unwrap();
+    std::fs::write(&zf, text.replace("[glue]", "dnssec = false\n[glue]")).unwrap();
+    h.restart().await;
+    assert_eq!(
+        h.serial(ZONE).await,
+        serial.wrapping_add(1),
+        "one journaled change"
+    );
+    let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
+    assert!(m.answers.is_empty());
+    let m = query_do(&h, &format!("nope.{ZONE}"), RecordType::TXT, false, 1232).await;
+    assert_eq!(types(&m.authorities), vec![RecordType::SOA]);
+    assert!(
+        zone_text(&h)
+            .lines()
+            .all(|l| !l.contains("RRSIG") && !l.contains("NSEC")),
+        "no DNSSEC record left"
+    );
+    assert_eq!(
+        h.app().audit_tail(&name(ZONE), 1).unwrap()[0].1.action,
+        "dnssec-off"
+    );
+    // and turning it on again signs everything again, with the same key
+    std::fs::write(&zf, text).unwrap();
+    h.restart().await;
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), None).await;
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn ds_prints_the_parent_records_or_says_to_start_the_server_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Harness::layout(dir.path());
+    let e = zonewarden::cli::ds(&config, ZONE).unwrap_err();
+    assert!(e.to_string().contains("start the server once"), "{e}");
+    let h = Harness::start().await;
+    let out = zonewarden::cli::ds(&h.config, "_acme.example.org").unwrap();
+    let key = zone_key(&h);
+    let ds = out.lines().find(|l| l.contains(" DS ")).expect("a DS line");
+    assert!(
+        ds.starts_with(&format!("{ZONE} IN DS {} 13 2 ", key.key_tag())),
+        "{out}"
+    );
+    assert!(out.contains("parent zone example.org."), "{out}");
+    assert!(out.contains(" DNSKEY 257 3 13 "), "{out}");
+    // the DS matches the DNSKEY that is served
+    let m = query_do(&h, ZONE, RecordType::CDS, false, 1232).await;
+    let cds = m.answers[0].data.to_string();
+    assert!(
+        ds.ends_with(cds.split(' ').next_back().unwrap()),
+        "{ds} / {cds}"
+    );
+    assert!(zonewarden::cli::ds(&h.config, "example.com").is_err());
+}
+
+#[tokio::test]
+async fn updates_never_touch_dnssec_records_and_the_chain_follows_every_form() {
+    let h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    let n = zname("_acme-challenge.mx1");
+    // not even an admin may change what the signer makes
+    for rr in [
+        del_rrset(&n, RecordType::RRSIG),
+        del_rrset(&n, RecordType::NSEC),
+        del_rrset(&zname(""), RecordType::DNSKEY),
+    ] {
+        let rc = h
+            .update_rcode("ops", update_msg(ZONE, vec![], vec![rr]))
+            .await;
+        assert_eq!(rc, ResponseCode::Refused);
+    }
+    // an admin's CNAME, replaced by another CNAME (RRSIG and NSEC beside a
+    // CNAME are not "other data")
+    let alias = zname("alias");
+    for target in ["static._acme.example.org.", "ns1._acme.example.org."] {
+        let rc = h
+            .update_rcode(
+                "ops",
+                update_msg(
+                    ZONE,
+                    vec![],
+                    vec![add(&alias, 60, RecordType::CNAME, target)],
+                ),
+            )
+            .await;
+        assert_eq!(rc, ResponseCode::NoError);
+    }
+    let m = query_do(&h, &format!("alias.{ZONE}"), RecordType::A, false, 1232).await;
+    assert_eq!(
+        types(&m.answers),
+        vec![
+            RecordType::CNAME,
+            RecordType::RRSIG,
+            RecordType::A,
+            RecordType::RRSIG
+        ],
+        "the CNAME chain, every RRset signed"
+    );
+    // delete-all at a name leaves no NSEC or RRSIG behind
+    let rc = h
+        .update_rcode("ops", update_msg(ZONE, vec![], vec![del_all(&n)]))
+        .await;
+    assert_eq!(rc, ResponseCode::NoError);
+    let m = h
+        .query(&format!("_acme-challenge.mx1.{ZONE}"), RecordType::NSEC)
+        .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), None).await;
+    assert!(ok, "{out}");
+    // and expiry removes stale challenges the same way
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"old\"").await;
+    h.clock.advance(2 * 3600);
+    assert_eq!(h.app().sweep_expired().unwrap(), 1);
+    assert!(
+        zone_text(&h)
+            .lines()
+            .all(|l| !l.starts_with("_acme-challenge.mx1."))
+    );
+    let at = Some(h.clock_now());
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), at).await;
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn a_zone_file_edit_is_signed_at_the_next_start() {
+    let mut h = Harness::start().await;
+    let zf = h.path("zones/acme.toml");
+    let text = std::fs::read_to_string(&zf).unwrap();
+    std::fs::write(
+        &zf,
+        text.replace("from the zone file", "edited")
+            .replace("[glue]", "[dnssec]\ndnskey-ttl = 600\n[glue]"),
+    )
+    .unwrap();
+    h.restart().await;
+    let m = query_do(&h, &format!("static.{ZONE}"), RecordType::TXT, false, 1232).await;
+    assert_eq!(m.answers[0].data.to_string(), "edited");
+    let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
+    assert!(m.answers.iter().all(|r| r.ttl == 600), "dnskey-ttl applied");
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), None).await;
+    assert!(ok, "{out}");
+}
