@@ -870,3 +870,91 @@ async fn a_zone_file_edit_is_signed_at_the_next_start() {
     let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), None).await;
     assert!(ok, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
+    use common::peers::knot_secondary;
+    use zonewarden::tsig::{Algorithm, Key};
+    use zonewarden::wait::{Goal, Target, wait};
+    require("kdig", "knot-dnsutils");
+    let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
+    let (p, kp) = (free_port(), free_port());
+    let zone_file = format!(
+        "{ZONE_FILE}\n[[secondary]]\naddress = \"127.0.0.1:{kp}\"\nkey = \"xfr\"\nname = \"knot\"\n"
+    );
+    let key = xfr.clone();
+    let h = Harness::start_with(move |c| {
+        c.listen = vec![format!("127.0.0.1:{p}").parse().unwrap()];
+        write(&c.zones_dir.join("acme.toml"), &zone_file);
+        zonewarden::tsig::write_key_file(&c.keys_dir.join("xfr.key"), &key).unwrap();
+    })
+    .await;
+    let knot = knot_secondary(ZONE, kp, p, &xfr);
+    add_rr(
+        &h,
+        "mx1",
+        "_acme-challenge.mx1",
+        RecordType::TXT,
+        "\"via knot\"",
+    )
+    .await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    let serial = h.serial(ZONE).await;
+    let targets = [Target {
+        label: "knot".into(),
+        addr: format!("127.0.0.1:{kp}").parse().unwrap(),
+    }];
+    if let Err(l) = wait(
+        &targets,
+        &name(ZONE),
+        &Goal::Serial(serial),
+        Duration::from_secs(30),
+    )
+    .await
+    {
+        panic!("knot did not get serial {serial}: {l:?}\n{}", knot.log());
+    }
+    let anchor = ds_line(&zone_key(&h));
+    // What the secondary transferred, fetched from it by AXFR, verifies.
+    for (label, port) in [("primary", p), ("knot", kp)] {
+        let y = format!("hmac-sha256:xfr.:{}", xfr.secret_base64());
+        let (ok, out) = run(
+            "kdig",
+            &[
+                "@127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-y".into(),
+                y,
+                "+noall".into(),
+                "+answer".into(),
+                "AXFR".into(),
+                ZONE.into(),
+            ],
+        )
+        .await;
+        assert!(ok, "{label}: {out}");
+        // One SOA: drop the closing copy of the transfer.
+        let mut lines: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty() && !l.contains("\tTSIG\t"))
+            .collect();
+        let last_soa = lines.iter().rposition(|l| l.contains("\tSOA\t")).unwrap();
+        lines.remove(last_soa);
+        let text = lines.join("\n") + "\n";
+        let (ok, verdict) = ldns_verify(h.dir.path(), &text, &anchor, None).await;
+        assert!(ok, "{label} AXFR output: {verdict}\n{text}");
+    }
+    // A validating resolver that reaches the zone only through the secondary.
+    let u = Unbound::start(kp, &anchor).await;
+    u.validated("_acme-challenge.mx1._acme.example.org.", "TXT", "NOERROR")
+        .await;
+    u.validated(
+        "x.y._acme-challenge.mx1._acme.example.org.",
+        "TXT",
+        "NXDOMAIN",
+    )
+    .await;
+    u.validated("_tcp.mx1._acme.example.org.", "TXT", "NOERROR")
+        .await;
+}

@@ -99,13 +99,16 @@ acl:
     address: 127.0.0.1
     key: {kname}
     action: notify
+  - id: transfer_with_key
+    key: {kname}
+    action: transfer
 template:
   - id: default
     storage: "{d}/zones"
 zone:
   - domain: {zone}
     master: primary
-    acl: notify_from_primary
+    acl: [notify_from_primary, transfer_with_key]
 "#,
         d = dir.display(),
         kname = key.name,
