@@ -119,7 +119,7 @@ pub enum PublishError {
     AddUncertain { what: String, error: String },
     #[error(
         "not every nameserver serves the new TLSA record after {timeout} s:\n{laggards}\
-         The new record is published on {server} beside the old one(s), so clients accept \
+         The new record is published on {server} beside any old ones, so clients accept \
          the old and the new certificate alike; --then was NOT run and nothing was removed.\n\
          When the lagging nameservers have caught up, re-run this same command: it finds \
          the new record in place and continues."
@@ -485,10 +485,15 @@ fn refused(req: &Request, rcode: ResponseCode, what: String) -> PublishError {
         _ => ".".into(),
     };
     PublishError::Refused {
-        rcode: rcode.to_string(),
+        rcode: mnemonic(rcode),
         what,
         hint,
     }
+}
+
+/// REFUSED, NXRRSET, NOTAUTH ... as in RFC 2136 and dig.
+fn mnemonic(rcode: ResponseCode) -> String {
+    format!("{rcode:?}").to_ascii_uppercase()
 }
 
 /// Run `--then` through `sh -c`; Ok(false) when there is none.
@@ -519,6 +524,55 @@ async fn run_then(req: &Request, out: &mut (dyn Write + Send)) -> Result<bool, P
     }
 }
 
+/// One removal UPDATE, computed from the RRsets as read (`sets`, one per
+/// owner): the prerequisites (RFC 2136 §2.4.2, "RRset exists (value
+/// dependent)": class IN, TTL 0, every RR of each set that loses a record)
+/// and the deletes (§2.5.4: class NONE, TTL 0) of every record `keep`
+/// rejects. None when nothing is stale; Err when `wanted` is missing
+/// somewhere (then nothing may be removed).
+#[derive(Debug, Clone, Default)]
+pub struct Removal {
+    pub prerequisites: Vec<Record>,
+    pub deletes: Vec<Record>,
+    pub removed: Vec<(Name, TLSA)>,
+}
+
+pub fn plan_removal(
+    owners: &[Name],
+    sets: &[Vec<Record>],
+    wanted: &TLSA,
+    keep: &dyn Fn(&TLSA) -> bool,
+) -> Result<Option<Removal>, String> {
+    let mut plan = Removal::default();
+    for (owner, rrs) in owners.iter().zip(sets) {
+        let have: Vec<&TLSA> = rrs.iter().filter_map(tlsa_of).collect();
+        if !have.iter().any(|t| same_tlsa(t, wanted)) {
+            return Err(format!(
+                "the new record {} is no longer served; someone removed it. Nothing was \
+                 removed; re-run this command to publish it again",
+                line(owner, wanted)
+            ));
+        }
+        let stale: Vec<&TLSA> = have.iter().copied().filter(|t| !keep(t)).collect();
+        if stale.is_empty() {
+            continue;
+        }
+        for r in rrs {
+            let mut p = r.clone();
+            p.ttl = 0;
+            p.dns_class = DNSClass::IN;
+            plan.prerequisites.push(p);
+        }
+        for t in stale {
+            let mut d = record(owner, 0, t);
+            d.dns_class = DNSClass::NONE;
+            plan.deletes.push(d);
+            plan.removed.push((owner.clone(), t.clone()));
+        }
+    }
+    Ok((!plan.deletes.is_empty()).then_some(plan))
+}
+
 /// Delete the stale records with one UPDATE guarded by the RRsets it was
 /// computed from; recompute when someone changed them meanwhile.
 async fn remove_stale(
@@ -531,47 +585,15 @@ async fn remove_stale(
     let cleanup = |detail: String| PublishError::Cleanup { detail };
     for _ in 0..REMOVE_ATTEMPTS {
         let sets = read_all(req).await.map_err(|e| cleanup(e.to_string()))?;
-        let mut prerequisites = Vec::new();
-        let mut deletes = Vec::new();
-        let mut removed = Vec::new();
-        for (owner, rrs) in req.owners.iter().zip(&sets) {
-            let have: Vec<&TLSA> = rrs.iter().filter_map(tlsa_of).collect();
-            if !have.iter().any(|t| same_tlsa(t, wanted)) {
-                return Err(cleanup(format!(
-                    "the new record {} is no longer served; someone removed it. Nothing was \
-                     removed; re-run this command to publish it again",
-                    line(owner, wanted)
-                )));
-            }
-            let stale: Vec<&TLSA> = have.iter().copied().filter(|t| !keep(t)).collect();
-            if stale.is_empty() {
-                continue;
-            }
-            // RFC 2136 §2.4.2: RRset exists (value dependent): class IN,
-            // TTL 0, every RR of the set.
-            for r in rrs {
-                let mut p = r.clone();
-                p.ttl = 0;
-                p.dns_class = DNSClass::IN;
-                prerequisites.push(p);
-            }
-            // §2.5.4: delete an RR from an RRset: class NONE, TTL 0.
-            for t in stale {
-                let mut d = record(owner, 0, t);
-                d.dns_class = DNSClass::NONE;
-                deletes.push(d);
-                removed.push((owner.clone(), t.clone()));
-            }
-        }
-        if deletes.is_empty() {
+        let Some(plan) = plan_removal(&req.owners, &sets, wanted, keep).map_err(cleanup)? else {
             say!(out, "no old TLSA records to remove");
             return Ok(Vec::new());
-        }
+        };
         let rcode = dnsclient::update(
             req.server,
             &req.zone,
-            prerequisites,
-            deletes,
+            plan.prerequisites,
+            plan.deletes,
             &req.key,
             clock.now(),
             ASK,
@@ -580,21 +602,23 @@ async fn remove_stale(
         .map_err(|e| cleanup(format!("the removal UPDATE failed: {e}")))?;
         match rcode {
             ResponseCode::NoError => {
-                for (owner, t) in &removed {
+                for (owner, t) in &plan.removed {
                     say!(out, "removed {}", line(owner, t));
                 }
-                return Ok(removed);
+                return Ok(plan.removed);
             }
             ResponseCode::NXRRSet | ResponseCode::YXRRSet => {
                 say!(
                     out,
-                    "the TLSA records changed meanwhile (prerequisite failed: {rcode}); \
-                     reading them again"
+                    "the TLSA records changed meanwhile (prerequisite failed: {}); \
+                     reading them again",
+                    mnemonic(rcode)
                 );
             }
             other => {
                 return Err(cleanup(format!(
-                    "the server answered {other} to the removal UPDATE"
+                    "the server answered {} to the removal UPDATE",
+                    mnemonic(other)
                 )));
             }
         }

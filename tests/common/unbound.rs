@@ -54,7 +54,7 @@ pub fn unbound_conf(
     port: u16,
     dir: &tempfile::TempDir,
     anchor: &str,
-    zone_port: u16,
+    stub: &str,
 ) -> String {
     format!(
         r#"server:
@@ -82,7 +82,7 @@ pub fn unbound_conf(
     so-reuseport: no
 stub-zone:
     name: "{ZONE}"
-    stub-addr: 127.0.0.1@{zone_port}
+    stub-addr: {stub}
 remote-control:
     control-enable: no
 "#,
@@ -133,17 +133,20 @@ pub struct Dig {
 }
 
 impl Unbound {
-    /// On 127.0.0.1, a free port.
+    /// On 127.0.0.1, a free port; the zone's server at 127.0.0.1:`zone_port`.
     pub async fn start(zone_port: u16, anchor: &str) -> Self {
-        Self::launch(zone_port, anchor, || ("127.0.0.1".to_string(), free_port())).await
+        let stub = format!("127.0.0.1@{zone_port}");
+        Self::launch(&stub, anchor, || ("127.0.0.1".to_string(), free_port())).await
     }
 
-    /// On port 53 of another loopback address (see [`free_loopback_53`]).
-    pub async fn start_on_53(zone_port: u16, anchor: &str) -> Self {
-        Self::launch(zone_port, anchor, || (free_loopback_53(), 53)).await
+    /// On port 53 of another loopback address (see [`free_loopback_53`]);
+    /// the zone's server at `zone`.
+    pub async fn start_on_53(zone: std::net::SocketAddr, anchor: &str) -> Self {
+        let stub = format!("{}@{}", zone.ip(), zone.port());
+        Self::launch(&stub, anchor, || (free_loopback_53(), 53)).await
     }
 
-    async fn launch(zone_port: u16, anchor: &str, pick: impl Fn() -> (String, u16)) -> Self {
+    async fn launch(stub: &str, anchor: &str, pick: impl Fn() -> (String, u16)) -> Self {
         // Debian puts it in /usr/sbin, which a user's PATH may lack.
         let program = if have("unbound") {
             "unbound"
@@ -160,7 +163,7 @@ impl Unbound {
             let (ip, port) = pick();
             let conf = dir.path().join("unbound.conf");
             let log = dir.path().join("unbound.log");
-            std::fs::write(&conf, unbound_conf(&ip, port, &dir, anchor, zone_port)).unwrap();
+            std::fs::write(&conf, unbound_conf(&ip, port, &dir, anchor, stub)).unwrap();
             let child = tokio::process::Command::new(program)
                 .arg("-d")
                 .arg("-c")
