@@ -883,3 +883,128 @@ async fn the_removal_is_refused_when_the_rrset_changed_since_it_was_read() {
         sorted(vec![certs.tlsa("a"), certs.tlsa("b"), certs.tlsa("c")])
     );
 }
+
+/// Run a deploy hook from scripts/hooks with the settings in the
+/// environment, as certbot, lego or dehydrated would.
+async fn hook(
+    h: &Harness,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    ports: &str,
+) -> Run {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/hooks")
+        .join(script);
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.args(args)
+        .env("ZW_CONF", h.path("no-such.conf"))
+        .env("ZW_BIN", env!("CARGO_BIN_EXE_zonewarden"))
+        .env("ZW_SERVER", h.addr.to_string())
+        .env("ZW_KEY", h.path("data/keys/mx1.key"))
+        .env("ZW_ZONE", ZONE)
+        .env("ZW_HOST", "mx1")
+        .env("ZW_PORTS", ports)
+        .env("ZW_TTL", "1")
+        .env("ZW_NAMESERVERS", h.addr.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the hook finished within 60 s")
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certbot_lego_and_dehydrated_hooks_publish_and_roll_over() {
+    let h = start().await;
+    let certs = Certs::make();
+    let (p1, p2, p3) = (tls_port(), tls_port(), tls_port());
+    let then = |m: &str| ("ZW_THEN", format!("touch {}", h.path(m).display()));
+
+    // certbot: RENEWED_LINEAGE/fullchain.pem, two ports
+    let live = h.path("live/mx1");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::copy(certs.pem("a"), live.join("fullchain.pem")).unwrap();
+    let ports = format!("{p1} {p2}");
+    let env = [
+        ("RENEWED_LINEAGE", live.display().to_string()),
+        then("certbot"),
+    ];
+    let r = hook(&h, "certbot-dane-deploy", &[], &env, &ports).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(h.path("certbot").exists());
+    for p in [p1, p2] {
+        assert_eq!(served(&h, p).await, vec![certs.tlsa("a")]);
+    }
+    // the next renewal has a new key: rolled over on both ports
+    std::fs::copy(certs.pem("b"), live.join("fullchain.pem")).unwrap();
+    let r = hook(&h, "certbot-dane-deploy", &[], &env, &ports).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for p in [p1, p2] {
+        assert_eq!(served(&h, p).await, vec![certs.tlsa("b")]);
+    }
+
+    // lego: LEGO_CERT_PATH
+    let env = [
+        ("LEGO_CERT_PATH", certs.pem("b").display().to_string()),
+        then("lego"),
+    ];
+    let r = hook(&h, "lego-dane-deploy", &[], &env, &p3.to_string()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(h.path("lego").exists());
+    assert_eq!(served(&h, p3).await, vec![certs.tlsa("b")]);
+
+    // dehydrated: deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE CHAINFILE TIMESTAMP
+    let (key, cert) = (
+        certs.key("a").display().to_string(),
+        certs.pem("a").display().to_string(),
+    );
+    let serial = h.serial(ZONE).await;
+    let r = hook(
+        &h,
+        "dehydrated-dane-deploy",
+        &["deploy_challenge", "mx1.example.org", "token", "value"],
+        &[],
+        &p3.to_string(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "other hook calls are ignored: {}", r.stderr);
+    assert_eq!(h.serial(ZONE).await, serial);
+    let r = hook(
+        &h,
+        "dehydrated-dane-deploy",
+        &[
+            "deploy_cert",
+            "mx1.example.org",
+            &key,
+            &cert,
+            &cert,
+            &cert,
+            "1700000000",
+        ],
+        &[then("dehydrated")],
+        &p3.to_string(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(h.path("dehydrated").exists());
+    assert_eq!(served(&h, p3).await, vec![certs.tlsa("a")]);
+
+    // a missing setting is an error, before anything is sent
+    let env = [
+        ("LEGO_CERT_PATH", certs.pem("b").display().to_string()),
+        ("ZW_HOST", String::new()),
+    ];
+    let r = hook(&h, "lego-dane-deploy", &[], &env, "25").await;
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("ZW_HOST"), "{}", r.stderr);
+}
