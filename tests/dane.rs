@@ -953,7 +953,7 @@ async fn the_certbot_lego_and_dehydrated_hooks_publish_and_roll_over() {
         assert_eq!(served(&h, p).await, vec![certs.tlsa("b")]);
     }
 
-    // lego: LEGO_CERT_PATH
+    // lego v4: LEGO_CERT_PATH; lego v5: LEGO_HOOK_CERT_PATH
     let env = [
         ("LEGO_CERT_PATH", certs.pem("b").display().to_string()),
         then("lego"),
@@ -962,6 +962,10 @@ async fn the_certbot_lego_and_dehydrated_hooks_publish_and_roll_over() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(h.path("lego").exists());
     assert_eq!(served(&h, p3).await, vec![certs.tlsa("b")]);
+    let env = [("LEGO_HOOK_CERT_PATH", certs.pem("b").display().to_string())];
+    let r = hook(&h, "lego-dane-deploy", &[], &env, &p3.to_string()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("nothing to change"), "{}", r.stdout);
 
     // dehydrated: deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE CHAINFILE TIMESTAMP
     let (key, cert) = (
