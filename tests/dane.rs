@@ -82,6 +82,7 @@ impl Certs {
               -set_serial 99 2>/dev/null
             openssl req -x509 -new -key c.key -out c1.pem -subj /CN={HOST} -days 1 2>/dev/null
             openssl x509 -in c1.pem -signkey c.key -days -1 -out expired.pem 2>/dev/null
+            openssl pkey -in c.key -pubout -out c.pub
             : > empty.pem"
         );
         let out = std::process::Command::new("sh")
@@ -1011,4 +1012,32 @@ async fn the_certbot_lego_and_dehydrated_hooks_publish_and_roll_over() {
     let r = hook(&h, "lego-dane-deploy", &[], &env, "25").await;
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("ZW_HOST"), "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_published_next_key_stays_through_rollovers_until_it_is_current() {
+    let h = start().await;
+    let certs = Certs::make();
+    let port = tls_port();
+    let next = certs.dir.path().join("c.pub").display().to_string();
+    let next_args = ["--next-key", next.as_str(), "--then", "true"];
+    // current a + next c (a public key file)
+    let r = publish_cli(&h, "mx1", &certs.pem("a"), &[port], &next_args).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        served(&h, port).await,
+        sorted(vec![certs.tlsa("a"), certs.tlsa("c")])
+    );
+    // a key change to b keeps the next key and drops a
+    let r = publish_cli(&h, "mx1", &certs.pem("b"), &[port], &next_args).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        served(&h, port).await,
+        sorted(vec![certs.tlsa("b"), certs.tlsa("c")])
+    );
+    // the next key becomes current: its record was there all along; b goes
+    let r = publish_cli(&h, "mx1", &certs.pem("c"), &[port], &["--then", "true"]).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("added"), "{}", r.stdout);
+    assert_eq!(served(&h, port).await, vec![certs.tlsa("c")]);
 }

@@ -190,7 +190,9 @@ pub async fn publish(
         .as_ref()
         .map(|n| tlsa_for_next(n, req.params))
         .transpose()
-        .map_err(|e| PublishError::Input(format!("--next-key: {e}")))?;
+        .map_err(|e| PublishError::Input(format!("--next-key: {e}")))?
+        // the next key being the current one adds nothing
+        .filter(|n| !same_tlsa(n, &wanted));
     say!(
         out,
         "certificate {} (notAfter {}): TLSA {wanted}",
