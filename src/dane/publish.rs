@@ -315,14 +315,9 @@ pub async fn publish(
     // new record) for its TTL; a name without TLSA was cached as absent for
     // the negative TTL. Two of those, as the RFC asks.
     let negative = negative_ttl(req).await;
-    let cached = req
-        .owners
+    let cached = before
         .iter()
-        .zip(&before)
-        .map(|(_, rrs)| match rrs.iter().map(|r| r.ttl).max() {
-            Some(ttl) => ttl,
-            None => negative,
-        })
+        .map(|rrs| rrs.iter().map(|r| r.ttl).max().unwrap_or(negative))
         .max()
         .unwrap_or(0);
     let hold = Duration::from_secs(2 * u64::from(cached));
