@@ -17,6 +17,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dane;
 pub mod diag;
 pub mod dnsclient;
 pub mod dnssec;
