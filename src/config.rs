@@ -23,6 +23,8 @@ use crate::diag::{self, FileError};
 pub struct ConfigFile {
     /// DNS listen addresses, UDP and TCP on each (IPv4 and IPv6).
     pub listen: Option<Vec<toml::Spanned<String>>>,
+    /// HTTP API address, or "off".
+    pub http: Option<toml::Spanned<String>>,
     /// State directory; `keys-dir` and `database` default below it.
     pub data_dir: Option<String>,
     pub zones_dir: Option<String>,
@@ -47,6 +49,8 @@ pub struct ConfigFile {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// The HTTP API; None when turned off.
+    pub http: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub zones_dir: PathBuf,
     pub acl_dir: PathBuf,
@@ -61,6 +65,7 @@ pub struct Config {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8053";
 
 impl Config {
     /// The demo: the repository's `zones/` and `acl/`, DNS on 127.0.0.1:5300,
@@ -118,6 +123,18 @@ impl Config {
                 out
             }
         };
+        let http = match f.http {
+            None => Some(DEFAULT_HTTP.parse().expect("valid default")),
+            Some(h) if h.get_ref() == "off" => None,
+            Some(h) => Some(h.get_ref().parse::<SocketAddr>().map_err(|_| {
+                FileError::at_offset(
+                    path,
+                    text,
+                    h.span().start,
+                    format!("http address {:?} is not ADDR:PORT or \"off\"", h.get_ref()),
+                )
+            })?),
+        };
         let data_dir = rel(f.data_dir.unwrap_or_else(|| "data".into()));
         let keys_dir = f.keys_dir.map(rel).unwrap_or_else(|| data_dir.join("keys"));
         let database = f
@@ -133,6 +150,7 @@ impl Config {
         }
         Ok(Self {
             listen,
+            http,
             zones_dir: rel(f.zones_dir.unwrap_or_else(|| "zones".into())),
             acl_dir: rel(f.acl_dir.unwrap_or_else(|| "acl".into())),
             keys_dir,

@@ -21,6 +21,9 @@ struct Cli {
     /// DNS listen address (repeatable); overrides the configuration.
     #[arg(long, global = true)]
     listen: Vec<SocketAddr>,
+    /// HTTP API address, or "off"; overrides the configuration.
+    #[arg(long, global = true)]
+    http: Option<String>,
     /// State directory (keys, database); overrides the configuration.
     #[arg(long, global = true)]
     data: Option<PathBuf>,
@@ -54,10 +57,45 @@ enum Command {
     },
     /// Print the DS and DNSKEY records the parent zone needs for ZONE.
     Ds { zone: String },
+    /// Client calls to a server's HTTP API, signed with a machine's key.
+    Api {
+        #[command(subcommand)]
+        action: ApiCmd,
+    },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
         action: MachineCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiCmd {
+    /// Publish the TLSA records of a certificate (POST /api/v1/tlsa); the
+    /// server retires the old ones after propagation + 2 TTL.
+    Tlsa {
+        /// The API, e.g. http://127.0.0.1:8053
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        url: String,
+        /// The machine's TSIG key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new certificate (PEM; a chain file's first certificate is the leaf).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The host, relative to the zone unless it ends in a dot.
+        #[arg(long)]
+        host: String,
+        /// A port to publish for (repeatable).
+        #[arg(long = "port", required = true)]
+        ports: Vec<u16>,
+        #[arg(long)]
+        zone: Option<String>,
+        /// A pre-published next key (public key or certificate) to keep.
+        #[arg(long)]
+        next_key: Option<PathBuf>,
+        #[arg(long)]
+        ttl: Option<u32>,
     },
 }
 
@@ -85,6 +123,16 @@ fn config(cli: &Cli) -> Result<Config, String> {
     };
     if !cli.listen.is_empty() {
         c.listen = cli.listen.clone();
+    }
+    if let Some(h) = &cli.http {
+        c.http = if h == "off" {
+            None
+        } else {
+            Some(
+                h.parse()
+                    .map_err(|_| format!("--http {h:?}: not ADDR:PORT or \"off\""))?,
+            )
+        };
     }
     if let Some(d) = &cli.data {
         c = c.with_data_dir(d.clone());
@@ -162,6 +210,39 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Api {
+            action:
+                ApiCmd::Tlsa {
+                    url,
+                    key,
+                    cert,
+                    host,
+                    ports,
+                    zone,
+                    next_key,
+                    ttl,
+                },
+        } => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let req = zonewarden::cli::ApiTlsa {
+                url: &url,
+                key_file: &key,
+                cert_file: &cert,
+                host: &host,
+                ports: &ports,
+                zone: zone.as_deref(),
+                next_key: next_key.as_deref(),
+                ttl,
+            };
+            let now = zonewarden::Clock::now(&zonewarden::SystemClock);
+            let (report, code) = rt.block_on(zonewarden::cli::api_tlsa(&req, now));
+            if code == 0 {
+                print!("{report}");
+            } else {
+                eprint!("zonewarden: {report}");
+            }
+            ExitCode::from(code)
+        }
         Command::Machine {
             action:
                 MachineCmd::Add {
