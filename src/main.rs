@@ -170,12 +170,7 @@ fn main() -> ExitCode {
         }
         Command::Check => {
             let (report, ok) = zonewarden::cli::check(&config);
-            print!("{report}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            finish(&report, ok)
         }
         Command::Wait {
             zone,
@@ -193,23 +188,9 @@ fn main() -> ExitCode {
                 txt.as_deref(),
                 std::time::Duration::from_secs(timeout),
             ));
-            print!("{report}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            finish(&report, ok)
         }
-        Command::Ds { zone } => match zonewarden::cli::ds(&config, &zone) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("zonewarden: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Ds { zone } => outcome(zonewarden::cli::ds(&config, &zone)),
         Command::Api {
             action:
                 ApiCmd::Tlsa {
@@ -256,22 +237,34 @@ fn main() -> ExitCode {
                 eprintln!("zonewarden: unknown TSIG algorithm {algorithm:?}");
                 return ExitCode::from(2);
             };
-            match zonewarden::cli::machine_add(
+            outcome(zonewarden::cli::machine_add(
                 &config,
                 &name,
                 zone.as_deref(),
                 host.as_deref(),
                 alg,
-            ) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("zonewarden: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            ))
+        }
+    }
+}
+
+/// Print a verb's report; success or failure as its exit status.
+fn finish(report: &str, ok: bool) -> ExitCode {
+    print!("{report}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Print a verb's output, or its error on stderr.
+fn outcome<E: std::fmt::Display>(result: Result<String, E>) -> ExitCode {
+    match result {
+        Ok(text) => finish(&text, true),
+        Err(e) => {
+            eprintln!("zonewarden: {e}");
+            ExitCode::FAILURE
         }
     }
 }
