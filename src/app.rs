@@ -353,6 +353,9 @@ impl App {
                 tracing::info!(zone = %spec.origin, serial = data.serial, change = %change.audit.detail, "DNSSEC records brought up to date");
             }
             tracing::info!(zone = %spec.origin, serial = data.serial, records = data.record_count(), "zone loaded");
+            if let Some(max) = config.database_max_size {
+                store.limit_size(max)?;
+            }
             let reader = Store::open(&config.database)?;
             zones.push(Arc::new(ZoneHandle {
                 origin: spec.origin.clone(),

@@ -43,6 +43,8 @@ pub struct ConfigFile {
     pub reload_interval: Option<u64>,
     /// Generate a key for an ACL file whose key does not exist yet.
     pub generate_missing_keys: Option<bool>,
+    /// Cap on the database file, in MiB: past it updates answer SERVFAIL.
+    pub database_max_size: Option<u64>,
 }
 
 /// The validated runtime configuration.
@@ -62,6 +64,8 @@ pub struct Config {
     pub expiry_interval: Duration,
     pub reload_interval: Duration,
     pub generate_missing_keys: bool,
+    /// Database size cap in bytes (None: only the disk limits it).
+    pub database_max_size: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
@@ -162,6 +166,9 @@ impl Config {
             expiry_interval: Duration::from_secs(f.expiry_interval.unwrap_or(60).max(1)),
             reload_interval: Duration::from_secs(f.reload_interval.unwrap_or(2).max(1)),
             generate_missing_keys: f.generate_missing_keys.unwrap_or(true),
+            database_max_size: f
+                .database_max_size
+                .map(|mib| mib.saturating_mul(1024 * 1024)),
         })
     }
 

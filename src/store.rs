@@ -281,6 +281,20 @@ impl Store {
         })
     }
 
+    /// Cap the database file at `bytes` (SQLite's max_page_count): a commit
+    /// that would grow past it fails with "database or disk is full", as on
+    /// a full disk, and changes nothing.
+    pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
+        let page: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let pages = (bytes / page.max(512) as u64).max(1);
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
