@@ -79,14 +79,14 @@ impl ZoneHandle {
         self.snapshot.load_full()
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn writer(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave a half-applied change:
         // the snapshot is swapped only after commit. Keep serving.
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Publish a committed snapshot and tell the secondaries.
-    fn publish(&self, next: Arc<ZoneData>) {
+    pub(crate) fn publish(&self, next: Arc<ZoneData>) {
         let serial = next.serial;
         self.snapshot.store(next);
         self.propagation.announce(serial);
@@ -353,6 +353,9 @@ impl App {
                 tracing::info!(zone = %spec.origin, serial = data.serial, change = %change.audit.detail, "DNSSEC records brought up to date");
             }
             tracing::info!(zone = %spec.origin, serial = data.serial, records = data.record_count(), "zone loaded");
+            if let Some(max) = config.database_max_size {
+                store.limit_size(max)?;
+            }
             let reader = Store::open(&config.database)?;
             zones.push(Arc::new(ZoneHandle {
                 origin: spec.origin.clone(),
@@ -498,44 +501,64 @@ impl App {
             if stale.is_empty() {
                 continue;
             }
-            let current = zone.snapshot.load_full();
-            let mut next = (*current).clone();
-            let removed: Vec<Record> = stale
-                .into_iter()
-                .filter(|r| next.remove(&r.name, RecordType::TXT, &r.data))
-                .collect();
-            if removed.is_empty() {
-                continue;
+            let removed = self.remove_records(zone, &mut store, stale, "expired", None)?;
+            if removed > 0 {
+                tracing::info!(zone = %zone.origin, records = removed, "stale challenges expired");
             }
-            next.serial = current.serial.wrapping_add(1);
-            let touched: std::collections::BTreeSet<(Name, RecordType)> = removed
-                .iter()
-                .map(|r| (r.name.to_lowercase(), RecordType::TXT))
-                .collect();
-            let mut change = Change {
-                serial_from: current.serial,
-                serial_to: next.serial,
-                audit: Audit {
-                    key: None,
-                    source: None,
-                    action: "expired".into(),
-                    detail: update::describe(&removed, &[]),
-                },
-                removed,
-                added: Vec::new(),
-                source: Source::Dynamic,
-            };
-            total += change.removed.len();
-            if let Some(signer) = &zone.signer {
-                signer
-                    .resign(&current, &mut next, &touched, now)
-                    .into_change(&mut change);
-            }
-            store.commit(&zone.origin, &change, now, None)?;
-            tracing::info!(zone = %zone.origin, serial = next.serial, change = %change.audit.detail, "stale challenges expired");
-            zone.publish(Arc::new(next));
+            total += removed;
         }
         Ok(total)
+    }
+
+    /// Remove those of `records` that are present, as one journaled change
+    /// made by the server (re-signed, committed, published). The caller holds
+    /// the zone's writer. Returns how many were removed.
+    pub(crate) fn remove_records(
+        &self,
+        zone: &ZoneHandle,
+        store: &mut Store,
+        records: Vec<Record>,
+        action: &str,
+        key: Option<String>,
+    ) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let current = zone.snapshot.load_full();
+        let mut next = (*current).clone();
+        let removed: Vec<Record> = records
+            .into_iter()
+            .filter(|r| next.remove(&r.name, r.record_type(), &r.data))
+            .collect();
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        next.serial = current.serial.wrapping_add(1);
+        let touched: std::collections::BTreeSet<(Name, RecordType)> = removed
+            .iter()
+            .map(|r| (r.name.to_lowercase(), r.record_type()))
+            .collect();
+        let mut change = Change {
+            serial_from: current.serial,
+            serial_to: next.serial,
+            audit: Audit {
+                key,
+                source: None,
+                action: action.into(),
+                detail: update::describe(&removed, &[]),
+            },
+            removed,
+            added: Vec::new(),
+            source: Source::Dynamic,
+        };
+        let count = change.removed.len();
+        if let Some(signer) = &zone.signer {
+            signer
+                .resign(&current, &mut next, &touched, now)
+                .into_change(&mut change);
+        }
+        store.commit(&zone.origin, &change, now, None)?;
+        tracing::info!(zone = %zone.origin, serial = next.serial, action, change = %change.audit.detail, "server change committed");
+        zone.publish(Arc::new(next));
+        Ok(count)
     }
 
     /// Re-sign signatures close to expiry, one journaled change per zone

@@ -1,8 +1,8 @@
 //! Operator verbs that do not serve: `check` (validate everything, like
 //! named-checkconf), `machine add` (key + ACL + client snippets), `ds`
 //! (the DS and DNSKEY records the parent zone needs), `tlsa` (certificate →
-//! TLSA, offline) and the argument side of `dane publish` (the work is in
-//! `dane::publish`).
+//! TLSA, offline), the argument side of `dane publish` (the work is in
+//! `dane::publish`) and `api tlsa` (the HTTP API's client).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -576,4 +576,72 @@ pub fn publish_request(
         then: args.then.clone(),
         timeout: args.timeout,
     })
+}
+
+/// What `api tlsa` sends.
+pub struct ApiTlsa<'a> {
+    pub url: &'a str,
+    pub key_file: &'a std::path::Path,
+    pub cert_file: &'a std::path::Path,
+    pub host: &'a str,
+    pub ports: &'a [u16],
+    pub zone: Option<&'a str>,
+    pub next_key: Option<&'a std::path::Path>,
+    pub ttl: Option<u32>,
+}
+
+/// `api tlsa`: ask the server to publish (with rollover) the TLSA records
+/// of a certificate over the HTTP API, signed with the machine's key.
+/// Returns the report and the exit status (0 done, 1 refused or failed).
+pub async fn api_tlsa(req: &ApiTlsa<'_>, now: u64) -> (String, u8) {
+    use crate::http::client;
+    use crate::http::tlsa_api::{PATH, PublishRequest};
+    let fail = |m: String| (format!("{m}\n"), 1u8);
+    let key = match tsig::read_key_file(req.key_file) {
+        Ok(mut k) if !k.is_empty() => k.remove(0),
+        Ok(_) => return fail(format!("{}: no key in the file", req.key_file.display())),
+        Err(e) => return fail(e.to_string()),
+    };
+    let certificate = match std::fs::read_to_string(req.cert_file) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{}: {e}", req.cert_file.display())),
+    };
+    let next_key = match req.next_key.map(std::fs::read_to_string).transpose() {
+        Ok(n) => n,
+        Err(e) => return fail(format!("--next-key: {e}")),
+    };
+    let body = PublishRequest {
+        host: req.host.to_string(),
+        ports: req.ports.to_vec(),
+        certificate,
+        zone: req.zone.map(str::to_string),
+        proto: None,
+        next_key,
+        usage: None,
+        selector: None,
+        matching: None,
+        ttl: req.ttl,
+    };
+    let bytes = match serde_json::to_vec(&body) {
+        Ok(b) => b,
+        Err(e) => return fail(e.to_string()),
+    };
+    let addr = match client::parse_url(req.url) {
+        Ok(a) => a,
+        Err(e) => return fail(e.to_string()),
+    };
+    match client::post(
+        addr,
+        PATH,
+        &bytes,
+        &key,
+        now,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    {
+        Ok((status, body)) if (200..300).contains(&status) => (format!("{status}: {body}\n"), 0),
+        Ok((status, body)) => fail(format!("refused ({status}): {body}")),
+        Err(e) => fail(format!("{}: {e}", req.url)),
+    }
 }

@@ -23,6 +23,8 @@ use crate::diag::{self, FileError};
 pub struct ConfigFile {
     /// DNS listen addresses, UDP and TCP on each (IPv4 and IPv6).
     pub listen: Option<Vec<toml::Spanned<String>>>,
+    /// HTTP API address, or "off".
+    pub http: Option<toml::Spanned<String>>,
     /// State directory; `keys-dir` and `database` default below it.
     pub data_dir: Option<String>,
     pub zones_dir: Option<String>,
@@ -41,12 +43,16 @@ pub struct ConfigFile {
     pub reload_interval: Option<u64>,
     /// Generate a key for an ACL file whose key does not exist yet.
     pub generate_missing_keys: Option<bool>,
+    /// Cap on the database file, in MiB: past it updates answer SERVFAIL.
+    pub database_max_size: Option<u64>,
 }
 
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// The HTTP API; None when turned off.
+    pub http: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub zones_dir: PathBuf,
     pub acl_dir: PathBuf,
@@ -58,9 +64,12 @@ pub struct Config {
     pub expiry_interval: Duration,
     pub reload_interval: Duration,
     pub generate_missing_keys: bool,
+    /// Database size cap in bytes (None: only the disk limits it).
+    pub database_max_size: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8053";
 
 impl Config {
     /// The demo: the repository's `zones/` and `acl/`, DNS on 127.0.0.1:5300,
@@ -118,6 +127,18 @@ impl Config {
                 out
             }
         };
+        let http = match f.http {
+            None => Some(DEFAULT_HTTP.parse().expect("valid default")),
+            Some(h) if h.get_ref() == "off" => None,
+            Some(h) => Some(h.get_ref().parse::<SocketAddr>().map_err(|_| {
+                FileError::at_offset(
+                    path,
+                    text,
+                    h.span().start,
+                    format!("http address {:?} is not ADDR:PORT or \"off\"", h.get_ref()),
+                )
+            })?),
+        };
         let data_dir = rel(f.data_dir.unwrap_or_else(|| "data".into()));
         let keys_dir = f.keys_dir.map(rel).unwrap_or_else(|| data_dir.join("keys"));
         let database = f
@@ -133,6 +154,7 @@ impl Config {
         }
         Ok(Self {
             listen,
+            http,
             zones_dir: rel(f.zones_dir.unwrap_or_else(|| "zones".into())),
             acl_dir: rel(f.acl_dir.unwrap_or_else(|| "acl".into())),
             keys_dir,
@@ -144,6 +166,9 @@ impl Config {
             expiry_interval: Duration::from_secs(f.expiry_interval.unwrap_or(60).max(1)),
             reload_interval: Duration::from_secs(f.reload_interval.unwrap_or(2).max(1)),
             generate_missing_keys: f.generate_missing_keys.unwrap_or(true),
+            database_max_size: f
+                .database_max_size
+                .map(|mib| mib.saturating_mul(1024 * 1024)),
         })
     }
 

@@ -21,8 +21,10 @@ pub mod dane;
 pub mod diag;
 pub mod dnsclient;
 pub mod dnssec;
+pub mod http;
 pub mod notify;
 pub mod query;
+pub mod rollover;
 pub mod server;
 pub mod store;
 pub mod tsig;
@@ -49,6 +51,7 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 pub struct Running {
     pub app: Arc<App>,
     dns_addrs: Vec<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     server: hickory_server::Server<server::Handler>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -57,6 +60,11 @@ impl Running {
     /// The DNS addresses actually bound (UDP and TCP share each).
     pub fn dns_addrs(&self) -> &[SocketAddr] {
         &self.dns_addrs
+    }
+
+    /// The HTTP API's address, if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Stop accepting, finish in-flight requests, stop the timers.
@@ -93,6 +101,35 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         server.register_listener(tcp, TCP_IDLE, xfr::MAX_MESSAGES + 8);
     }
     let mut tasks = Vec::new();
+    let http_addr = match app.config.http {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = listener.local_addr().ok();
+            tasks.push(tokio::spawn(http::serve(app.clone(), listener)));
+            if let Some(a) = bound {
+                tracing::info!(addr = %a, "serving the HTTP API");
+            }
+            bound
+        }
+    };
+    // DANE rollovers: retire old TLSA records when due.
+    {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let a = app.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.retire_due()).await {
+                    tracing::error!(error = %e, "retiring old TLSA records failed; will retry");
+                }
+            }
+        }));
+    }
     for zone in app.zones() {
         tasks.extend(zone.propagation.spawn(app.clone()));
     }
@@ -153,6 +190,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     Ok(Running {
         app,
         dns_addrs,
+        http_addr,
         server,
         tasks,
     })

@@ -21,6 +21,9 @@ struct Cli {
     /// DNS listen address (repeatable); overrides the configuration.
     #[arg(long, global = true)]
     listen: Vec<SocketAddr>,
+    /// HTTP API address, or "off"; overrides the configuration.
+    #[arg(long, global = true)]
+    http: Option<String>,
     /// State directory (keys, database); overrides the configuration.
     #[arg(long, global = true)]
     data: Option<PathBuf>,
@@ -54,6 +57,11 @@ enum Command {
     },
     /// Print the DS and DNSKEY records the parent zone needs for ZONE.
     Ds { zone: String },
+    /// Client calls to a server's HTTP API, signed with a machine's key.
+    Api {
+        #[command(subcommand)]
+        action: ApiCmd,
+    },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
@@ -151,6 +159,36 @@ enum DaneCmd {
 }
 
 #[derive(Subcommand)]
+enum ApiCmd {
+    /// Publish the TLSA records of a certificate (POST /api/v1/tlsa); the
+    /// server retires the old ones after propagation + 2 TTL.
+    Tlsa {
+        /// The API, e.g. http://127.0.0.1:8053
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        url: String,
+        /// The machine's TSIG key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new certificate (PEM; a chain file's first certificate is the leaf).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The host, relative to the zone unless it ends in a dot.
+        #[arg(long)]
+        host: String,
+        /// A port to publish for (repeatable).
+        #[arg(long = "port", required = true)]
+        ports: Vec<u16>,
+        #[arg(long)]
+        zone: Option<String>,
+        /// A pre-published next key (public key or certificate) to keep.
+        #[arg(long)]
+        next_key: Option<PathBuf>,
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
 enum MachineCmd {
     /// Create a key and an ACL for a new machine and print client settings.
     Add {
@@ -174,6 +212,16 @@ fn config(cli: &Cli) -> Result<Config, String> {
     };
     if !cli.listen.is_empty() {
         c.listen = cli.listen.clone();
+    }
+    if let Some(h) = &cli.http {
+        c.http = if h == "off" {
+            None
+        } else {
+            Some(
+                h.parse()
+                    .map_err(|_| format!("--http {h:?}: not ADDR:PORT or \"off\""))?,
+            )
+        };
     }
     if let Some(d) = &cli.data {
         c = c.with_data_dir(d.clone());
@@ -211,12 +259,7 @@ fn main() -> ExitCode {
         }
         Command::Check => {
             let (report, ok) = zonewarden::cli::check(&config);
-            print!("{report}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            finish(&report, ok)
         }
         Command::Wait {
             zone,
@@ -234,23 +277,42 @@ fn main() -> ExitCode {
                 txt.as_deref(),
                 std::time::Duration::from_secs(timeout),
             ));
-            print!("{report}");
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            finish(&report, ok)
         }
-        Command::Ds { zone } => match zonewarden::cli::ds(&config, &zone) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+        Command::Ds { zone } => outcome(zonewarden::cli::ds(&config, &zone)),
+        Command::Api {
+            action:
+                ApiCmd::Tlsa {
+                    url,
+                    key,
+                    cert,
+                    host,
+                    ports,
+                    zone,
+                    next_key,
+                    ttl,
+                },
+        } => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            let req = zonewarden::cli::ApiTlsa {
+                url: &url,
+                key_file: &key,
+                cert_file: &cert,
+                host: &host,
+                ports: &ports,
+                zone: zone.as_deref(),
+                next_key: next_key.as_deref(),
+                ttl,
+            };
+            let now = zonewarden::Clock::now(&zonewarden::SystemClock);
+            let (report, code) = rt.block_on(zonewarden::cli::api_tlsa(&req, now));
+            if code == 0 {
+                print!("{report}");
+            } else {
+                eprint!("zonewarden: {report}");
             }
-            Err(e) => {
-                eprintln!("zonewarden: {e}");
-                ExitCode::FAILURE
-            }
-        },
+            ExitCode::from(code)
+        }
         Command::Tlsa {
             cert,
             host,
@@ -349,22 +411,34 @@ fn main() -> ExitCode {
                 eprintln!("zonewarden: unknown TSIG algorithm {algorithm:?}");
                 return ExitCode::from(2);
             };
-            match zonewarden::cli::machine_add(
+            outcome(zonewarden::cli::machine_add(
                 &config,
                 &name,
                 zone.as_deref(),
                 host.as_deref(),
                 alg,
-            ) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("zonewarden: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            ))
+        }
+    }
+}
+
+/// Print a verb's report; success or failure as its exit status.
+fn finish(report: &str, ok: bool) -> ExitCode {
+    print!("{report}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Print a verb's output, or its error on stderr.
+fn outcome<E: std::fmt::Display>(result: Result<String, E>) -> ExitCode {
+    match result {
+        Ok(text) => finish(&text, true),
+        Err(e) => {
+            eprintln!("zonewarden: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -207,6 +207,70 @@ impl Handler {
         reply
     }
 
+    /// What a transfer request gets: (form, serial, records), or the RCODE
+    /// of the refusal.
+    async fn transfer_contents(
+        &self,
+        request: &Request,
+        key: Option<&Name>,
+        qtype: RecordType,
+    ) -> Result<(&'static str, u32, Vec<Record>), ResponseCode> {
+        let src = request.src();
+        let zname: Name = request.queries.queries()[0].name().into();
+        let zone = self
+            .app
+            .zone_exact(&zname)
+            .cloned()
+            .ok_or(ResponseCode::NotAuth)?;
+        let snapshot = zone.snapshot();
+        if !snapshot.spec.transfer.allows(key, src.ip()) {
+            tracing::warn!(zone = %zname, source = %src, key = %key.map(|k| k.to_string()).unwrap_or_default(), %qtype, "transfer refused: not in the zone's transfer keys or networks");
+            return Err(ResponseCode::Refused);
+        }
+        let udp = request.protocol() == Protocol::Udp;
+        if qtype == RecordType::AXFR {
+            // RFC 5936 §4.2: AXFR is a TCP affair.
+            if udp {
+                return Err(ResponseCode::FormErr);
+            }
+            return Ok(("AXFR", snapshot.serial, xfr::axfr(&snapshot)));
+        }
+        // RFC 1995 §3: the authority section carries the client's SOA.
+        let client = request
+            .authorities
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            })
+            .ok_or(ResponseCode::FormErr)?;
+        let journal = if serial_at_least(client, snapshot.serial) {
+            None
+        } else {
+            let to = snapshot.serial;
+            match tokio::task::spawn_blocking(move || zone.journal_between(client, to)).await {
+                Ok(Ok(j)) => j,
+                Ok(Err(e)) => {
+                    tracing::error!(zone = %zname, error = %e, "cannot read the journal; sending the whole zone");
+                    None
+                }
+                Err(_) => None,
+            }
+        };
+        let (form, mut records) = xfr::ixfr(&snapshot, client, journal);
+        // RFC 1995 §2: over UDP, an answer that does not fit is just our SOA.
+        if udp && form != xfr::IxfrForm::UpToDate && xfr::size(&records) > self.size_limit(request)
+        {
+            records = vec![snapshot.soa_record()];
+        }
+        let form = match form {
+            xfr::IxfrForm::UpToDate => "IXFR (up to date)",
+            xfr::IxfrForm::Incremental => "IXFR",
+            xfr::IxfrForm::Full => "IXFR (full)",
+        };
+        Ok((form, snapshot.serial, records))
+    }
+
     /// AXFR (RFC 5936) and IXFR (RFC 1995), in as many messages as needed,
     /// each TSIG-signed when the request was (RFC 8945 §5.3.1).
     async fn transfer<R: ResponseHandler>(
@@ -218,88 +282,15 @@ impl Handler {
     ) -> ResponseInfo {
         let src = request.src();
         let zname: Name = request.queries.queries()[0].name().into();
-        let refuse = |rcode| Reply::new(request, rcode);
-        let Some(zone) = self.app.zone_exact(&zname).cloned() else {
-            return self
-                .send(
-                    request,
-                    handle,
-                    refuse(ResponseCode::NotAuth),
-                    sign_with(&signer),
-                )
-                .await;
-        };
-        let snapshot = zone.snapshot();
         let key = signer.as_ref().map(|s| s.key.name.clone());
-        if !snapshot.spec.transfer.allows(key.as_ref(), src.ip()) {
-            tracing::warn!(zone = %zname, source = %src, key = %key.map(|k| k.to_string()).unwrap_or_default(), %qtype, "transfer refused: not in the zone's transfer keys or networks");
-            return self
-                .send(
-                    request,
-                    handle,
-                    refuse(ResponseCode::Refused),
-                    sign_with(&signer),
-                )
-                .await;
-        }
-        let udp = request.protocol() == Protocol::Udp;
-        let (form, records) = if qtype == RecordType::AXFR {
-            if udp {
-                // RFC 5936 §4.2: AXFR is a TCP affair.
-                return self
-                    .send(
-                        request,
-                        handle,
-                        refuse(ResponseCode::FormErr),
-                        sign_with(&signer),
-                    )
-                    .await;
-            }
-            ("AXFR", xfr::axfr(&snapshot))
-        } else {
-            let client = request.authorities.iter().find_map(|r| match &r.data {
-                RData::SOA(soa) => Some(soa.serial),
-                _ => None,
-            });
-            let Some(client) = client else {
-                // RFC 1995 §3: the authority section carries the client's SOA.
-                return self
-                    .send(
-                        request,
-                        handle,
-                        refuse(ResponseCode::FormErr),
-                        sign_with(&signer),
-                    )
-                    .await;
-            };
-            let journal = if serial_at_least(client, snapshot.serial) {
-                None
-            } else {
-                let (z, to) = (zone.clone(), snapshot.serial);
-                match tokio::task::spawn_blocking(move || z.journal_between(client, to)).await {
-                    Ok(Ok(j)) => j,
-                    Ok(Err(e)) => {
-                        tracing::error!(zone = %zname, error = %e, "cannot read the journal; sending the whole zone");
-                        None
-                    }
-                    Err(_) => None,
+        let (form, serial, records) =
+            match self.transfer_contents(request, key.as_ref(), qtype).await {
+                Ok(c) => c,
+                Err(rcode) => {
+                    let reply = Reply::new(request, rcode);
+                    return self.send(request, handle, reply, sign_with(&signer)).await;
                 }
             };
-            let (form, mut records) = xfr::ixfr(&snapshot, client, journal);
-            // RFC 1995 §2: over UDP, an answer that does not fit is just our SOA.
-            if udp
-                && form != xfr::IxfrForm::UpToDate
-                && xfr::size(&records) > self.size_limit(request)
-            {
-                records = vec![snapshot.soa_record()];
-            }
-            let form = match form {
-                xfr::IxfrForm::UpToDate => "IXFR (up to date)",
-                xfr::IxfrForm::Incremental => "IXFR",
-                xfr::IxfrForm::Full => "IXFR (full)",
-            };
-            (form, records)
-        };
         let count = records.len();
         let counter = match form {
             "AXFR" => Some(&self.app.stats.axfr),
@@ -317,7 +308,7 @@ impl Handler {
                 .send(
                     request,
                     handle,
-                    refuse(ResponseCode::ServFail),
+                    Reply::new(request, ResponseCode::ServFail),
                     sign_with(&signer),
                 )
                 .await;
@@ -357,7 +348,7 @@ impl Handler {
                 }
             }
         }
-        tracing::info!(zone = %zname, source = %src, form, serial = snapshot.serial, records = count, "zone transfer sent");
+        tracing::info!(zone = %zname, source = %src, form, serial, records = count, "zone transfer sent");
         info.unwrap_or_else(|| {
             ResponseInfo::from(Header {
                 metadata: Metadata::response_from_request(&request.metadata),

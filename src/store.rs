@@ -64,6 +64,19 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
      );
      CREATE INDEX audit_zone ON audit (zone, time);",
+    // 2: DANE rollovers retire old TLSA records later (RFC 7671 §8.1)
+    "CREATE TABLE retirements (
+        id INTEGER PRIMARY KEY,
+        zone TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        rtype INTEGER NOT NULL,
+        rdata BLOB NOT NULL,
+        after_serial INTEGER NOT NULL,
+        ttl INTEGER NOT NULL,
+        propagated_at INTEGER,
+        machine TEXT NOT NULL,
+        created INTEGER NOT NULL
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +159,24 @@ pub struct JournalEntry {
     pub serial_to: u32,
     pub removed: Vec<Record>,
     pub added: Vec<Record>,
+}
+
+/// A record to retire later: once every nameserver serves the change that
+/// planned it and two TTLs have passed (RFC 7671 §8.1).
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub record: Record,
+    pub machine: String,
+}
+
+/// A planned retirement as stored.
+#[derive(Debug, Clone)]
+pub struct Retirement {
+    pub id: i64,
+    pub record: Record,
+    pub after_serial: u32,
+    pub propagated_at: Option<u64>,
+    pub machine: String,
 }
 
 /// A dynamic TXT row with its age (for expiry).
@@ -248,6 +279,20 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Cap the database file at `bytes` (SQLite's max_page_count): a commit
+    /// that would grow past it fails with "database or disk is full", as on
+    /// a full disk, and changes nothing.
+    pub fn limit_size(&self, bytes: u64) -> Result<(), StoreError> {
+        let page: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let pages = (bytes / page.max(512) as u64).max(1);
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -360,6 +405,19 @@ impl Store {
         now: u64,
         new_fingerprint: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.commit_with_plan(zone, change, now, new_fingerprint, &[])
+    }
+
+    /// Like [`Store::commit`], and in the same transaction, plan records
+    /// to retire once `change` has propagated (DANE rollover).
+    pub fn commit_with_plan(
+        &mut self,
+        zone: &Name,
+        change: &Change,
+        now: u64,
+        new_fingerprint: Option<&str>,
+        plan: &[Planned],
+    ) -> Result<(), StoreError> {
         let zname = zone.to_lowercase().to_ascii();
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
@@ -439,6 +497,27 @@ impl Store {
             ],
         )
         .map_err(sql)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO retirements (zone, owner, rtype, rdata, after_serial, ttl, machine, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(sql)?;
+            for p in plan {
+                ins.execute(params![
+                    zname,
+                    p.record.name.to_lowercase().to_ascii(),
+                    u16::from(p.record.record_type()),
+                    rdata_bytes(&p.record.data),
+                    change.serial_to as i64,
+                    p.record.ttl,
+                    p.machine,
+                    now as i64
+                ])
+                .map_err(sql)?;
+            }
+        }
         tx.commit().map_err(sql)
     }
 
@@ -481,6 +560,116 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Planned retirements of a zone, oldest first.
+    pub fn retirements(&self, zone: &Name) -> Result<Vec<Retirement>, StoreError> {
+        let zname = zone.to_lowercase().to_ascii();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, owner, rtype, rdata, after_serial, ttl, propagated_at, machine
+                 FROM retirements WHERE zone = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([&zname], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u16>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, owner, rtype, rdata, after, ttl, prop, machine) =
+                row.map_err(|e| self.err(e))?;
+            let rtype = RecordType::from(rtype);
+            let (Ok(name), Some(data)) =
+                (Name::from_ascii(&owner), rdata_from_bytes(rtype, &rdata))
+            else {
+                continue;
+            };
+            out.push(Retirement {
+                id,
+                record: Record::from_rdata(name, ttl, data),
+                after_serial: after as u32,
+                propagated_at: prop.map(|p| p.max(0) as u64),
+                machine,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Plan retirements with no zone change (what they wait for is `serial`).
+    pub fn plan_retirements(
+        &mut self,
+        zone: &Name,
+        serial: u32,
+        plan: &[Planned],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let zname = zone.to_lowercase().to_ascii();
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for p in plan {
+            tx.execute(
+                "INSERT INTO retirements (zone, owner, rtype, rdata, after_serial, ttl, machine, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    zname,
+                    p.record.name.to_lowercase().to_ascii(),
+                    u16::from(p.record.record_type()),
+                    rdata_bytes(&p.record.data),
+                    serial as i64,
+                    p.record.ttl,
+                    p.machine,
+                    now as i64
+                ],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Note when a planned retirement's change reached every nameserver.
+    pub fn mark_propagated(&mut self, id: i64, at: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE retirements SET propagated_at = ?2 WHERE id = ?1 AND propagated_at IS NULL",
+                params![id, at as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forget planned retirements (done, or superseded) without a zone change.
+    pub fn drop_retirements(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        for id in ids {
+            tx.execute("DELETE FROM retirements WHERE id = ?1", [id])
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+        }
+        tx.commit().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })
     }
 
     /// Recent audit rows (newest first), for tests and the status views.

@@ -271,7 +271,7 @@ async fn kill_dash_nine_loses_no_acknowledged_update() {
     let cfg = dir.path().join("zonewarden.toml");
     write(
         &cfg,
-        &format!("listen = [\"127.0.0.1:{port}\"]\ndata-dir = \"data\"\n"),
+        &format!("listen = [\"127.0.0.1:{port}\"]\nhttp = \"127.0.0.1:0\"\ndata-dir = \"data\"\n"),
     );
     let bin = env!("CARGO_BIN_EXE_zonewarden");
     let spawn = || {
@@ -355,7 +355,9 @@ async fn sighup_reloads_acls_and_a_broken_file_keeps_the_old_policy_over_ipv4_an
     // The poller is slowed to an hour: only SIGHUP can reload here.
     write(
         &cfg,
-        &format!("listen = [\"{v4}\", \"{v6}\"]\ndata-dir = \"data\"\nreload-interval = 3600\n"),
+        &format!(
+            "listen = [\"{v4}\", \"{v6}\"]\nhttp = \"off\"\ndata-dir = \"data\"\nreload-interval = 3600\n"
+        ),
     );
     let log = dir.path().join("server.log");
     let child = Server(

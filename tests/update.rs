@@ -581,3 +581,74 @@ async fn cname_and_other_data_do_not_mix() {
     assert!(matches!(m.answers[0].data, RData::CNAME(_)));
     assert!(matches!(&m.answers[1].data, RData::TXT(t) if t.to_string() == "from the zone file"));
 }
+
+#[tokio::test]
+async fn a_full_database_answers_servfail_and_loses_nothing() {
+    let mut h = Harness::start().await;
+    let mut acked = Vec::new();
+    for i in 0..3 {
+        let (owner, value) = (
+            zname(&format!("before{i}")),
+            format!("acked-before-full-{i}"),
+        );
+        assert_eq!(
+            h.update_rcode(
+                "ops",
+                update_msg(ZONE, vec![], vec![add(&owner, 60, RecordType::TXT, &value)])
+            )
+            .await,
+            ResponseCode::NoError
+        );
+        acked.push((owner, value));
+    }
+    // A cap below the current size: the database cannot grow, as on a full disk.
+    h.config.database_max_size = Some(0);
+    h.restart().await;
+    let mut failed = false;
+    for i in 0..500 {
+        let owner = zname(&format!("fill{i}"));
+        let value = format!("{i}-{}", "x".repeat(200));
+        match h
+            .update_rcode(
+                "ops",
+                update_msg(ZONE, vec![], vec![add(&owner, 60, RecordType::TXT, &value)]),
+            )
+            .await
+        {
+            ResponseCode::NoError => acked.push((owner, value)),
+            ResponseCode::ServFail => {
+                failed = true;
+                // what failed is not served
+                assert!(h.txt(&owner.to_string()).await.is_empty());
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(failed, "the database never filled up");
+    let serial = h.serial(ZONE).await;
+    // Still answering, and every acknowledged change is served.
+    for (owner, value) in &acked {
+        assert_eq!(h.txt(&owner.to_string()).await, vec![value.clone()]);
+    }
+    // Room again (the cap lifted, as when space is freed): nothing was lost.
+    h.config.database_max_size = None;
+    h.restart().await;
+    assert_eq!(h.serial(ZONE).await, serial);
+    for (owner, value) in &acked {
+        assert_eq!(h.txt(&owner.to_string()).await, vec![value.clone()]);
+    }
+    let n = zname("_acme-challenge.mx1");
+    assert_eq!(
+        h.update_rcode(
+            "mx1",
+            update_msg(
+                ZONE,
+                vec![],
+                vec![add(&n, 60, RecordType::TXT, "works-again")]
+            )
+        )
+        .await,
+        ResponseCode::NoError
+    );
+}

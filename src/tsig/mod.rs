@@ -82,7 +82,7 @@ mod keyfile;
 mod rfc2104;
 
 pub use keyfile::{KeyFileError, KeyFileReadError, parse_key_file, read_key_file, write_key_file};
-use rfc2104::constant_time_eq;
+pub(crate) use rfc2104::constant_time_eq;
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// The server's default time fudge, in seconds (BIND's and the customary

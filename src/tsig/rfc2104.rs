@@ -37,7 +37,7 @@ pub(super) fn hmac_sha224(key: &[u8], text: &[u8]) -> Vec<u8> {
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

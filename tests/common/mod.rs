@@ -123,6 +123,7 @@ impl Harness {
         }
         let mut config = Config::embedded_default().with_data_dir(dir.join("data"));
         config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.http = Some("127.0.0.1:0".parse().unwrap());
         config.zones_dir = dir.join("zones");
         config.acl_dir = dir.join("acl");
         config

@@ -1,0 +1,86 @@
+//! The HTTP API (axum): `GET /healthz` and `POST /api/v1/tlsa`, on the
+//! address in the configuration (`http`, default 127.0.0.1:8053; "off"
+//! turns it off).
+//!
+//! Every answer has a real status code and, for errors, a JSON body
+//! `{"error": "..."}`: 400 bad request or certificate, 401 authentication
+//! (see `auth`), 403 the machine may not do this, 404 zone not served, 413
+//! body too large, 422 expired certificate, 500 the database failed.
+//! Nothing returned ever contains a secret.
+
+pub mod auth;
+pub mod client;
+pub mod tlsa_api;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use crate::app::App;
+
+/// Request bodies above this are refused (413); a certificate chain is a
+/// few KiB.
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct State {
+    app: Arc<App>,
+    auth: Arc<auth::Verifier>,
+}
+
+/// An error answer: a status and a JSON `{"error": ...}` body.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        Self(status, msg.into())
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.0, axum::Json(ErrorBody { error: &self.1 })).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(auth::SCHEME),
+            );
+        }
+        resp
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let state = State {
+        auth: Arc::new(auth::Verifier::new(app.config.tsig_fudge)),
+        app,
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/tlsa", post(tlsa_api::publish))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serve the API on `listener` until the task is aborted.
+pub async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) {
+    let router = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "HTTP API stopped");
+    }
+}
