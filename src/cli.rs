@@ -1,6 +1,8 @@
 //! Operator verbs that do not serve: `check` (validate everything, like
-//! named-checkconf), `machine add` (key + ACL + client snippets) and `ds`
-//! (the DS and DNSKEY records the parent zone needs).
+//! named-checkconf), `machine add` (key + ACL + client snippets), `ds`
+//! (the DS and DNSKEY records the parent zone needs), `tlsa` (certificate →
+//! TLSA, offline), the argument side of `dane publish` (the work is in
+//! `dane::publish`) and `api tlsa` (the HTTP API's client).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -440,6 +442,140 @@ pub fn ds(config: &Config, zone: &str) -> Result<String, DsError> {
         ds = line(&ds),
         dnskey = line(&dnskey),
     ))
+}
+
+/// `tlsa`: the TLSA records for a certificate file, offline. With a host,
+/// zone-file lines (`_25._tcp.mx1 300 IN TLSA 3 1 1 ...`; the owner is
+/// relative unless the host ends in a dot); without one, the rdata alone
+/// (what `openssl s_client -dane_tlsa_rrdata` takes). Comment lines (`;`)
+/// name the certificate.
+pub fn tlsa(
+    cert: &Path,
+    host: Option<&str>,
+    ports: &[u16],
+    proto: &str,
+    params: crate::dane::TlsaParams,
+    ttl: u32,
+    now: i64,
+) -> Result<String, String> {
+    use crate::dane;
+    let chain = dane::Chain::read(cert).map_err(|e| e.to_string())?;
+    let rr = dane::tlsa(&chain, params, now).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let leaf = chain.leaf();
+    let mut out = format!(
+        "; {} (notAfter {}), issuer {}\n; TLSA {params}: {}\n",
+        leaf.subject(),
+        dane::cert::utc(leaf.not_after()),
+        leaf.issuer(),
+        match (params.usage(), params.selector(), params.matching()) {
+            (3, 1, 1) => "DANE-EE, public key, SHA2-256 (survives renewals that keep the key)",
+            (u, _, _) if u == 0 || u == 2 => "from the issuer in the chain",
+            _ => "from the leaf certificate",
+        }
+    );
+    match host {
+        None => {
+            let _ = writeln!(out, "{rr}");
+        }
+        Some(h) => {
+            for port in ports {
+                let owner = dane::owner(*port, proto, h, None)?;
+                let _ = writeln!(out, "{}", dane::zone_line(&owner, ttl, &rr));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `dane publish` as typed on the command line, before validation.
+#[derive(Debug, Clone)]
+pub struct PublishArgs {
+    pub cert: std::path::PathBuf,
+    pub server: String,
+    pub key: std::path::PathBuf,
+    pub zone: String,
+    pub host: String,
+    pub ports: Vec<u16>,
+    pub proto: String,
+    pub ttl: u32,
+    pub params: crate::dane::TlsaParams,
+    pub next_key: Option<std::path::PathBuf>,
+    pub then: Option<String>,
+    pub nameservers: Vec<String>,
+    pub timeout: std::time::Duration,
+}
+
+/// `ADDR`, `ADDR:PORT` or `[V6]:PORT`; port 53 when none is given.
+pub fn parse_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?}: want ADDR, ADDR:PORT or [V6]:PORT"))
+}
+
+/// Validate the arguments into a publish request: every file read, every
+/// name parsed. Errors here change nothing (exit status 2).
+pub fn publish_request(
+    args: &PublishArgs,
+) -> Result<crate::dane::publish::Request, crate::dane::publish::PublishError> {
+    use crate::dane::{self, publish::PublishError};
+    let input = PublishError::Input;
+    let chain = dane::Chain::read(&args.cert).map_err(|e| input(e.to_string()))?;
+    let next = args
+        .next_key
+        .as_deref()
+        .map(dane::NextKey::read)
+        .transpose()
+        .map_err(|e| input(format!("--next-key {e}")))?;
+    let key = tsig::read_key_file(&args.key)
+        .map_err(|e| input(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| input(format!("{}: no key in the file", args.key.display())))?;
+    let zone = Name::from_ascii(if args.zone.ends_with('.') {
+        args.zone.clone()
+    } else {
+        format!("{}.", args.zone)
+    })
+    .map_err(|e| input(format!("--zone {:?}: {e}", args.zone)))?;
+    if args.ports.is_empty() {
+        return Err(input("give at least one --port".into()));
+    }
+    let mut owners = Vec::new();
+    for port in &args.ports {
+        let owner = dane::owner(*port, &args.proto, &args.host, Some(&zone)).map_err(input)?;
+        if !zone.zone_of(&owner) {
+            return Err(input(format!(
+                "{owner} is not inside the zone {zone}: the UPDATE could not change it"
+            )));
+        }
+        if !owners.contains(&owner) {
+            owners.push(owner);
+        }
+    }
+    let server = parse_server(&args.server).map_err(|e| input(format!("--server {e}")))?;
+    let nameservers = args
+        .nameservers
+        .iter()
+        .map(|s| parse_server(s).map_err(|e| input(format!("--nameserver {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(dane::publish::Request {
+        chain,
+        next,
+        params: args.params,
+        zone,
+        owners,
+        ttl: args.ttl,
+        server,
+        key,
+        nameservers,
+        then: args.then.clone(),
+        timeout: args.timeout,
+    })
 }
 
 /// What `api tlsa` sends.

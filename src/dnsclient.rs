@@ -1,6 +1,7 @@
 //! The little DNS client the server and the CLI need for talking to other
-//! nameservers: SOA serial and TXT look-ups (propagation checks, `wait`) and
-//! NOTIFY (RFC 1996 §3), optionally TSIG-signed. UDP first, TCP when the
+//! nameservers: SOA serial, TXT and RRset look-ups (propagation checks,
+//! `wait`, `dane publish`), NOTIFY (RFC 1996 §3) and UPDATE (RFC 2136, for
+//! `dane publish`), optionally TSIG-signed. UDP first, TCP when the
 //! answer is truncated; every exchange is bounded by a timeout.
 //!
 //! Not a resolver: it asks one given address and follows nothing.
@@ -76,10 +77,23 @@ async fn tcp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<Vec<u8
 /// retrying over TCP when it comes back truncated.
 pub async fn exchange(
     addr: SocketAddr,
+    msg: Message,
+    key: Option<&Key>,
+    now: u64,
+    timeout: Duration,
+) -> Result<Message, ClientError> {
+    exchange_over(addr, msg, key, now, timeout, false).await
+}
+
+/// [`exchange`], over TCP only when `tcp_only` (UPDATEs: a lost UDP answer
+/// must not make us resend a signed request the replay check would refuse).
+async fn exchange_over(
+    addr: SocketAddr,
     mut msg: Message,
     key: Option<&Key>,
     now: u64,
     timeout: Duration,
+    tcp_only: bool,
 ) -> Result<Message, ClientError> {
     msg.metadata.id = new_id();
     let bytes_for = |msg: &Message| -> Result<(Vec<u8>, Option<Vec<u8>>), ClientError> {
@@ -97,9 +111,13 @@ pub async fn exchange(
         }
     };
     let (bytes, mac) = bytes_for(&msg)?;
-    let mut raw = udp(addr, &bytes, timeout).await?;
+    let mut raw = if tcp_only {
+        tcp(addr, &bytes, timeout).await?
+    } else {
+        udp(addr, &bytes, timeout).await?
+    };
     let mut answer = Message::from_vec(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
-    if answer.metadata.truncation {
+    if answer.metadata.truncation && !tcp_only {
         raw = tcp(addr, &bytes, timeout).await?;
         answer = Message::from_vec(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
     }
@@ -170,6 +188,54 @@ pub async fn txt(
             _ => None,
         })
         .collect())
+}
+
+/// The RRset of `rtype` at `name` as served at `addr` (empty when the name
+/// or the RRset does not exist). CNAMEs are not followed.
+pub async fn rrset(
+    addr: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Result<Vec<Record>, ClientError> {
+    let answer = exchange(addr, query(name, rtype), None, 0, timeout).await?;
+    match answer.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        other => return Err(ClientError::Rcode(other)),
+    }
+    Ok(answer
+        .answers
+        .into_iter()
+        .filter(|r| r.record_type() == rtype && r.name == *name)
+        .collect())
+}
+
+/// RFC 2136: send an UPDATE for `zone` with these prerequisites (§2.4) and
+/// updates (§2.5), TSIG-signed with `key`, over TCP. Returns the answer's
+/// RCODE (NOERROR: applied; anything else: nothing changed); a TSIG
+/// rejection (BADKEY, BADSIG, BADTIME) is `ClientError::Tsig`.
+pub async fn update(
+    addr: SocketAddr,
+    zone: &Name,
+    prerequisites: Vec<Record>,
+    updates: Vec<Record>,
+    key: &Key,
+    now: u64,
+    timeout: Duration,
+) -> Result<ResponseCode, ClientError> {
+    let mut m = Message::new(0, MessageType::Query, OpCode::Update);
+    let mut q = Query::query(zone.clone(), RecordType::SOA);
+    q.set_query_class(hickory_proto::rr::DNSClass::IN);
+    m.add_query(q);
+    m.insert_answers(prerequisites);
+    m.insert_authorities(updates);
+    let answer = exchange_over(addr, m, Some(key), now, timeout, true).await?;
+    if answer.metadata.op_code != OpCode::Update {
+        return Err(ClientError::Malformed(
+            "answer is not an UPDATE response".into(),
+        ));
+    }
+    Ok(answer.metadata.response_code)
 }
 
 /// RFC 1996 §3.6: send NOTIFY for `zone` with the current SOA as a hint;

@@ -1,12 +1,13 @@
 //! `zonewarden wait`: return as soon as every nameserver of a zone serves a
-//! serial (or a TXT value), or report the laggards. It asks each
+//! serial (or a TXT value, or given records: `dane publish`), or report the
+//! laggards. It asks each
 //! nameserver directly (the primary's listen address and every configured
 //! secondary), the way lego and the CAs' vantage points will see them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, Record};
 
 use crate::config::Config;
 use crate::dnsclient::{self, serial_at_least};
@@ -29,6 +30,8 @@ pub enum Goal {
     Serial(u32),
     /// This TXT value present at this name.
     Txt { name: Name, value: String },
+    /// Every one of these records (owner, type and rdata; TTL ignored) served.
+    Records(Vec<Record>),
 }
 
 /// The primary (our first listen address; a wildcard address is asked on
@@ -68,6 +71,21 @@ async fn check(t: &Target, zone: &Name, goal: &Goal) -> (bool, String) {
             Ok(values) => (values.iter().any(|v| v == value), format!("TXT {values:?}")),
             Err(e) => (false, e.to_string()),
         },
+        Goal::Records(want) => {
+            let mut missing = Vec::new();
+            for r in want {
+                match dnsclient::rrset(t.addr, &r.name, r.record_type(), ASK_TIMEOUT).await {
+                    Ok(have) if have.iter().any(|h| h.data == r.data) => {}
+                    Ok(_) => missing.push(format!("{} {} {}", r.name, r.record_type(), r.data)),
+                    Err(e) => return (false, e.to_string()),
+                }
+            }
+            if missing.is_empty() {
+                (true, "serves every record".into())
+            } else {
+                (false, format!("lacks {}", missing.join("; ")))
+            }
+        }
     }
 }
 

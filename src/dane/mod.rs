@@ -40,6 +40,7 @@
 //!   resolver that capped or stretched TTLs is not accounted for.
 
 pub mod cert;
+pub mod publish;
 
 pub mod tlsa;
 
