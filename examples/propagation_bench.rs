@@ -61,21 +61,20 @@ use clap::{Parser, ValueEnum};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
+use zonewarden::dnsclient::serial_at_least;
 use zonewarden::tsig::{Key, read_key_file, sign_request};
+
+mod common;
+use common::{
+    Conn, Transport, connected_udp, describe_failure, ms, percentile, rcode_of, udp_exchange,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     Replace,
     Add,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Transport {
-    Tcp,
-    Udp,
 }
 
 /// One nameserver to watch: `label=ADDR:PORT`.
@@ -263,125 +262,6 @@ fn build_query(name: &Name, rtype: RecordType) -> Result<Vec<u8>, String> {
     msg.to_vec().map_err(|e| format!("encode: {e}"))
 }
 
-/// The RCODE of an answer to `id`, or why it is not one.
-fn rcode_of(answer: &[u8], id: u16) -> Result<ResponseCode, String> {
-    if answer.len() < 12 {
-        return Err("short answer".into());
-    }
-    if u16::from_be_bytes([answer[0], answer[1]]) != id || answer[2] & 0x80 == 0 {
-        return Err("answer with a wrong ID".into());
-    }
-    Ok(ResponseCode::from_low(answer[3] & 0x0f))
-}
-
-/// A non-NOERROR answer, named with its TSIG error if it carries one.
-fn describe_failure(answer: &[u8], rcode: ResponseCode) -> String {
-    let tsig_error = Message::from_vec(answer)
-        .ok()
-        .and_then(|m| m.signature().and_then(|s| s.data.error));
-    match tsig_error {
-        Some(e) => format!("{rcode}/{e:?}"),
-        None => rcode.to_string(),
-    }
-}
-
-/// The connection UPDATEs travel on (as in update_bench).
-enum Conn {
-    Tcp(Option<TcpStream>),
-    Udp(UdpSocket),
-}
-
-async fn connected_udp(server: SocketAddr) -> Result<UdpSocket, String> {
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .expect("valid");
-    let s = UdpSocket::bind(local)
-        .await
-        .map_err(|e| format!("bind: {e}"))?;
-    s.connect(server)
-        .await
-        .map_err(|e| format!("connect {server}: {e}"))?;
-    Ok(s)
-}
-
-impl Conn {
-    async fn open(server: SocketAddr, transport: Transport) -> Result<Self, String> {
-        match transport {
-            Transport::Tcp => {
-                let s = TcpStream::connect(server)
-                    .await
-                    .map_err(|e| format!("connect {server}: {e}"))?;
-                let _ = s.set_nodelay(true);
-                Ok(Conn::Tcp(Some(s)))
-            }
-            Transport::Udp => Ok(Conn::Udp(connected_udp(server).await?)),
-        }
-    }
-
-    /// Send one message and read the answer to `id`.
-    async fn exchange(
-        &mut self,
-        server: SocketAddr,
-        bytes: &[u8],
-        id: u16,
-    ) -> Result<Vec<u8>, String> {
-        match self {
-            Conn::Tcp(slot) => {
-                // Reconnect if the server closed the previous connection.
-                if slot.is_none() {
-                    let s = TcpStream::connect(server)
-                        .await
-                        .map_err(|e| format!("reconnect: {e}"))?;
-                    let _ = s.set_nodelay(true);
-                    *slot = Some(s);
-                }
-                let s = slot.as_mut().expect("connected above");
-                let result = async {
-                    let mut framed = Vec::with_capacity(bytes.len() + 2);
-                    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                    framed.extend_from_slice(bytes);
-                    s.write_all(&framed).await?;
-                    let mut len = [0u8; 2];
-                    s.read_exact(&mut len).await?;
-                    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-                    s.read_exact(&mut buf).await?;
-                    Ok::<_, std::io::Error>(buf)
-                }
-                .await;
-                result.map_err(|e| {
-                    *slot = None;
-                    format!("TCP: {}", e.kind())
-                })
-            }
-            Conn::Udp(s) => udp_exchange(s, bytes, id).await,
-        }
-    }
-}
-
-/// Send on a connected UDP socket and read the answer with our ID,
-/// skipping late answers to earlier polls.
-async fn udp_exchange(s: &UdpSocket, bytes: &[u8], id: u16) -> Result<Vec<u8>, String> {
-    s.send(bytes)
-        .await
-        .map_err(|e| format!("UDP send: {}", e.kind()))?;
-    let mut buf = vec![0u8; 65535];
-    for _ in 0..64 {
-        let n = s
-            .recv(&mut buf)
-            .await
-            .map_err(|e| format!("UDP recv: {}", e.kind()))?;
-        if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-            buf.truncate(n);
-            return Ok(buf);
-        }
-    }
-    Err("UDP: no answer with our ID".into())
-}
-
 /// One secondary being polled: a connected UDP socket and a query ID counter.
 struct Watcher {
     target: Target,
@@ -495,11 +375,6 @@ impl Watcher {
     }
 }
 
-/// Serial comparison per RFC 1982: is `a` at or after `b`?
-fn serial_at_least(a: u32, b: u32) -> bool {
-    a == b || (a.wrapping_sub(b) as i32) > 0
-}
-
 /// Wait until every watcher serves at least the primary's serial.
 async fn wait_ready(
     primary: &mut Watcher,
@@ -535,19 +410,6 @@ async fn wait_ready(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err("not ready in time".into())
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Summary line (human) and RESULT line (script) of one series.

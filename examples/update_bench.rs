@@ -35,21 +35,16 @@ use clap::{Parser, ValueEnum};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 use zonewarden::tsig::{Key, read_key_file, sign_request};
+
+mod common;
+use common::{Conn, Transport, describe_failure, ms, percentile, rcode_of};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     Add,
     Delete,
     Flip,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Transport {
-    Tcp,
-    Udp,
 }
 
 #[derive(Parser, Debug)]
@@ -167,117 +162,8 @@ fn build(plan: &Plan, k: usize, id: u16) -> Result<Vec<u8>, String> {
     msg.to_vec().map_err(|e| format!("encode: {e}"))
 }
 
-/// The RCODE of an answer to `id`, or why it is not one.
-fn rcode_of(answer: &[u8], id: u16) -> Result<ResponseCode, String> {
-    if answer.len() < 12 {
-        return Err("short answer".into());
-    }
-    if u16::from_be_bytes([answer[0], answer[1]]) != id || answer[2] & 0x80 == 0 {
-        return Err("answer with a wrong ID".into());
-    }
-    Ok(ResponseCode::from_low(answer[3] & 0x0f))
-}
-
-/// A non-NOERROR answer, named with its TSIG error if it carries one.
-fn describe_failure(answer: &[u8], rcode: ResponseCode) -> String {
-    let tsig_error = Message::from_vec(answer)
-        .ok()
-        .and_then(|m| m.signature().and_then(|s| s.data.error));
-    match tsig_error {
-        Some(e) => format!("{rcode}/{e:?}"),
-        None => rcode.to_string(),
-    }
-}
-
-enum Conn {
-    Tcp(Option<TcpStream>),
-    Udp(UdpSocket),
-}
-
-impl Conn {
-    async fn open(plan: &Plan) -> Result<Self, String> {
-        let server = plan.args.server;
-        match plan.args.transport {
-            Transport::Tcp => {
-                let s = TcpStream::connect(server)
-                    .await
-                    .map_err(|e| format!("connect {server}: {e}"))?;
-                let _ = s.set_nodelay(true);
-                Ok(Conn::Tcp(Some(s)))
-            }
-            Transport::Udp => {
-                let local: SocketAddr = if server.is_ipv4() {
-                    "0.0.0.0:0"
-                } else {
-                    "[::]:0"
-                }
-                .parse()
-                .expect("valid");
-                let s = UdpSocket::bind(local)
-                    .await
-                    .map_err(|e| format!("bind: {e}"))?;
-                s.connect(server)
-                    .await
-                    .map_err(|e| format!("connect {server}: {e}"))?;
-                Ok(Conn::Udp(s))
-            }
-        }
-    }
-
-    /// Send one message and read the answer to `id`.
-    async fn exchange(&mut self, plan: &Plan, bytes: &[u8], id: u16) -> Result<Vec<u8>, String> {
-        match self {
-            Conn::Tcp(slot) => {
-                // Reconnect if the server closed the previous connection.
-                if slot.is_none() {
-                    let s = TcpStream::connect(plan.args.server)
-                        .await
-                        .map_err(|e| format!("reconnect: {e}"))?;
-                    let _ = s.set_nodelay(true);
-                    *slot = Some(s);
-                }
-                let s = slot.as_mut().expect("connected above");
-                let result = async {
-                    let mut framed = Vec::with_capacity(bytes.len() + 2);
-                    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                    framed.extend_from_slice(bytes);
-                    s.write_all(&framed).await?;
-                    let mut len = [0u8; 2];
-                    s.read_exact(&mut len).await?;
-                    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-                    s.read_exact(&mut buf).await?;
-                    Ok::<_, std::io::Error>(buf)
-                }
-                .await;
-                result.map_err(|e| {
-                    *slot = None;
-                    format!("TCP: {}", e.kind())
-                })
-            }
-            Conn::Udp(s) => {
-                s.send(bytes)
-                    .await
-                    .map_err(|e| format!("UDP send: {}", e.kind()))?;
-                let mut buf = vec![0u8; 65535];
-                // Skip late answers to earlier (timed-out) requests.
-                for _ in 0..64 {
-                    let n = s
-                        .recv(&mut buf)
-                        .await
-                        .map_err(|e| format!("UDP recv: {}", e.kind()))?;
-                    if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-                        buf.truncate(n);
-                        return Ok(buf);
-                    }
-                }
-                Err("UDP: no answer with our ID".into())
-            }
-        }
-    }
-}
-
 async fn worker(plan: Arc<Plan>, worker_no: usize) -> Result<(), String> {
-    let mut conn = Conn::open(&plan).await?;
+    let mut conn = Conn::open(plan.args.server, plan.args.transport).await?;
     let per_request = Duration::from_secs(plan.args.request_timeout);
     loop {
         let k = plan.next.fetch_add(1, Ordering::Relaxed);
@@ -288,7 +174,8 @@ async fn worker(plan: Arc<Plan>, worker_no: usize) -> Result<(), String> {
         let id = (k as u16).wrapping_add((worker_no as u16).wrapping_mul(4099));
         let bytes = build(&plan, k, id)?;
         let started = Instant::now();
-        let outcome = tokio::time::timeout(per_request, conn.exchange(&plan, &bytes, id)).await;
+        let outcome =
+            tokio::time::timeout(per_request, conn.exchange(plan.args.server, &bytes, id)).await;
         let elapsed = started.elapsed();
         let mut stats = plan.stats.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
@@ -312,19 +199,6 @@ async fn worker(plan: Arc<Plan>, worker_no: usize) -> Result<(), String> {
             },
         }
     }
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// `stopped`: why the run ended early, if it did.
