@@ -64,7 +64,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio::time::MissedTickBehavior;
 use zonewarden::dnsclient::serial_at_least;
-use zonewarden::tsig::{Key, read_key_file, sign_request};
+use zonewarden::tsig::{Key, sign_request};
 
 mod common;
 use common::{
@@ -656,29 +656,10 @@ async fn main() -> ExitCode {
         eprintln!("propagation_bench: --count, --names and --update-timeout must be positive");
         return ExitCode::from(1);
     }
-    let key = match read_key_file(&args.key) {
-        Ok(mut keys) if !keys.is_empty() => keys.remove(0),
-        Ok(_) => {
-            eprintln!(
-                "propagation_bench: {}: no key in the file",
-                args.key.display()
-            );
-            return ExitCode::from(1);
-        }
+    let (key, zone) = match common::key_and_zone(&args.key, &args.zone) {
+        Ok(kz) => kz,
         Err(e) => {
             eprintln!("propagation_bench: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let zone_text = if args.zone.ends_with('.') {
-        args.zone.clone()
-    } else {
-        format!("{}.", args.zone)
-    };
-    let zone = match Name::from_str(&zone_text) {
-        Ok(z) => z,
-        Err(e) => {
-            eprintln!("propagation_bench: zone {zone_text:?}: {e}");
             return ExitCode::from(1);
         }
     };

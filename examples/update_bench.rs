@@ -35,7 +35,7 @@ use clap::{Parser, ValueEnum};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use zonewarden::tsig::{Key, read_key_file, sign_request};
+use zonewarden::tsig::{Key, sign_request};
 
 mod common;
 use common::{Conn, Transport, describe_failure, ms, percentile, rcode_of};
@@ -250,26 +250,10 @@ async fn main() -> ExitCode {
         eprintln!("update_bench: --count and --concurrency must be at least 1");
         return ExitCode::from(1);
     }
-    let key = match read_key_file(&args.key) {
-        Ok(mut keys) if !keys.is_empty() => keys.remove(0),
-        Ok(_) => {
-            eprintln!("update_bench: {}: no key in the file", args.key.display());
-            return ExitCode::from(1);
-        }
+    let (key, zone) = match common::key_and_zone(&args.key, &args.zone) {
+        Ok(kz) => kz,
         Err(e) => {
             eprintln!("update_bench: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let zone_text = if args.zone.ends_with('.') {
-        args.zone.clone()
-    } else {
-        format!("{}.", args.zone)
-    };
-    let zone = match Name::from_str(&zone_text) {
-        Ok(z) => z,
-        Err(e) => {
-            eprintln!("update_bench: zone {zone_text:?}: {e}");
             return ExitCode::from(1);
         }
     };

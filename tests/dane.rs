@@ -184,23 +184,28 @@ struct Run {
     stderr: String,
 }
 
-/// The real binary, bounded in time.
-async fn zonewarden(args: &[String]) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"));
-    cmd.args(args)
-        .stdin(Stdio::null())
+/// Run `cmd` (no stdin, output captured, killed if dropped) within `secs`.
+async fn run_bounded(mut cmd: tokio::process::Command, secs: u64, what: &str) -> Run {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+    let out = tokio::time::timeout(Duration::from_secs(secs), cmd.output())
         .await
-        .expect("zonewarden finished within 90 s")
+        .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
         .unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The real binary, bounded in time.
+async fn zonewarden(args: &[String]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"));
+    cmd.args(args);
+    run_bounded(cmd, 90, "zonewarden").await
 }
 
 /// `dane publish` with mx1's names and `--ttl 1`; `extra` appended.
@@ -908,20 +913,8 @@ async fn hook(
         .env("ZW_PORTS", ports)
         .env("ZW_TTL", "1")
         .env("ZW_NAMESERVERS", h.addr.to_string())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the hook finished within 60 s")
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    run_bounded(cmd, 60, "the hook").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::Name;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use zonewarden::tsig::{Key, read_key_file};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -147,4 +149,21 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The first key of a key file and the zone as a fully qualified name,
+/// or the message to print.
+pub fn key_and_zone(key_file: &std::path::Path, zone: &str) -> Result<(Key, Name), String> {
+    let key = match read_key_file(key_file) {
+        Ok(mut keys) if !keys.is_empty() => keys.remove(0),
+        Ok(_) => return Err(format!("{}: no key in the file", key_file.display())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let text = if zone.ends_with('.') {
+        zone.to_string()
+    } else {
+        format!("{zone}.")
+    };
+    let zone = Name::from_ascii(&text).map_err(|e| format!("zone {text:?}: {e}"))?;
+    Ok((key, zone))
 }
