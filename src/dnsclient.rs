@@ -6,7 +6,7 @@
 //!
 //! Not a resolver: it asks one given address and follows nothing.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -35,16 +35,23 @@ fn new_id() -> u16 {
     u16::from_be_bytes(b)
 }
 
-fn local_for(addr: SocketAddr) -> SocketAddr {
-    if addr.is_ipv6() {
-        "[::]:0".parse().expect("valid")
-    } else {
-        "0.0.0.0:0".parse().expect("valid")
+/// The local address to send from: `source` when given (of the same
+/// family), else any.
+fn local_for(addr: SocketAddr, source: Option<IpAddr>) -> SocketAddr {
+    match source {
+        Some(ip) if ip.is_ipv6() == addr.is_ipv6() => SocketAddr::new(ip, 0),
+        _ if addr.is_ipv6() => "[::]:0".parse().expect("valid"),
+        _ => "0.0.0.0:0".parse().expect("valid"),
     }
 }
 
-async fn udp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
-    let sock = tokio::net::UdpSocket::bind(local_for(addr)).await?;
+async fn udp(
+    addr: SocketAddr,
+    bytes: &[u8],
+    timeout: Duration,
+    source: Option<IpAddr>,
+) -> Result<Vec<u8>, ClientError> {
+    let sock = tokio::net::UdpSocket::bind(local_for(addr, source)).await?;
     sock.connect(addr).await?;
     sock.send(bytes).await?;
     let mut buf = vec![0u8; 65535];
@@ -55,9 +62,25 @@ async fn udp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<Vec<u8
     Ok(buf)
 }
 
-async fn tcp(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<Vec<u8>, ClientError> {
+async fn tcp(
+    addr: SocketAddr,
+    bytes: &[u8],
+    timeout: Duration,
+    source: Option<IpAddr>,
+) -> Result<Vec<u8>, ClientError> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let mut s = match source {
+            Some(ip) if ip.is_ipv6() == addr.is_ipv6() => {
+                let sock = if addr.is_ipv6() {
+                    tokio::net::TcpSocket::new_v6()?
+                } else {
+                    tokio::net::TcpSocket::new_v4()?
+                };
+                sock.bind(SocketAddr::new(ip, 0))?;
+                sock.connect(addr).await?
+            }
+            _ => tokio::net::TcpStream::connect(addr).await?,
+        };
         let len = u16::try_from(bytes.len())
             .map_err(|_| ClientError::Malformed("request too large".into()))?;
         s.write_all(&len.to_be_bytes()).await?;
@@ -82,11 +105,12 @@ pub async fn exchange(
     now: u64,
     timeout: Duration,
 ) -> Result<Message, ClientError> {
-    exchange_over(addr, msg, key, now, timeout, false).await
+    exchange_over(addr, msg, key, now, timeout, false, None).await
 }
 
 /// [`exchange`], over TCP only when `tcp_only` (UPDATEs: a lost UDP answer
 /// must not make us resend a signed request the replay check would refuse).
+/// `source`: the local address to send from (None: any).
 async fn exchange_over(
     addr: SocketAddr,
     mut msg: Message,
@@ -94,6 +118,7 @@ async fn exchange_over(
     now: u64,
     timeout: Duration,
     tcp_only: bool,
+    source: Option<IpAddr>,
 ) -> Result<Message, ClientError> {
     msg.metadata.id = new_id();
     let bytes_for = |msg: &Message| -> Result<(Vec<u8>, Option<Vec<u8>>), ClientError> {
@@ -112,13 +137,13 @@ async fn exchange_over(
     };
     let (bytes, mac) = bytes_for(&msg)?;
     let mut raw = if tcp_only {
-        tcp(addr, &bytes, timeout).await?
+        tcp(addr, &bytes, timeout, source).await?
     } else {
-        udp(addr, &bytes, timeout).await?
+        udp(addr, &bytes, timeout, source).await?
     };
     let mut answer = Message::from_vec(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
     if answer.metadata.truncation && !tcp_only {
-        raw = tcp(addr, &bytes, timeout).await?;
+        raw = tcp(addr, &bytes, timeout, source).await?;
         answer = Message::from_vec(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
     }
     if answer.metadata.id != msg.metadata.id
@@ -142,6 +167,22 @@ fn query(name: &Name, rtype: RecordType) -> Message {
     e.set_max_payload(1232);
     m.set_edns(e);
     m
+}
+
+/// Ask a recursive resolver at `addr` (RD set, DO set so a validating
+/// resolver reports AD) and return its whole answer, whatever the RCODE.
+pub async fn resolve(
+    addr: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Result<Message, ClientError> {
+    let mut m = query(name, rtype);
+    m.metadata.recursion_desired = true;
+    if let Some(e) = m.edns.as_mut() {
+        e.set_dnssec_ok(true);
+    }
+    exchange(addr, m, None, 0, timeout).await
 }
 
 /// The serial of `zone` as served at `addr` (the answer must be authoritative).
@@ -229,7 +270,7 @@ pub async fn update(
     m.add_query(q);
     m.insert_answers(prerequisites);
     m.insert_authorities(updates);
-    let answer = exchange_over(addr, m, Some(key), now, timeout, true).await?;
+    let answer = exchange_over(addr, m, Some(key), now, timeout, true, None).await?;
     if answer.metadata.op_code != OpCode::Update {
         return Err(ClientError::Malformed(
             "answer is not an UPDATE response".into(),
@@ -239,9 +280,12 @@ pub async fn update(
 }
 
 /// RFC 1996 §3.6: send NOTIFY for `zone` with the current SOA as a hint;
-/// Ok once the secondary acknowledged it (NOERROR).
+/// Ok once the secondary acknowledged it (NOERROR). `source`: the address
+/// to send from, the one secondaries know the primary by (their NOTIFY
+/// ACLs name it; on loopback the kernel would pick 127.0.0.1).
 pub async fn notify(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     zone: &Name,
     soa: Record,
     key: Option<&Key>,
@@ -252,7 +296,7 @@ pub async fn notify(
     m.metadata.authoritative = true;
     m.add_query(Query::query(zone.clone(), RecordType::SOA));
     m.add_answer(soa);
-    let answer = exchange(addr, m, key, now, timeout).await?;
+    let answer = exchange_over(addr, m, key, now, timeout, false, source).await?;
     if answer.metadata.op_code != OpCode::Notify {
         return Err(ClientError::Malformed(
             "answer is not a NOTIFY response".into(),

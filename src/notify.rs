@@ -110,6 +110,18 @@ fn update(status: &Mutex<SecondaryStatus>, f: impl FnOnce(&mut SecondaryStatus))
     f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
+/// The address NOTIFY goes out from: our first specific listen address of
+/// the secondary's family and scope (loopback to loopback, else not),
+/// like BIND's notify-source, so a secondary whose ACL names the primary's
+/// address accepts it; None (the kernel's choice) when there is none.
+fn notify_source(listen: &[SocketAddr], to: SocketAddr) -> Option<std::net::IpAddr> {
+    listen.iter().map(|l| l.ip()).find(|ip| {
+        !ip.is_unspecified()
+            && ip.is_ipv6() == to.is_ipv6()
+            && ip.is_loopback() == to.ip().is_loopback()
+    })
+}
+
 async fn follow(
     app: Arc<App>,
     zone: Name,
@@ -135,6 +147,7 @@ async fn follow(
                 )),
                 (Some(soa), _, key) => dnsclient::notify(
                     sec.address,
+                    notify_source(&app.config.listen, sec.address),
                     &zone,
                     soa,
                     key.as_deref(),
@@ -197,5 +210,33 @@ async fn follow(
             changed = serial.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notify_source;
+
+    #[test]
+    fn notify_goes_out_from_a_listen_address_that_can_reach_the_secondary() {
+        let listen = [
+            "0.0.0.0:53",
+            "127.77.0.2:53",
+            "192.0.2.1:53",
+            "[2001:db8::1]:53",
+        ]
+        .map(|a| a.parse().unwrap());
+        let src = |to: &str| notify_source(&listen, to.parse().unwrap()).map(|ip| ip.to_string());
+        assert_eq!(src("127.77.0.3:53").as_deref(), Some("127.77.0.2"));
+        assert_eq!(src("198.51.100.7:53").as_deref(), Some("192.0.2.1"));
+        assert_eq!(src("[2001:db8::2]:53").as_deref(), Some("2001:db8::1"));
+        assert_eq!(src("[::1]:53"), None);
+        assert_eq!(
+            notify_source(
+                &["0.0.0.0:53".parse().unwrap()],
+                "127.0.0.1:53".parse().unwrap()
+            ),
+            None
+        );
     }
 }
