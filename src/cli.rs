@@ -241,12 +241,16 @@ fn instructions(
     let secret = key.secret_base64();
     let kname = key.name.to_string();
     let kname_bare = kname.trim_end_matches('.');
+    let hook = format!(
+        "zonewarden hook --key {} --zone {zone} --server {ip}:{port}",
+        key_path.display()
+    );
     format!(
         "machine {machine}: key {kname} ({alg}) in {key}, ACL in {acl}\n\
 \n\
 1. Add these CNAMEs to the real zone {parent} (once):\n\
-   _acme-challenge.{real} CNAME _acme-challenge.{delegated}\n\
-   _25._tcp.{real} CNAME _25._tcp.{delegated}   (one per DANE port)\n\
+\x20  _acme-challenge.{real} CNAME _acme-challenge.{delegated}\n\
+\x20  _25._tcp.{real} CNAME _25._tcp.{delegated}   (one per DANE port)\n\
 \n\
 2. Give {machine} the key file {key} (mode 0600). Settings for its ACME client:\n\
 \n\
@@ -258,10 +262,21 @@ update add _acme-challenge.{delegated} {challenge_ttl} TXT \"token\"\n\
 send\n\
 EOF\n\
 \n\
--- lego (rfc2136; follows the CNAME) --\n\
+-- lego (rfc2136; follows the CNAME, asks every nameserver) --\n\
 RFC2136_NAMESERVER={ip}:{port} RFC2136_TSIG_KEY={kname} RFC2136_TSIG_ALGORITHM={alg}. \\\n\
 RFC2136_TSIG_SECRET={secret} RFC2136_TTL={challenge_ttl} \\\n\
-  lego --email admin@{parent_bare} --dns rfc2136 --domains {real_bare} run\n\
+\x20 lego --email admin@{parent_bare} --dns rfc2136 --domains {real_bare} run\n\
+\n\
+-- certbot (manual hooks: zonewarden follows the CNAME and waits for every nameserver) --\n\
+certbot certonly --manual --preferred-challenges dns \\\n\
+\x20 --manual-auth-hook '{hook} certbot-auth' \\\n\
+\x20 --manual-cleanup-hook '{hook} certbot-cleanup' \\\n\
+\x20 -d {real_bare}\n\
+\n\
+-- dehydrated (CHALLENGETYPE=dns-01, HOOK=scripts/hooks/dehydrated-dns01; /etc/zonewarden/hook.conf:) --\n\
+ZONEWARDEN_KEY={key}\n\
+ZONEWARDEN_ZONE={zone}\n\
+ZONEWARDEN_SERVER={ip}:{port}\n\
 \n\
 -- certbot dns-rfc2136 ini (mode 0600; certbot does not follow CNAMEs: ask for names in {zone}) --\n\
 dns_rfc2136_server = {ip}\n\
@@ -272,7 +287,7 @@ dns_rfc2136_algorithm = {alg_upper}\n\
 \n\
 -- acme.sh (dns_nsupdate with a challenge alias) --\n\
 NSUPDATE_SERVER={ip} NSUPDATE_SERVER_PORT={port} NSUPDATE_KEY={key} NSUPDATE_ZONE={zone} \\\n\
-  acme.sh --issue --dns dns_nsupdate -d {real_bare} --challenge-alias {delegated_bare}\n",
+\x20 acme.sh --issue --dns dns_nsupdate -d {real_bare} --challenge-alias {delegated_bare}\n",
         key = key_path.display(),
         acl = acl_path.display(),
         parent_bare = parent.to_string().trim_end_matches('.'),

@@ -21,6 +21,7 @@ pub mod dane;
 pub mod diag;
 pub mod dnsclient;
 pub mod dnssec;
+pub mod hook;
 pub mod http;
 pub mod notify;
 pub mod query;

@@ -86,6 +86,18 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         ttl: u32,
     },
+    /// DNS-01 challenge hook for certbot, dehydrated and scripts: follows the
+    /// CNAME of _acme-challenge.DOMAIN, sends the signed UPDATE, and (on add)
+    /// returns when every nameserver serves the value. Exit status: 0 done,
+    /// 1 resolver or server unreachable (re-run), 2 bad input, 3 refused or
+    /// CNAME missing (nothing changed), 4 added but not on every nameserver
+    /// in time.
+    Hook {
+        #[command(flatten)]
+        opts: HookOpts,
+        #[command(subcommand)]
+        action: HookCmd,
+    },
     /// DANE: publish the TLSA of a new certificate with a safe rollover.
     Dane {
         #[command(subcommand)]
@@ -156,6 +168,52 @@ enum DaneCmd {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct HookOpts {
+    /// This machine's TSIG key file (BIND format).
+    #[arg(long, env = "ZONEWARDEN_KEY")]
+    key: PathBuf,
+    /// The delegated zone, e.g. _acme.example.org: a challenge name that does
+    /// not lead into it is reported with the CNAME to add.
+    #[arg(long, env = "ZONEWARDEN_ZONE")]
+    zone: Option<String>,
+    /// The primary that takes UPDATEs: ADDR[:PORT] (default: the zone's SOA MNAME, port 53).
+    #[arg(long, env = "ZONEWARDEN_SERVER")]
+    server: Option<String>,
+    /// Recursive resolver: ADDR[:PORT] (default: first nameserver in /etc/resolv.conf).
+    #[arg(long, env = "ZONEWARDEN_RESOLVER")]
+    resolver: Option<String>,
+    /// Nameservers that must serve the value besides the primary (repeatable);
+    /// default: the zone's NS set, port 53.
+    #[arg(long = "nameserver")]
+    nameservers: Vec<String>,
+    /// TTL of the TXT record (the server clamps it).
+    #[arg(long, default_value_t = 60)]
+    ttl: u32,
+    /// Seconds to wait for every nameserver.
+    #[arg(long, default_value_t = 120, env = "ZONEWARDEN_TIMEOUT")]
+    timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum HookCmd {
+    /// certbot --manual-auth-hook: adds CERTBOT_VALIDATION for CERTBOT_DOMAIN.
+    CertbotAuth,
+    /// certbot --manual-cleanup-hook: removes it.
+    CertbotCleanup,
+    /// dehydrated's HOOK: deploy_challenge / clean_challenge (HOOK_CHAIN=yes
+    /// works); every other handler does nothing.
+    Dehydrated {
+        handler: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Add a value at _acme-challenge.DOMAIN and wait until it is everywhere.
+    Add { domain: String, value: String },
+    /// Remove a value from _acme-challenge.DOMAIN.
+    Remove { domain: String, value: String },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +398,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Hook { opts, action } => hook(opts, action),
         Command::Dane {
             action:
                 DaneCmd::Publish {
@@ -418,6 +477,57 @@ fn main() -> ExitCode {
                 host.as_deref(),
                 alg,
             ))
+        }
+    }
+}
+
+fn hook(opts: HookOpts, action: HookCmd) -> ExitCode {
+    use zonewarden::hook::{self, Action, HookError};
+    let call = match action {
+        HookCmd::CertbotAuth => {
+            hook::certbot_challenge(|k| std::env::var(k).ok()).map(|c| Some((Action::Add, vec![c])))
+        }
+        HookCmd::CertbotCleanup => hook::certbot_challenge(|k| std::env::var(k).ok())
+            .map(|c| Some((Action::Remove, vec![c]))),
+        HookCmd::Dehydrated { handler, args } => hook::dehydrated_call(&handler, &args),
+        HookCmd::Add { domain, value } => {
+            hook::Challenge::new(&domain, &value).map(|c| Some((Action::Add, vec![c])))
+        }
+        HookCmd::Remove { domain, value } => {
+            hook::Challenge::new(&domain, &value).map(|c| Some((Action::Remove, vec![c])))
+        }
+    };
+    let args = hook::Args {
+        key_file: opts.key,
+        zone: opts.zone,
+        server: opts.server,
+        resolver: opts.resolver,
+        nameservers: opts.nameservers,
+        ttl: opts.ttl,
+        timeout: std::time::Duration::from_secs(opts.timeout),
+    };
+    let result = call.and_then(|call| match call {
+        None => Ok(()),
+        Some((action, challenges)) => {
+            let settings = hook::Settings::from_args(&args)?;
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            // Progress goes to stderr: certbot keeps an auth hook's stdout,
+            // and dehydrated reads some handlers' stdout.
+            let mut out = std::io::stderr();
+            rt.block_on(hook::run(
+                &settings,
+                action,
+                &challenges,
+                &zonewarden::SystemClock,
+                &mut out,
+            ))
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zonewarden hook: {e}");
+            ExitCode::from(HookError::exit_code(&e))
         }
     }
 }

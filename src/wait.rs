@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::Config;
 use crate::dnsclient::{self, serial_at_least};
@@ -57,6 +57,87 @@ pub fn targets(config: &Config, zone: &ZoneSpec) -> Vec<Target> {
         });
     }
     out
+}
+
+/// Why the nameservers of a zone could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum NsSetError {
+    /// The server did not answer the NS or glue question.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A nameserver name has no address.
+    #[error("{0}")]
+    NoAddress(String),
+}
+
+/// The nameservers a change must reach: `server` (the primary that took
+/// it) first, then each of `extra`, or, when `extra` is empty, the zone's
+/// NS set as `server` serves it: addresses from its glue for names inside
+/// the zone, from the system resolver for names outside; port 53, as lego
+/// and the CAs' vantage points ask them.
+pub async fn server_and_nameservers(
+    server: SocketAddr,
+    zone: &Name,
+    extra: &[SocketAddr],
+    ask: Duration,
+) -> Result<Vec<Target>, NsSetError> {
+    let mut targets = vec![Target {
+        label: format!("server {server}"),
+        addr: server,
+    }];
+    let mut push = |label: String, addr: SocketAddr| {
+        if !targets.iter().any(|t| t.addr == addr) {
+            targets.push(Target { label, addr });
+        }
+    };
+    if !extra.is_empty() {
+        for a in extra {
+            push(format!("nameserver {a}"), *a);
+        }
+        return Ok(targets);
+    }
+    let unreachable = |e: String| NsSetError::Unreachable(e);
+    let ns = dnsclient::rrset(server, zone, RecordType::NS, ask)
+        .await
+        .map_err(|e| unreachable(format!("{zone} NS: {e}")))?;
+    for r in &ns {
+        let RData::NS(name) = &r.data else { continue };
+        let name: &Name = &name.0;
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        if zone.zone_of(name) {
+            for t in [RecordType::A, RecordType::AAAA] {
+                let glue = dnsclient::rrset(server, name, t, ask)
+                    .await
+                    .map_err(|e| unreachable(format!("{name} {t}: {e}")))?;
+                addrs.extend(glue.iter().filter_map(|g| match &g.data {
+                    RData::A(a) => Some(SocketAddr::new(a.0.into(), 53)),
+                    RData::AAAA(a) => Some(SocketAddr::new(a.0.into(), 53)),
+                    _ => None,
+                }));
+            }
+        } else {
+            let host = name.to_ascii();
+            let found = tokio::net::lookup_host((host.trim_end_matches('.'), 53))
+                .await
+                .map_err(|e| {
+                    NsSetError::NoAddress(format!(
+                        "cannot find the address of nameserver {name}: {e}; \
+                         list the nameservers with --nameserver ADDR:PORT"
+                    ))
+                })?;
+            addrs.extend(found);
+        }
+        if addrs.is_empty() {
+            return Err(NsSetError::NoAddress(format!(
+                "nameserver {name} of {zone} has no address; list the nameservers with \
+                 --nameserver ADDR:PORT"
+            )));
+        }
+        for a in addrs {
+            push(format!("{name} ({a})"), a);
+        }
+    }
+    Ok(targets)
 }
 
 /// What one target serves now, as a line for the report; Ok(true) when it

@@ -37,7 +37,7 @@ use super::tlsa::{
 use crate::clock::Clock;
 use crate::dnsclient::{self, ClientError};
 use crate::tsig::Key;
-use crate::wait::{self, Goal, Target};
+use crate::wait::{self, Goal, NsSetError, Target};
 
 /// How long one question to a nameserver may take.
 const ASK: Duration = Duration::from_secs(5);
@@ -378,67 +378,15 @@ async fn negative_ttl(req: &Request) -> u32 {
 
 /// `--server` first, then each `--nameserver`, or else the zone's NS set.
 async fn nameservers(req: &Request) -> Result<Vec<Target>, PublishError> {
-    let mut targets = vec![Target {
-        label: format!("server {}", req.server),
-        addr: req.server,
-    }];
-    let mut push = |label: String, addr: SocketAddr| {
-        if !targets.iter().any(|t| t.addr == addr) {
-            targets.push(Target { label, addr });
-        }
-    };
-    if !req.nameservers.is_empty() {
-        for a in &req.nameservers {
-            push(format!("nameserver {a}"), *a);
-        }
-        return Ok(targets);
-    }
-    let unreachable = |error: String| PublishError::Unreachable {
-        server: req.server,
-        error,
-    };
-    let ns = dnsclient::rrset(req.server, &req.zone, RecordType::NS, ASK)
+    wait::server_and_nameservers(req.server, &req.zone, &req.nameservers, ASK)
         .await
-        .map_err(|e| unreachable(format!("{} NS: {e}", req.zone)))?;
-    for r in &ns {
-        let RData::NS(name) = &r.data else { continue };
-        let name: &Name = &name.0;
-        let mut addrs: Vec<SocketAddr> = Vec::new();
-        if req.zone.zone_of(name) {
-            for t in [RecordType::A, RecordType::AAAA] {
-                let glue = dnsclient::rrset(req.server, name, t, ASK)
-                    .await
-                    .map_err(|e| unreachable(format!("{name} {t}: {e}")))?;
-                addrs.extend(glue.iter().filter_map(|g| match &g.data {
-                    RData::A(a) => Some(SocketAddr::new(a.0.into(), 53)),
-                    RData::AAAA(a) => Some(SocketAddr::new(a.0.into(), 53)),
-                    _ => None,
-                }));
-            }
-        } else {
-            let host = name.to_ascii();
-            let found = tokio::net::lookup_host((host.trim_end_matches('.'), 53))
-                .await
-                .map_err(|e| {
-                    PublishError::Input(format!(
-                        "cannot find the address of nameserver {name}: {e}; \
-                         list the nameservers with --nameserver ADDR:PORT"
-                    ))
-                })?;
-            addrs.extend(found);
-        }
-        if addrs.is_empty() {
-            return Err(PublishError::Input(format!(
-                "nameserver {name} of {} has no address; list the nameservers with \
-                 --nameserver ADDR:PORT",
-                req.zone
-            )));
-        }
-        for a in addrs {
-            push(format!("{name} ({a})"), a);
-        }
-    }
-    Ok(targets)
+        .map_err(|e| match e {
+            NsSetError::Unreachable(error) => PublishError::Unreachable {
+                server: req.server,
+                error,
+            },
+            NsSetError::NoAddress(msg) => PublishError::Input(msg),
+        })
 }
 
 fn add_error(req: &Request, what: &str, e: ClientError) -> PublishError {
