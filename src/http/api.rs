@@ -269,7 +269,7 @@ pub fn propagation(app: &App, z: &ZoneHandle) -> PropagationView {
     let now = app.clock.now();
     let serial = z.snapshot().serial;
     let mut nameservers = vec![NameserverView {
-        name: "zonewarden (primary)".into(),
+        name: "zonewarden".into(),
         role: "primary".into(),
         address: app
             .config
