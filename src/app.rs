@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::diag::{FileError, FileErrors};
 use crate::dnssec::{self, ZoneSigner};
+use crate::metrics::{Metrics, RefusalReason};
 use crate::notify::Propagation;
 use crate::store::{Audit, Change, Source, Store, StoreError};
 use crate::tsig::{self, Algorithm, Key, KeyRing};
@@ -92,6 +93,11 @@ impl ZoneHandle {
         self.propagation.announce(serial);
     }
 
+    /// Run `f` on the reader connection (never waits for the writer).
+    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&self.reader.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// The stored diffs from `from` to `to` (IXFR), None if history does not reach.
     pub fn journal_between(
         &self,
@@ -106,9 +112,9 @@ impl ZoneHandle {
 }
 
 /// What an accepted update did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    Changed { serial: u32 },
+    Changed { serial: u32, detail: String },
     Unchanged,
 }
 
@@ -128,9 +134,87 @@ pub struct Stats {
     pub ixfr_full: std::sync::atomic::AtomicU64,
 }
 
+/// The last refused UPDATE of a machine (kept in memory: refusals change
+/// nothing, so they have no audit row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRefusal {
+    pub time: u64,
+    pub zone: String,
+    pub reason: RefusalReason,
+    pub rcode: String,
+    pub source: String,
+    /// Owner and type of the RR at fault, when one is.
+    pub owner: Option<String>,
+    pub rtype: Option<String>,
+    /// What the deciding code said (never a secret).
+    pub detail: String,
+}
+
+/// Graceful shutdown of the UPDATE path: once closed, new UPDATEs are
+/// refused and [`Drain::wait_idle`] returns when the ones in flight have
+/// been committed and answered.
+#[derive(Debug, Default)]
+pub struct Drain {
+    closing: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Held while one UPDATE is processed.
+pub struct DrainGuard<'a>(&'a Drain);
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drain {
+    /// Start one UPDATE, unless shutting down.
+    pub fn enter(&self) -> Option<DrainGuard<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.in_flight.fetch_add(1, SeqCst);
+        let guard = DrainGuard(self);
+        // Checked after counting, so `wait_idle` never misses one.
+        (!self.closing.load(SeqCst)).then_some(guard)
+    }
+
+    /// Refuse new UPDATEs from now on.
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Wait (at most `limit`) until no UPDATE is in flight; false on timeout.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+/// One readiness check (`/readyz`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
 pub struct App {
     pub config: Config,
     pub stats: Stats,
+    pub metrics: Arc<Metrics>,
+    pub drain: Drain,
+    /// The bearer token for HTTP reads from off the machine, if configured.
+    http_token: ArcSwap<Option<crate::http::access::Token>>,
+    last_refusals: Mutex<std::collections::HashMap<String, LastRefusal>>,
     pub clock: Arc<dyn Clock>,
     pub verifier: tsig::Verifier,
     zones: Vec<Arc<ZoneHandle>>,
@@ -296,10 +380,13 @@ impl App {
     pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let specs = zonefile::load_dir(&config.zones_dir)?;
         let now = clock.now();
+        let http_token = crate::http::access::Token::load(&config).map_err(FileErrors::from)?;
+        let metrics = Arc::new(Metrics::default());
         let mut zones = Vec::new();
         for spec in specs {
             let spec = Arc::new(spec);
             let mut store = Store::open(&config.database)?;
+            store.set_metrics(metrics.clone());
             let fp = static_fingerprint(&spec);
             let data = match store.load_zone(&spec.origin)? {
                 None => {
@@ -359,7 +446,7 @@ impl App {
             let reader = Store::open(&config.database)?;
             zones.push(Arc::new(ZoneHandle {
                 origin: spec.origin.clone(),
-                propagation: Propagation::new(&spec, data.serial),
+                propagation: Propagation::new(&spec, data.serial, clock.clone()),
                 snapshot: ArcSwap::from_pointee(data),
                 writer: Mutex::new(store),
                 reader: Mutex::new(reader),
@@ -374,6 +461,10 @@ impl App {
         let fingerprint = files_fingerprint(&[&config.acl_dir, &config.keys_dir]);
         Ok(Self {
             stats: Stats::default(),
+            metrics,
+            drain: Drain::default(),
+            http_token: ArcSwap::from_pointee(http_token),
+            last_refusals: Mutex::new(Default::default()),
             verifier: tsig::Verifier::new(config.tsig_fudge),
             config,
             clock,
@@ -429,6 +520,7 @@ impl App {
                     "policy reloaded"
                 );
                 self.policy.store(Arc::new(p));
+                self.metrics.acl_reloads.inc(&["ok"]);
                 status.last_ok = Some(now);
                 status.last_error = None;
                 // key generation changed the directory: remember the new state
@@ -441,6 +533,7 @@ impl App {
                     tracing::error!(error = %e, "policy reload failed; the previous policy stays in force");
                 }
                 status.last_error = Some((now, errors.to_string()));
+                self.metrics.acl_reloads.inc(&["failed"]);
                 Err(errors)
             }
         }
@@ -473,8 +566,10 @@ impl App {
                 store.commit(&zone.origin, &change, now, None)?;
                 let serial = next.serial;
                 zone.publish(Arc::from(next));
-                tracing::info!(zone = %zone.origin, key = %actor.key_name, source = %actor.source, serial, change = %change.audit.detail, "update applied");
-                Ok(Applied::Changed { serial })
+                Ok(Applied::Changed {
+                    serial,
+                    detail: change.audit.detail,
+                })
             }
         }
     }
@@ -503,6 +598,9 @@ impl App {
             }
             let removed = self.remove_records(zone, &mut store, stale, "expired", None)?;
             if removed > 0 {
+                self.metrics
+                    .records_expired
+                    .add(&[&zone.origin.to_string()], removed as u64);
                 tracing::info!(zone = %zone.origin, records = removed, "stale challenges expired");
             }
             total += removed;
@@ -580,6 +678,117 @@ impl App {
         Ok(changed)
     }
 
+    /// Remember a machine's refused UPDATE for the status views.
+    pub fn record_refusal(&self, machine: &str, refusal: LastRefusal) {
+        self.last_refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(machine.to_string(), refusal);
+    }
+
+    /// The last refusal of each machine since the process started.
+    pub fn last_refusals(&self) -> std::collections::HashMap<String, LastRefusal> {
+        self.last_refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The HTTP bearer token in force.
+    pub fn http_token(&self) -> Arc<Option<crate::http::access::Token>> {
+        self.http_token.load_full()
+    }
+
+    /// Read the HTTP token file again (SIGHUP); on error the old token stays.
+    pub fn reload_http_token(&self) {
+        match crate::http::access::Token::load(&self.config) {
+            Ok(t) => self.http_token.store(Arc::new(t)),
+            Err(e) => {
+                tracing::error!(error = %e, "HTTP token not reloaded; the previous one stays in force")
+            }
+        }
+    }
+
+    /// Wait until no change is being committed (shutdown). Blocking.
+    pub fn quiesce(&self) {
+        for z in &self.zones {
+            drop(z.writer());
+        }
+    }
+
+    /// What `/readyz` checks: every zone loaded, the database takes writes
+    /// and the last commit did not fail, and no served signature has
+    /// expired. Blocking (SQLite).
+    pub fn readiness(&self) -> Vec<Check> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        out.push(Check {
+            name: "zones".into(),
+            ok: !self.zones.is_empty(),
+            detail: format!("{} zone(s) loaded", self.zones.len()),
+        });
+        let db = match self.zones.first() {
+            None => Err("no zone, no database connection".to_string()),
+            Some(z) => z
+                .with_reader(|s| s.check_writable())
+                .map_err(|e| e.to_string()),
+        };
+        let failed = self
+            .metrics
+            .last_commit_failed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        out.push(Check {
+            name: "database".into(),
+            ok: db.is_ok() && !failed,
+            detail: match (db, failed) {
+                (Err(e), _) => e,
+                (Ok(()), true) => "the last commit failed".into(),
+                (Ok(()), false) => "writable".into(),
+            },
+        });
+        for z in &self.zones {
+            let snap = z.snapshot();
+            if z.signer.is_none() {
+                continue;
+            }
+            let (ok, detail) = match signature_horizon(&snap) {
+                None => (false, "no signatures".to_string()),
+                Some(exp) if exp <= now => {
+                    (false, format!("a signature expired {} s ago", now - exp))
+                }
+                Some(exp) => (true, format!("earliest expiry in {} s", exp - now)),
+            };
+            out.push(Check {
+                name: format!("signatures {}", z.origin),
+                ok,
+                detail,
+            });
+        }
+        out
+    }
+
+    /// Audit rows matching the filters, newest first (any zone).
+    pub fn audit_query(
+        &self,
+        zone: Option<&Name>,
+        keys: Option<&[String]>,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String, Audit)>, StoreError> {
+        match self.zones.first() {
+            Some(z) => z.with_reader(|s| s.audit_query(zone, keys, since, limit)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The newest audit row of each key (what each machine changed last).
+    pub fn last_changes(&self) -> Result<Vec<(u64, String, Audit)>, StoreError> {
+        match self.zones.first() {
+            Some(z) => z.with_reader(|s| s.last_change_by_key()),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Audit rows, newest first.
     pub fn audit_tail(&self, zone: &Name, limit: usize) -> Result<Vec<(u64, Audit)>, StoreError> {
         match self.zone_exact(zone) {
@@ -587,6 +796,12 @@ impl App {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// The earliest expiration (Unix seconds) of any RRSIG in the zone, None
+/// when it holds none.
+pub fn signature_horizon(zone: &ZoneData) -> Option<u64> {
+    zone.earliest_signature_expiry().map(u64::from)
 }
 
 fn report_generated(p: &PolicyState) {

@@ -25,6 +25,10 @@ pub struct ConfigFile {
     pub listen: Option<Vec<toml::Spanned<String>>>,
     /// HTTP API address, or "off".
     pub http: Option<toml::Spanned<String>>,
+    /// File holding the bearer token for HTTP reads from other machines.
+    pub http_token_file: Option<String>,
+    /// Ask for the token from loopback peers too.
+    pub http_require_token: Option<bool>,
     /// State directory; `keys-dir` and `database` default below it.
     pub data_dir: Option<String>,
     pub zones_dir: Option<String>,
@@ -53,6 +57,10 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// The HTTP API; None when turned off.
     pub http: Option<SocketAddr>,
+    /// The bearer token file for HTTP reads (see `http::access`).
+    pub http_token_file: Option<PathBuf>,
+    /// Require the token from loopback peers too.
+    pub http_require_token: bool,
     pub data_dir: PathBuf,
     pub zones_dir: PathBuf,
     pub acl_dir: PathBuf,
@@ -152,9 +160,18 @@ impl Config {
                 "edns-udp-size must be at least 512",
             ));
         }
+        let http_require_token = f.http_require_token.unwrap_or(false);
+        if http_require_token && f.http_token_file.is_none() {
+            return Err(FileError::whole_file(
+                path,
+                "http-require-token = true needs http-token-file",
+            ));
+        }
         Ok(Self {
             listen,
             http,
+            http_token_file: f.http_token_file.map(rel),
+            http_require_token,
             zones_dir: rel(f.zones_dir.unwrap_or_else(|| "zones".into())),
             acl_dir: rel(f.acl_dir.unwrap_or_else(|| "acl".into())),
             keys_dir,

@@ -23,6 +23,7 @@ pub mod dnsclient;
 pub mod dnssec;
 pub mod hook;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod query;
 pub mod rollover;
@@ -55,7 +56,11 @@ pub struct Running {
     http_addr: Option<SocketAddr>,
     server: hickory_server::Server<server::Handler>,
     tasks: Vec<JoinHandle<()>>,
+    http: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
+
+/// How long a shutdown waits for UPDATEs and HTTP requests in flight.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 impl Running {
     /// The DNS addresses actually bound (UDP and TCP share each).
@@ -68,12 +73,29 @@ impl Running {
         self.http_addr
     }
 
-    /// Stop accepting, finish in-flight requests, stop the timers.
+    /// Stop gracefully: refuse new UPDATEs, let those in flight commit and
+    /// be answered, stop the DNS and HTTP listeners (HTTP requests in
+    /// progress finish), stop the timers, and wait for any commit still
+    /// running (expiry, signature refresh, TLSA retirement).
     pub async fn shutdown(mut self) {
+        self.app.drain.close();
+        if !self.app.drain.wait_idle(DRAIN_LIMIT).await {
+            tracing::warn!(
+                "UPDATEs still in flight after {DRAIN_LIMIT:?}; stopping anyway (committed changes are kept)"
+            );
+        }
         for t in &self.tasks {
             t.abort();
         }
         let _ = self.server.shutdown_gracefully().await;
+        if let Some((stop, task)) = self.http.take() {
+            let _ = stop.send(());
+            if tokio::time::timeout(DRAIN_LIMIT, task).await.is_err() {
+                tracing::warn!("HTTP requests still open after {DRAIN_LIMIT:?}; stopping anyway");
+            }
+        }
+        let app = self.app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.quiesce()).await;
     }
 }
 
@@ -102,6 +124,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         server.register_listener(tcp, TCP_IDLE, xfr::MAX_MESSAGES + 8);
     }
     let mut tasks = Vec::new();
+    let mut http = None;
     let http_addr = match app.config.http {
         None => None,
         Some(addr) => {
@@ -109,7 +132,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
                 .await
                 .map_err(|source| StartError::Bind { addr, source })?;
             let bound = listener.local_addr().ok();
-            tasks.push(tokio::spawn(http::serve(app.clone(), listener)));
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            http = Some((
+                stop,
+                tokio::spawn(http::serve(app.clone(), listener, stopped)),
+            ));
             if let Some(a) = bound {
                 tracing::info!(addr = %a, "serving the HTTP API");
             }
@@ -194,6 +221,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         http_addr,
         server,
         tasks,
+        http,
     })
 }
 
@@ -206,15 +234,20 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading ACLs and keys");
+                tracing::info!("SIGHUP: reloading ACLs, keys and the HTTP token");
                 let a = running.app.clone();
-                let _ = tokio::task::spawn_blocking(move || a.reload_policy(true)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = a.reload_policy(true);
+                    a.reload_http_token();
+                })
+                .await;
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: finishing UPDATEs in flight");
     running.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }

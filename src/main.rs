@@ -27,8 +27,17 @@ struct Cli {
     /// State directory (keys, database); overrides the configuration.
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// Log format on stderr: human-readable text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -293,10 +302,13 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("ZONEWARDEN_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
         });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let config = match config(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -14,6 +14,7 @@
 //! Incoming NOTIFY is answered in `server` (we are the primary: NOERROR for
 //! our zones, nothing to do).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
+use crate::clock::Clock;
 use crate::dnsclient::{self, serial_at_least};
 use crate::zonefile::{Secondary, ZoneSpec};
 
@@ -46,17 +48,38 @@ pub struct SecondaryStatus {
     pub last_error: Option<String>,
 }
 
+/// How many (serial, time) pairs are kept to tell how long a secondary has
+/// been behind.
+const HISTORY: usize = 4096;
+
+/// How far one secondary is behind the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// Changes it lacks (RFC 1982 difference of serials; 0 when current).
+    pub serials: u32,
+    /// Seconds since the oldest change it lacks was published (0 when
+    /// current); counted from the start of this process when that change is
+    /// older.
+    pub seconds: u64,
+}
+
 /// The propagation state of one zone.
 pub struct Propagation {
     zone: Name,
     serial: watch::Sender<u32>,
     secondaries: Vec<(Secondary, Arc<Mutex<SecondaryStatus>>)>,
+    clock: Arc<dyn Clock>,
+    /// When each recent serial was published, oldest first.
+    history: Mutex<VecDeque<(u32, u64)>>,
 }
 
 impl Propagation {
-    pub fn new(spec: &ZoneSpec, serial: u32) -> Self {
+    pub fn new(spec: &ZoneSpec, serial: u32, clock: Arc<dyn Clock>) -> Self {
         let (tx, _) = watch::channel(serial);
+        let history = Mutex::new(VecDeque::from([(serial, clock.now())]));
         Self {
+            clock,
+            history,
             zone: spec.origin.clone(),
             serial: tx,
             secondaries: spec
@@ -79,7 +102,42 @@ impl Propagation {
 
     /// The zone now has `serial`: tell the followers.
     pub fn announce(&self, serial: u32) {
+        {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            if h.len() >= HISTORY {
+                h.pop_front();
+            }
+            h.push_back((serial, self.clock.now()));
+        }
         self.serial.send_replace(serial);
+    }
+
+    /// The serial the zone has now.
+    pub fn current(&self) -> u32 {
+        *self.serial.borrow()
+    }
+
+    /// How far a secondary serving `have` is behind at `now`.
+    pub fn lag(&self, have: u32, now: u64) -> Lag {
+        let current = self.current();
+        if serial_at_least(have, current) {
+            return Lag {
+                serials: 0,
+                seconds: 0,
+            };
+        }
+        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        // The first publication newer than what it has; if the history does
+        // not reach back, the oldest we know of.
+        let since = h
+            .iter()
+            .find(|(s, _)| *s != have && serial_at_least(*s, have))
+            .or(h.front())
+            .map_or(now, |(_, t)| *t);
+        Lag {
+            serials: current.wrapping_sub(have),
+            seconds: now.saturating_sub(since),
+        }
     }
 
     pub fn statuses(&self) -> Vec<SecondaryStatus> {
@@ -164,12 +222,18 @@ async fn follow(
                     }
                     failing = false;
                     backoff = Duration::from_secs(1);
+                    app.metrics
+                        .notify_sent
+                        .inc(&[&zone.to_string(), &sec.label]);
                     update(&status, |s| {
                         s.notified = Some(target);
                         s.last_error = None;
                     });
                 }
                 Err(e) => {
+                    app.metrics
+                        .notify_failed
+                        .inc(&[&zone.to_string(), &sec.label]);
                     if !failing {
                         tracing::warn!(zone = %zone, secondary = %sec.label, serial = target, error = %e, "NOTIFY not acknowledged; retrying with backoff");
                     }

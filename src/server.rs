@@ -32,9 +32,10 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
-use crate::app::{App, Applied, UpdateError};
+use crate::app::{App, Applied, LastRefusal, UpdateError};
 use crate::dnsclient::serial_at_least;
-use crate::tsig::{RejectRcode, SignContext};
+use crate::metrics::{RefusalReason, rcode_name};
+use crate::tsig::{RejectRcode, SignContext, TsigFailure};
 use crate::update::Actor;
 use crate::{query, xfr};
 
@@ -55,6 +56,83 @@ impl Reply {
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
+        }
+    }
+}
+
+/// Who sent an UPDATE and what it touches, for its one log line.
+struct UpdateLog {
+    zone: String,
+    key: String,
+    machine: Option<String>,
+    source: SocketAddr,
+    /// Owners and types of the update section, each once.
+    owners: String,
+    types: String,
+}
+
+impl UpdateLog {
+    fn new(request: &Request, key: Option<&Name>) -> Self {
+        let mut owners: Vec<String> = Vec::new();
+        let mut types: Vec<String> = Vec::new();
+        for r in request.authorities.iter() {
+            let o = r.name.to_string();
+            if !owners.contains(&o) {
+                owners.push(o);
+            }
+            let t = r.record_type().to_string();
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        Self {
+            zone: request
+                .queries
+                .queries()
+                .first()
+                .map(|q| q.name().to_string())
+                .unwrap_or_default(),
+            key: key.map(|k| k.to_string()).unwrap_or_default(),
+            machine: None,
+            source: request.src(),
+            owners: summarize(owners),
+            types: summarize(types),
+        }
+    }
+
+    fn machine_label(&self) -> &str {
+        self.machine.as_deref().unwrap_or("")
+    }
+}
+
+/// At most 8 items, space-separated, then how many more.
+fn summarize(items: Vec<String>) -> String {
+    let more = items.len().saturating_sub(8);
+    let mut s = items.into_iter().take(8).collect::<Vec<_>>().join(" ");
+    if more > 0 {
+        s.push_str(&format!(" (+{more})"));
+    }
+    s
+}
+
+/// A refused UPDATE: why (one reason per deciding place), the RCODE, the
+/// RR at fault if one is.
+struct Refused {
+    reason: RefusalReason,
+    rcode: ResponseCode,
+    detail: String,
+    owner: Option<String>,
+    rtype: Option<String>,
+}
+
+impl Refused {
+    fn plain(reason: RefusalReason, rcode: ResponseCode, detail: &str) -> Self {
+        Self {
+            reason,
+            rcode,
+            detail: detail.into(),
+            owner: None,
+            rtype: None,
         }
     }
 }
@@ -96,39 +174,80 @@ impl Handler {
     }
 
     async fn update(&self, request: &Request, signer: Option<&SignContext>) -> Reply {
-        let src = request.src();
+        let mut ctx = UpdateLog::new(request, signer.map(|s| &s.key.name));
         // §3.1.1: the zone section holds exactly one SOA question.
         if request.queries.len() != 1 {
-            return Reply::new(request, ResponseCode::FormErr);
+            return self.refuse(
+                request,
+                &ctx,
+                Refused::plain(
+                    RefusalReason::Format,
+                    ResponseCode::FormErr,
+                    "zone section is not one question",
+                ),
+            );
         }
         let zq = &request.queries.queries()[0];
         if zq.query_type() != RecordType::SOA || zq.query_class() != DNSClass::IN {
-            return Reply::new(request, ResponseCode::FormErr);
+            return self.refuse(
+                request,
+                &ctx,
+                Refused::plain(
+                    RefusalReason::Format,
+                    ResponseCode::FormErr,
+                    "zone section is not one SOA question of class IN",
+                ),
+            );
         }
         let zone_name: Name = zq.name().into();
+        ctx.zone = zone_name.to_string();
         let Some(zone) = self.app.zone_exact(&zone_name).cloned() else {
-            tracing::warn!(zone = %zone_name, source = %src, "update refused: not authoritative (NOTAUTH)");
-            return Reply::new(request, ResponseCode::NotAuth);
+            return self.refuse(
+                request,
+                &ctx,
+                Refused::plain(
+                    RefusalReason::NotAuthoritative,
+                    ResponseCode::NotAuth,
+                    "zone not served here",
+                ),
+            );
         };
         let Some(signer) = signer else {
-            tracing::warn!(zone = %zone_name, source = %src, reason = "unsigned", "update refused");
-            return Reply::new(request, ResponseCode::Refused);
+            return self.refuse(
+                request,
+                &ctx,
+                Refused::plain(RefusalReason::Unsigned, ResponseCode::Refused, "unsigned"),
+            );
         };
         let key_name = signer.key.name.clone();
         let policy = self.app.policy();
         let Some(machine) = policy.policy.machine_for_key(&key_name) else {
-            tracing::warn!(zone = %zone_name, key = %key_name, source = %src, reason = "no ACL names this key", "update refused");
-            return Reply::new(request, ResponseCode::Refused);
+            return self.refuse(
+                request,
+                &ctx,
+                Refused::plain(
+                    RefusalReason::NoAcl,
+                    ResponseCode::Refused,
+                    "no ACL names this key",
+                ),
+            );
         };
+        ctx.machine = Some(machine.name.clone());
+        let src = request.src();
         if !machine.source_allowed(src.ip()) {
-            tracing::warn!(zone = %zone_name, key = %key_name, machine = %machine.name, source = %src, reason = "source address not in the ACL's networks", "update refused");
-            return Reply::new(request, ResponseCode::Refused);
+            return self.refuse(
+                request,
+                &ctx,
+                Refused::plain(
+                    RefusalReason::Network,
+                    ResponseCode::Refused,
+                    "source address not in the ACL's networks",
+                ),
+            );
         }
         let prereqs = request.answers.clone();
         let updates = request.authorities.clone();
         let app = self.app.clone();
-        let machine_name = machine.name.clone();
-        let key_text = key_name.to_string();
         let result = tokio::task::spawn_blocking(move || {
             let Some(machine) = policy.policy.machine_for_key(&key_name) else {
                 unreachable!("looked up above in the same policy");
@@ -141,28 +260,129 @@ impl Handler {
             app.apply_update(&zone, &prereqs, &updates, &actor)
         })
         .await;
+        let metrics = &self.app.metrics;
         let rcode = match result {
-            Ok(Ok(Applied::Changed { .. } | Applied::Unchanged)) => ResponseCode::NoError,
-            Ok(Err(UpdateError::Refused(r))) => {
-                tracing::warn!(
-                    zone = %zone_name, key = %key_text, machine = %machine_name, source = %src,
-                    owner = %r.owner.as_ref().map(|n| n.to_string()).unwrap_or_default(),
-                    rtype = %r.rtype.map(|t| t.to_string()).unwrap_or_default(),
-                    kind = r.kind.as_str(), rcode = %r.rcode, reason = %r.reason,
-                    "update refused"
+            Ok(Ok(Applied::Changed { serial, detail })) => {
+                metrics.updates_accepted.inc(&[&ctx.zone, "changed"]);
+                tracing::info!(
+                    zone = %ctx.zone, key = %ctx.key, machine = %ctx.machine_label(), source = %ctx.source,
+                    owner = %ctx.owners, rtype = %ctx.types, outcome = "applied", serial, change = %detail,
+                    "update"
                 );
-                r.rcode
+                ResponseCode::NoError
+            }
+            Ok(Ok(Applied::Unchanged)) => {
+                metrics.updates_accepted.inc(&[&ctx.zone, "unchanged"]);
+                tracing::info!(
+                    zone = %ctx.zone, key = %ctx.key, machine = %ctx.machine_label(), source = %ctx.source,
+                    owner = %ctx.owners, rtype = %ctx.types, outcome = "unchanged",
+                    "update"
+                );
+                ResponseCode::NoError
+            }
+            Ok(Err(UpdateError::Refused(r))) => {
+                let refused = Refused {
+                    reason: RefusalReason::from_kind(r.kind),
+                    rcode: r.rcode,
+                    detail: r.reason,
+                    owner: r.owner.map(|n| n.to_string()),
+                    rtype: r.rtype.map(|t| t.to_string()),
+                };
+                return self.refuse(request, &ctx, refused);
             }
             Ok(Err(UpdateError::Store(e))) => {
-                tracing::error!(zone = %zone_name, key = %key_text, error = %e, "update not committed; nothing changed");
+                metrics
+                    .updates_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(
+                    zone = %ctx.zone, key = %ctx.key, machine = %ctx.machine_label(), source = %ctx.source,
+                    owner = %ctx.owners, rtype = %ctx.types, outcome = "failed", error = %e,
+                    "update not committed; nothing changed"
+                );
                 ResponseCode::ServFail
             }
             Err(e) => {
-                tracing::error!(zone = %zone_name, error = %e, "update task failed; nothing changed");
+                metrics
+                    .updates_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(zone = %ctx.zone, outcome = "failed", error = %e, "update task failed; nothing changed");
                 ResponseCode::ServFail
             }
         };
         Reply::new(request, rcode)
+    }
+
+    /// Refuse an UPDATE: one log line with the reason, the metric, the
+    /// machine's last refusal; the reply with `refused.rcode`.
+    fn refuse(&self, request: &Request, ctx: &UpdateLog, refused: Refused) -> Reply {
+        self.app
+            .metrics
+            .updates_refused
+            .inc(&[refused.reason.as_str()]);
+        tracing::warn!(
+            zone = %ctx.zone, key = %ctx.key, machine = %ctx.machine_label(), source = %ctx.source,
+            owner = %refused.owner.as_deref().unwrap_or(&ctx.owners),
+            rtype = %refused.rtype.as_deref().unwrap_or(&ctx.types),
+            outcome = "refused", reason = refused.reason.as_str(), rcode = %rcode_name(refused.rcode),
+            detail = %refused.detail,
+            "update"
+        );
+        if let Some(machine) = &ctx.machine {
+            self.app.record_refusal(
+                machine,
+                LastRefusal {
+                    time: self.app.clock.now(),
+                    zone: ctx.zone.clone(),
+                    reason: refused.reason,
+                    rcode: rcode_name(refused.rcode),
+                    source: ctx.source.ip().to_string(),
+                    owner: refused.owner.clone(),
+                    rtype: refused.rtype.clone(),
+                    detail: refused.detail.clone(),
+                },
+            );
+        }
+        Reply::new(request, refused.rcode)
+    }
+
+    /// Count a TSIG failure (by configured key, or "(unknown)"); on an
+    /// UPDATE it is also that update's refusal.
+    fn count_tsig_failure(
+        &self,
+        request: &Request,
+        rej: &crate::tsig::Rejection,
+        policy: &crate::app::PolicyState,
+    ) {
+        let known = rej
+            .key_name
+            .as_ref()
+            .filter(|k| policy.keys.get(k).is_some());
+        let key_label = known.map_or_else(|| "(unknown)".to_string(), |k| k.to_string());
+        let error = match rej.reason {
+            TsigFailure::FormErr => "formerr",
+            TsigFailure::BadKey => "badkey",
+            TsigFailure::BadSig => "badsig",
+            TsigFailure::BadTime { .. } => "badtime",
+            TsigFailure::BadTrunc => "badtrunc",
+            TsigFailure::Replay => "replay",
+            TsigFailure::Unsigned | TsigFailure::PeerError(_) => "other",
+        };
+        self.app.metrics.tsig_failures.inc(&[&key_label, error]);
+        if request.metadata.op_code == OpCode::Update {
+            let mut ctx = UpdateLog::new(request, known);
+            ctx.machine = known
+                .and_then(|k| policy.policy.machine_for_key(k))
+                .map(|m| m.name.clone());
+            let rcode = match rej.rcode {
+                RejectRcode::FormErr => ResponseCode::FormErr,
+                RejectRcode::NotAuth => ResponseCode::NotAuth,
+            };
+            let _ = self.refuse(
+                request,
+                &ctx,
+                Refused::plain(RefusalReason::Tsig, rcode, &format!("TSIG: {}", rej.reason)),
+            );
+        }
     }
 
     /// The OPT record of our answer, if the request had one (RFC 6891 §6.1.1).
@@ -292,14 +512,16 @@ impl Handler {
                 }
             };
         let count = records.len();
+        self.count_query(request, ResponseCode::NoError);
         let counter = match form {
-            "AXFR" => Some(&self.app.stats.axfr),
-            "IXFR" => Some(&self.app.stats.ixfr_incremental),
-            "IXFR (full)" => Some(&self.app.stats.ixfr_full),
+            "AXFR" => Some((&self.app.stats.axfr, "axfr")),
+            "IXFR" => Some((&self.app.stats.ixfr_incremental, "ixfr")),
+            "IXFR (full)" => Some((&self.app.stats.ixfr_full, "ixfr_full")),
             _ => None,
         };
-        if let Some(c) = counter {
+        if let Some((c, label)) = counter {
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.app.metrics.transfers.inc(&[label]);
         }
         let chunks = xfr::chunk(records);
         if chunks.len() > xfr::MAX_MESSAGES {
@@ -357,6 +579,16 @@ impl Handler {
         })
     }
 
+    /// Count one answered query by type ("other" for unknown types, "none"
+    /// without a question) and RCODE.
+    fn count_query(&self, request: &Request, rcode: ResponseCode) {
+        let qtype = request.queries.queries().first().map_or_else(
+            || "none".to_string(),
+            |q| crate::http::api::type_label(q.query_type()),
+        );
+        self.app.metrics.queries.inc(&[&qtype, &rcode_name(rcode)]);
+    }
+
     /// Encode, truncate for UDP if needed, sign if needed, and send.
     async fn send<R: ResponseHandler>(
         &self,
@@ -390,6 +622,9 @@ impl Handler {
             Signing::Response(ctx) => Some(ctx.sign_response(&bytes, now)),
             Signing::Error(rej) => rej.error_tsig(&bytes, now),
         };
+        if request.metadata.op_code == OpCode::Query {
+            self.count_query(request, reply.metadata.response_code);
+        }
         let mut msg = response(&request.queries, &reply, edns.as_ref());
         if let Some(sig) = signature {
             msg.set_signature(Box::new(sig));
@@ -470,6 +705,7 @@ impl RequestHandler for Handler {
                     opcode = %request.metadata.op_code,
                     "TSIG verification failed"
                 );
+                self.count_tsig_failure(request, &rej, &policy);
                 let rcode = match rej.rcode {
                     RejectRcode::FormErr => ResponseCode::FormErr,
                     RejectRcode::NotAuth => ResponseCode::NotAuth,
@@ -498,6 +734,30 @@ impl RequestHandler for Handler {
                 return self.transfer(request, response_handle, signer, qtype).await;
             }
         }
+        // An UPDATE in flight holds the drain until it is answered, so a
+        // graceful shutdown answers every UPDATE it committed.
+        let _in_flight = if request.metadata.op_code == OpCode::Update {
+            match self.app.drain.enter() {
+                Some(g) => Some(g),
+                None => {
+                    let ctx = UpdateLog::new(request, signer.as_ref().map(|s| &s.key.name));
+                    let reply = self.refuse(
+                        request,
+                        &ctx,
+                        Refused::plain(
+                            RefusalReason::ShuttingDown,
+                            ResponseCode::Refused,
+                            "the server is shutting down",
+                        ),
+                    );
+                    return self
+                        .send(request, response_handle, reply, sign_with(&signer))
+                        .await;
+                }
+            }
+        } else {
+            None
+        };
         let reply = match request.metadata.op_code {
             OpCode::Query => self.query(request),
             OpCode::Notify => self.notify_in(request),

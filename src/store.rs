@@ -189,12 +189,27 @@ pub struct AgedRecord {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Where commit latency is recorded (the server's; none in tools).
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, String, Audit)> {
+    Ok((
+        r.get::<_, i64>(0)? as u64,
+        r.get(1)?,
+        Audit {
+            key: r.get(2)?,
+            source: r.get(3)?,
+            action: r.get(4)?,
+            detail: r.get(5)?,
+        },
+    ))
 }
 
 /// RDATA in uncompressed wire form.
@@ -278,6 +293,7 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            metrics: None,
         })
     }
 
@@ -300,6 +316,72 @@ impl Store {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// Record every commit's latency (and failures) in `metrics`.
+    pub fn set_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// Whether the database takes writes now: takes the write lock and
+    /// gives it back (`BEGIN IMMEDIATE; ROLLBACK`), writing nothing.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| self.err(e))
+    }
+
+    /// The newest audit row of each key: (key, time, zone, audit).
+    pub fn last_change_by_key(&self) -> Result<Vec<(u64, String, Audit)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT time, zone, key, source, action, detail FROM audit WHERE id IN
+                   (SELECT MAX(id) FROM audit WHERE key IS NOT NULL GROUP BY lower(key))",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], audit_row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Audit rows matching the filters, newest first: (time, zone, audit).
+    /// `keys` matches the key column case-insensitively (any of them).
+    pub fn audit_query(
+        &self,
+        zone: Option<&Name>,
+        keys: Option<&[String]>,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String, Audit)>, StoreError> {
+        let mut sql =
+            String::from("SELECT time, zone, key, source, action, detail FROM audit WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(z) = zone {
+            args.push(z.to_lowercase().to_ascii().into());
+            sql.push_str(&format!(" AND zone = ?{}", args.len()));
+        }
+        if let Some(keys) = keys {
+            let mut alts = Vec::new();
+            for k in keys {
+                args.push(k.to_lowercase().into());
+                alts.push(format!("lower(key) = ?{}", args.len()));
+            }
+            if alts.is_empty() {
+                alts.push("0".into());
+            }
+            sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
+        }
+        if let Some(t) = since {
+            args.push((t as i64).into());
+            sql.push_str(&format!(" AND time >= ?{}", args.len()));
+        }
+        args.push((limit as i64).into());
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), audit_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     pub fn path(&self) -> &Path {
@@ -411,6 +493,22 @@ impl Store {
     /// Like [`Store::commit`], and in the same transaction, plan records
     /// to retire once `change` has propagated (DANE rollover).
     pub fn commit_with_plan(
+        &mut self,
+        zone: &Name,
+        change: &Change,
+        now: u64,
+        new_fingerprint: Option<&str>,
+        plan: &[Planned],
+    ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.commit_inner(zone, change, now, new_fingerprint, plan);
+        if let Some(m) = &self.metrics {
+            m.commit_done(started.elapsed(), result.is_ok());
+        }
+        result
+    }
+
+    fn commit_inner(
         &mut self,
         zone: &Name,
         change: &Change,

@@ -166,6 +166,18 @@ impl ZoneData {
             .unwrap_or_default()
     }
 
+    /// The earliest expiration of any RRSIG in the zone (the 32-bit field,
+    /// Unix seconds until 2106), None when it holds none.
+    pub fn earliest_signature_expiry(&self) -> Option<u32> {
+        self.nodes
+            .values()
+            .filter_map(|node| node.get(&RecordType::RRSIG))
+            .flat_map(|set| set.rdatas.iter())
+            .filter_map(as_rrsig)
+            .map(|sig| sig.input().sig_expiration.get())
+            .min()
+    }
+
     /// Every RR of the zone, SOA first (the order AXFR wants).
     pub fn all_records(&self) -> Vec<Record> {
         let mut out = vec![self.soa_record()];
