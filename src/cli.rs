@@ -57,6 +57,11 @@ pub fn check(config: &Config) -> (String, bool) {
             }
         }
     }
+    // The HTTP token file: a bad one stops `serve`, so say so here first.
+    if let Err(e) = crate::http::access::Token::load(config) {
+        ok = false;
+        let _ = writeln!(out, "{e}");
+    }
     let origins: Vec<Name> = zones.iter().map(|z| z.origin.clone()).collect();
     let mode = if config.generate_missing_keys {
         MissingKeys::Ignore

@@ -133,6 +133,23 @@ fn certbot_args(lab: &Lab, dir: &str, domains: &[&str]) -> Vec<String> {
     a
 }
 
+/// certbot with the `zonewarden hook` commands `machine add` printed for
+/// `machine`.
+fn certbot_with_hooks(lab: &Lab, machine: &str, domains: &[&str]) -> Vec<String> {
+    let (auth, cleanup) = certbot_hooks(lab, machine);
+    let mut args = certbot_args(lab, "certbot", domains);
+    args.extend([
+        s("--manual"),
+        s("--preferred-challenges"),
+        s("dns"),
+        s("--manual-auth-hook"),
+        auth,
+        s("--manual-cleanup-hook"),
+        cleanup,
+    ]);
+    args
+}
+
 fn certbot_env(lab: &Lab) -> Vec<(String, String)> {
     vec![(s("REQUESTS_CA_BUNDLE"), lab.acme_ca.display().to_string())]
 }
@@ -244,23 +261,9 @@ async fn certbot_manual_hooks_follow_the_cname_and_put_two_values_at_one_name() 
         ..Setup::default()
     })
     .await;
-    let (auth, cleanup) = certbot_hooks(&lab, "web1");
     // A wildcard and its base name: two challenges at one name, both in DNS
     // before certbot asks the CA to validate either.
-    let mut args = certbot_args(
-        &lab,
-        "certbot",
-        &["web1.example.test", "*.web1.example.test"],
-    );
-    args.extend([
-        s("--manual"),
-        s("--preferred-challenges"),
-        s("dns"),
-        s("--manual-auth-hook"),
-        auth,
-        s("--manual-cleanup-hook"),
-        cleanup,
-    ]);
+    let args = certbot_with_hooks(&lab, "web1", &["web1.example.test", "*.web1.example.test"]);
     let run = lab.client("certbot", &args, &certbot_env(&lab)).await;
     let log = std::fs::read_to_string(lab.dir.join("certbot/letsencrypt.log")).unwrap_or_default();
     assert!(run.ok, "certbot: {}\n{}\n{}", run.output, log, lab.logs());
@@ -444,17 +447,7 @@ async fn another_machines_name_and_a_missing_cname_fail_clearly() {
     assert!(lab.txt_at(&lab.primary, &mx1_name).await.is_empty());
 
     // The same through certbot: its error shows the hook's message.
-    let (auth, cleanup) = certbot_hooks(&lab, "mx2");
-    let mut args = certbot_args(&lab, "certbot", &["mx1.example.test"]);
-    args.extend([
-        s("--manual"),
-        s("--preferred-challenges"),
-        s("dns"),
-        s("--manual-auth-hook"),
-        auth,
-        s("--manual-cleanup-hook"),
-        cleanup,
-    ]);
+    let args = certbot_with_hooks(&lab, "mx2", &["mx1.example.test"]);
     let run = lab.client("certbot", &args, &certbot_env(&lab)).await;
     assert!(!run.ok, "{}", run.output);
     assert!(run.output.contains("answered REFUSED"), "{}", run.output);

@@ -810,6 +810,12 @@ async fn a_token_file_that_is_too_short_stops_the_start_with_its_path() {
     let path = dir.path().join("http.token");
     write(&path, "short\n");
     c.http_token_file = Some(path);
+    // `check` finds it before `serve` would.
+    let (report, ok) = zonewarden::cli::check(&c);
+    assert!(
+        !ok && report.contains("http.token") && report.contains("at least 16"),
+        "{report}"
+    );
     let err = match zonewarden::start(c, Arc::new(zonewarden::ManualClock::starting_now())).await {
         Ok(_) => panic!("started with a 5-character token"),
         Err(e) => e.to_string(),

@@ -268,24 +268,15 @@ name = "ns2.{ZONE}"
         let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
         zonewarden::tsig::write_key_file(&dir.join("keys/xfr.key"), &xfr).unwrap();
         let mut machine_add = BTreeMap::new();
-        for (m, alg) in &setup.machines {
+        let all = setup.machines.iter().map(|(m, alg)| (*m, ZONE, *alg));
+        let hosts = setup
+            .host_machines
+            .iter()
+            .map(|m| (*m, HOSTS_ZONE, "hmac-sha256"));
+        for (m, zone, alg) in all.chain(hosts) {
             let out = Command::new(ZW)
                 .args(["--config", "zonewarden.toml", "machine", "add", m])
-                .args(["--zone", ZONE, "--algorithm", alg])
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "machine add {m}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            machine_add.insert(m.to_string(), String::from_utf8(out.stdout).unwrap());
-        }
-        for m in &setup.host_machines {
-            let out = Command::new(ZW)
-                .args(["--config", "zonewarden.toml", "machine", "add", m])
-                .args(["--zone", HOSTS_ZONE])
+                .args(["--zone", zone, "--algorithm", alg])
                 .current_dir(&dir)
                 .output()
                 .unwrap();
