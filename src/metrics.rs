@@ -3,7 +3,8 @@
 //!
 //! Hand-written rather than a crate: a dozen counter families, one
 //! histogram, no dependencies. Counters are atomics or small maps behind a
-//! mutex, updated where the outcome is decided (`server` for queries, TSIG
+//! mutex (queries: a fixed table of atomics, so the query path takes no
+//! lock and allocates nothing), updated where the outcome is decided (`server` for queries, TSIG
 //! failures and update outcomes, `app` for reloads and expiry, `notify` for
 //! NOTIFY, `store` for commit latency). Gauges that describe state (serials,
 //! lag, signature horizon) are computed when `/metrics` is scraped, from the
@@ -20,6 +21,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
 
 /// Why an UPDATE was not applied, one value per place the server decides
 /// it (the `reason` label of `zonewarden_updates_refused_total`).
@@ -126,6 +129,98 @@ impl CounterVec {
     }
 }
 
+/// Answered queries by type and RCODE, counted without a lock or an
+/// allocation (the query path never locks): one atomic per (type, rcode)
+/// slot. Types outside [`QUERY_TYPES`] count as "other"; RCODEs above 16
+/// as the last slot.
+#[derive(Debug)]
+pub struct QueryCounter {
+    slots: Vec<AtomicU64>,
+}
+
+/// The query types counted by name (what clients, secondaries and
+/// resolvers ask a zone like ours); every other type is "other".
+const QUERY_TYPES: &[RecordType] = &[
+    RecordType::A,
+    RecordType::NS,
+    RecordType::CNAME,
+    RecordType::SOA,
+    RecordType::PTR,
+    RecordType::MX,
+    RecordType::TXT,
+    RecordType::AAAA,
+    RecordType::SRV,
+    RecordType::DS,
+    RecordType::RRSIG,
+    RecordType::NSEC,
+    RecordType::DNSKEY,
+    RecordType::NSEC3PARAM,
+    RecordType::TLSA,
+    RecordType::CDS,
+    RecordType::CDNSKEY,
+    RecordType::SVCB,
+    RecordType::HTTPS,
+    RecordType::CAA,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::IXFR,
+];
+/// Type slots: the named types, "other", "none" (no question).
+const TYPE_SLOTS: usize = QUERY_TYPES.len() + 2;
+/// RCODE slots: 0 to 16 (BADVERS), then everything above.
+const RCODE_SLOTS: usize = 18;
+
+impl Default for QueryCounter {
+    fn default() -> Self {
+        Self {
+            slots: (0..TYPE_SLOTS * RCODE_SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
+
+impl QueryCounter {
+    /// Count one answer; `qtype` None when the query had no question.
+    pub fn inc(&self, qtype: Option<RecordType>, rcode: hickory_proto::op::ResponseCode) {
+        let t = match qtype {
+            None => TYPE_SLOTS - 1,
+            Some(q) => QUERY_TYPES
+                .iter()
+                .position(|t| *t == q)
+                .unwrap_or(QUERY_TYPES.len()),
+        };
+        let r = usize::from(u16::from(rcode)).min(RCODE_SLOTS - 1);
+        self.slots[t * RCODE_SLOTS + r].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The non-zero counts as labelled rows, for the exposition.
+    fn to_counter_vec(&self) -> CounterVec {
+        let out = CounterVec::default();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let n = slot.load(Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let (t, r) = (i / RCODE_SLOTS, i % RCODE_SLOTS);
+            let qtype = match QUERY_TYPES.get(t) {
+                Some(rt) => rt.to_string(),
+                None if t == QUERY_TYPES.len() => "other".into(),
+                None => "none".into(),
+            };
+            let rcode = if r == RCODE_SLOTS - 1 {
+                "other".to_string()
+            } else {
+                rcode_name(<hickory_proto::op::ResponseCode as From<u16>>::from(
+                    r as u16,
+                ))
+            };
+            out.add(&[&qtype, &rcode], n);
+        }
+        out
+    }
+}
+
 /// Upper bounds (seconds) of the commit latency buckets: an fsync on an SSD
 /// is about a millisecond, on a busy disk tens.
 pub const COMMIT_BUCKETS: &[f64] = &[
@@ -176,7 +271,7 @@ impl Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     /// QUERY opcode answers: [type, rcode].
-    pub queries: CounterVec,
+    pub queries: QueryCounter,
     /// Applied UPDATEs: [zone, result] with result "changed" or "unchanged".
     pub updates_accepted: CounterVec,
     /// Refused UPDATEs: [reason].
@@ -205,7 +300,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            queries: CounterVec::default(),
+            queries: QueryCounter::default(),
             updates_accepted: CounterVec::default(),
             updates_refused: CounterVec::default(),
             updates_failed: AtomicU64::new(0),
@@ -239,7 +334,7 @@ impl Metrics {
             "zonewarden_queries_total",
             "DNS queries answered, by query type and response code.",
             &["type", "rcode"],
-            &self.queries,
+            &self.queries.to_counter_vec(),
         );
         out.counter_vec(
             "zonewarden_updates_accepted_total",
@@ -421,6 +516,25 @@ impl Exposition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_counts_land_in_their_type_and_rcode_rows() {
+        use hickory_proto::op::ResponseCode as R;
+        let q = QueryCounter::default();
+        q.inc(Some(RecordType::TXT), R::NoError);
+        q.inc(Some(RecordType::TXT), R::NoError);
+        q.inc(Some(RecordType::TXT), R::NXDomain);
+        q.inc(Some(RecordType::Unknown(65280)), R::Refused);
+        q.inc(None, R::FormErr);
+        q.inc(Some(RecordType::SOA), R::BADKEY);
+        let rows = q.to_counter_vec();
+        assert_eq!(rows.get(&["TXT", "NOERROR"]), 2);
+        assert_eq!(rows.get(&["TXT", "NXDOMAIN"]), 1);
+        assert_eq!(rows.get(&["other", "REFUSED"]), 1);
+        assert_eq!(rows.get(&["none", "FORMERR"]), 1);
+        assert_eq!(rows.get(&["SOA", "other"]), 1);
+        assert_eq!(rows.snapshot().len(), 5);
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -579,14 +579,10 @@ impl Handler {
         })
     }
 
-    /// Count one answered query by type ("other" for unknown types, "none"
-    /// without a question) and RCODE.
+    /// Count one answered query by type and RCODE (lock-free).
     fn count_query(&self, request: &Request, rcode: ResponseCode) {
-        let qtype = request.queries.queries().first().map_or_else(
-            || "none".to_string(),
-            |q| crate::http::api::type_label(q.query_type()),
-        );
-        self.app.metrics.queries.inc(&[&qtype, &rcode_name(rcode)]);
+        let qtype = request.queries.queries().first().map(|q| q.query_type());
+        self.app.metrics.queries.inc(qtype, rcode);
     }
 
     /// Encode, truncate for UDP if needed, sign if needed, and send.
