@@ -85,6 +85,24 @@ fn timing(client: &str, took: Duration, waited: Option<f64>) {
     }
 }
 
+/// When lego reached each phase (its log's HH:MM:SS), for the TIMING line.
+fn lego_phases(output: &str) -> String {
+    [
+        ("Trying to solve DNS-01", "update"),
+        ("Wait for propagation", "propagation-check"),
+        ("The server validated", "validated"),
+        ("Server responded with a certificate", "certificate"),
+    ]
+    .iter()
+    .filter_map(|(marker, label)| {
+        let line = output.lines().find(|l| l.contains(marker))?;
+        let time = line.split_whitespace().nth(1)?;
+        Some(format!("{label}@{time}"))
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
 /// The seconds `zonewarden hook` reports having waited, summed over its runs.
 fn hook_waits(output: &str) -> f64 {
     output
@@ -183,6 +201,7 @@ async fn lego_issues_with_hmac_sha1_by_default_and_with_hmac_sha256() {
         &["mx1.example.test"],
     );
     timing("lego hmac-sha1", run.took, None);
+    eprintln!("TIMING lego phases: {}", lego_phases(&run.output));
 
     // mx2: exactly the printed settings (hmac-sha256. with lego's trailing dot).
     let env = lego_env(&lab, "mx2");
@@ -204,6 +223,7 @@ async fn lego_issues_with_hmac_sha1_by_default_and_with_hmac_sha256() {
         &["mx2.example.test"],
     );
     timing("lego hmac-sha256", run.took, None);
+    eprintln!("TIMING lego phases: {}", lego_phases(&run.output));
 
     // lego cleaned up: no challenge left on either nameserver.
     for ip in [&lab.primary, &lab.secondary] {
