@@ -507,22 +507,68 @@ pub fn tlsa(
     Ok(out)
 }
 
-/// `dane publish` as typed on the command line, before validation.
-#[derive(Debug, Clone)]
+/// The TLSA parameters as typed (`--usage`, `--selector`, `--matching`).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct TlsaParamArgs {
+    /// Certificate usage: 3 DANE-EE (default), 2 DANE-TA (the issuer), 1 PKIX-EE, 0 PKIX-TA.
+    #[arg(long, default_value_t = 3)]
+    pub usage: u8,
+    /// Selector: 1 public key (default), 0 full certificate.
+    #[arg(long, default_value_t = 1)]
+    pub selector: u8,
+    /// Matching type: 1 SHA2-256 (default), 2 SHA2-512, 0 exact.
+    #[arg(long, default_value_t = 1)]
+    pub matching: u8,
+}
+
+impl TlsaParamArgs {
+    pub fn params(self) -> Result<crate::dane::TlsaParams, crate::dane::DaneError> {
+        crate::dane::TlsaParams::new(self.usage, self.selector, self.matching)
+    }
+}
+
+/// `dane publish` as typed on the command line (clap), before validation.
+#[derive(clap::Args, Debug, Clone)]
 pub struct PublishArgs {
+    /// The new certificate (fullchain.pem: leaf first).
+    #[arg(long)]
     pub cert: std::path::PathBuf,
+    /// The primary that takes UPDATEs: ADDR[:PORT] (port 53 by default).
+    #[arg(long)]
     pub server: String,
+    /// This machine's TSIG key file (BIND format).
+    #[arg(long)]
     pub key: std::path::PathBuf,
+    /// The zone, e.g. _acme.example.org.
+    #[arg(long)]
     pub zone: String,
+    /// Host part of the owner names: relative to the zone unless it ends in a dot.
+    #[arg(long)]
     pub host: String,
+    /// Port (repeatable): _PORT._PROTO.HOST.
+    #[arg(long = "port", required = true)]
     pub ports: Vec<u16>,
+    #[arg(long, default_value = "tcp")]
     pub proto: String,
+    /// TTL of the added records.
+    #[arg(long, default_value_t = 300)]
     pub ttl: u32,
-    pub params: crate::dane::TlsaParams,
+    #[command(flatten)]
+    pub params: TlsaParamArgs,
+    /// A pre-published next key (public key or certificate): its TLSA
+    /// is published too and never removed.
+    #[arg(long)]
     pub next_key: Option<std::path::PathBuf>,
+    /// Shell command that makes the service present the new certificate.
+    #[arg(long)]
     pub then: Option<String>,
+    /// Nameservers that must serve the new record besides --server
+    /// (repeatable); default: the zone's NS set, port 53.
+    #[arg(long = "nameserver")]
     pub nameservers: Vec<String>,
-    pub timeout: std::time::Duration,
+    /// Seconds to wait for every nameserver.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// `ADDR`, `ADDR:PORT` or `[V6]:PORT`; port 53 when none is given.
@@ -544,6 +590,7 @@ pub fn publish_request(
 ) -> Result<crate::dane::publish::Request, crate::dane::publish::PublishError> {
     use crate::dane::{self, publish::PublishError};
     let input = PublishError::Input;
+    let params = args.params.params().map_err(|e| input(e.to_string()))?;
     let chain = dane::Chain::read(&args.cert).map_err(|e| input(e.to_string()))?;
     let next = args
         .next_key
@@ -586,7 +633,7 @@ pub fn publish_request(
     Ok(dane::publish::Request {
         chain,
         next,
-        params: args.params,
+        params,
         zone,
         owners,
         ttl: args.ttl,
@@ -594,7 +641,7 @@ pub fn publish_request(
         key,
         nameservers,
         then: args.then.clone(),
-        timeout: args.timeout,
+        timeout: std::time::Duration::from_secs(args.timeout),
     })
 }
 

@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "tcp")]
         proto: String,
         #[command(flatten)]
-        params: TlsaParamArgs,
+        params: zonewarden::cli::TlsaParamArgs,
         #[arg(long, default_value_t = 300)]
         ttl: u32,
     },
@@ -114,19 +114,6 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Clone, Copy)]
-struct TlsaParamArgs {
-    /// Certificate usage: 3 DANE-EE (default), 2 DANE-TA (the issuer), 1 PKIX-EE, 0 PKIX-TA.
-    #[arg(long, default_value_t = 3)]
-    usage: u8,
-    /// Selector: 1 public key (default), 0 full certificate.
-    #[arg(long, default_value_t = 1)]
-    selector: u8,
-    /// Matching type: 1 SHA2-256 (default), 2 SHA2-512, 0 exact.
-    #[arg(long, default_value_t = 1)]
-    matching: u8,
-}
-
 #[derive(Subcommand)]
 enum DaneCmd {
     /// The deploy hook: add the new TLSA beside the old, wait until every
@@ -136,47 +123,7 @@ enum DaneCmd {
     /// (nothing changed), 4 not propagated in time (old + new published,
     /// --then not run), 5 --then failed (old + new published), 6 old records
     /// not removed (old + new published).
-    Publish {
-        /// The new certificate (fullchain.pem: leaf first).
-        #[arg(long)]
-        cert: PathBuf,
-        /// The primary that takes UPDATEs: ADDR[:PORT] (port 53 by default).
-        #[arg(long)]
-        server: String,
-        /// This machine's TSIG key file (BIND format).
-        #[arg(long)]
-        key: PathBuf,
-        /// The zone, e.g. _acme.example.org.
-        #[arg(long)]
-        zone: String,
-        /// Host part of the owner names: relative to the zone unless it ends in a dot.
-        #[arg(long)]
-        host: String,
-        /// Port (repeatable): _PORT._PROTO.HOST.
-        #[arg(long = "port", required = true)]
-        ports: Vec<u16>,
-        #[arg(long, default_value = "tcp")]
-        proto: String,
-        /// TTL of the added records.
-        #[arg(long, default_value_t = 300)]
-        ttl: u32,
-        #[command(flatten)]
-        params: TlsaParamArgs,
-        /// A pre-published next key (public key or certificate): its TLSA
-        /// is published too and never removed.
-        #[arg(long)]
-        next_key: Option<PathBuf>,
-        /// Shell command that makes the service present the new certificate.
-        #[arg(long)]
-        then: Option<String>,
-        /// Nameservers that must serve the new record besides --server
-        /// (repeatable); default: the zone's NS set, port 53.
-        #[arg(long = "nameserver")]
-        nameservers: Vec<String>,
-        /// Seconds to wait for every nameserver.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-    },
+    Publish(zonewarden::cli::PublishArgs),
 }
 
 #[derive(clap::Args)]
@@ -412,42 +359,8 @@ fn main() -> ExitCode {
         }
         Command::Hook { opts, action } => hook(opts, action),
         Command::Dane {
-            action:
-                DaneCmd::Publish {
-                    cert,
-                    server,
-                    key,
-                    zone,
-                    host,
-                    ports,
-                    proto,
-                    ttl,
-                    params,
-                    next_key,
-                    then,
-                    nameservers,
-                    timeout,
-                },
+            action: DaneCmd::Publish(args),
         } => {
-            let params = match tlsa_params(params) {
-                Ok(p) => p,
-                Err(code) => return code,
-            };
-            let args = zonewarden::cli::PublishArgs {
-                cert,
-                server,
-                key,
-                zone,
-                host,
-                ports,
-                proto,
-                ttl,
-                params,
-                next_key,
-                then,
-                nameservers,
-                timeout: std::time::Duration::from_secs(timeout),
-            };
             let result = match zonewarden::cli::publish_request(&args) {
                 Ok(req) => {
                     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -565,8 +478,10 @@ fn outcome<E: std::fmt::Display>(result: Result<String, E>) -> ExitCode {
     }
 }
 
-fn tlsa_params(a: TlsaParamArgs) -> Result<zonewarden::dane::TlsaParams, ExitCode> {
-    zonewarden::dane::TlsaParams::new(a.usage, a.selector, a.matching).map_err(|e| {
+fn tlsa_params(
+    a: zonewarden::cli::TlsaParamArgs,
+) -> Result<zonewarden::dane::TlsaParams, ExitCode> {
+    a.params().map_err(|e| {
         eprintln!("zonewarden: {e}");
         ExitCode::from(2)
     })
