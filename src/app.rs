@@ -180,6 +180,11 @@ impl Drain {
         (!self.closing.load(SeqCst)).then_some(guard)
     }
 
+    /// Whether `close` was called (readiness turns false).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Refuse new UPDATEs from now on.
     pub fn close(&self) {
         self.closing
@@ -215,6 +220,9 @@ pub struct App {
     /// The bearer token for HTTP reads from off the machine, if configured.
     http_token: ArcSwap<Option<crate::http::access::Token>>,
     last_refusals: Mutex<std::collections::HashMap<String, LastRefusal>>,
+    /// The last database write probe for /readyz and when it ran: probes
+    /// take SQLite's write lock, so anonymous callers get a cached answer.
+    db_probe: Mutex<Option<(std::time::Instant, Result<(), String>)>>,
     pub clock: Arc<dyn Clock>,
     pub verifier: tsig::Verifier,
     zones: Vec<Arc<ZoneHandle>>,
@@ -465,6 +473,7 @@ impl App {
             drain: Drain::default(),
             http_token: ArcSwap::from_pointee(http_token),
             last_refusals: Mutex::new(Default::default()),
+            db_probe: Mutex::new(None),
             verifier: tsig::Verifier::new(config.tsig_fudge),
             config,
             clock,
@@ -722,17 +731,19 @@ impl App {
     pub fn readiness(&self) -> Vec<Check> {
         let now = self.clock.now();
         let mut out = Vec::new();
+        if self.drain.is_closing() {
+            out.push(Check {
+                name: "running".into(),
+                ok: false,
+                detail: "shutting down".into(),
+            });
+        }
         out.push(Check {
             name: "zones".into(),
             ok: !self.zones.is_empty(),
             detail: format!("{} zone(s) loaded", self.zones.len()),
         });
-        let db = match self.zones.first() {
-            None => Err("no zone, no database connection".to_string()),
-            Some(z) => z
-                .with_reader(|s| s.check_writable())
-                .map_err(|e| e.to_string()),
-        };
+        let db = self.probe_database();
         let failed = self
             .metrics
             .last_commit_failed
@@ -765,6 +776,28 @@ impl App {
             });
         }
         out
+    }
+
+    /// Whether the database takes a write, probed at most every 5 s (the
+    /// probe holds SQLite's write lock; /readyz is open to everyone). The
+    /// error is reported without the file's path (the log has it).
+    fn probe_database(&self) -> Result<(), String> {
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+        let mut cached = self.db_probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, result)) = cached.as_ref()
+            && at.elapsed() < EVERY
+        {
+            return result.clone();
+        }
+        let result = match self.zones.first() {
+            None => Err("no zone, no database connection".to_string()),
+            Some(z) => z.with_reader(|s| s.check_writable()).map_err(|e| {
+                tracing::warn!(error = %e, "readiness: the database does not take a write");
+                "the database does not take a write (see the log)".to_string()
+            }),
+        };
+        *cached = Some((std::time::Instant::now(), result.clone()));
+        result
     }
 
     /// Audit rows matching the filters, newest first (any zone).

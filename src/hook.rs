@@ -288,76 +288,121 @@ pub async fn run(
 ) -> Result<(), HookError> {
     let start = Instant::now();
     let mut sent = Vec::new();
+    let mut failed = Vec::new();
     for c in challenges {
-        let loc = locate(s, c).await?;
-        if loc.owner != loc.asked {
-            say!(out, "{} is a CNAME to {}", loc.asked, loc.owner);
-        }
-        update(s, action, &loc, &c.value, clock.now()).await?;
-        let verb = match action {
-            Action::Add => "added",
-            Action::Remove => "removed",
+        let result = match locate(s, c).await {
+            Ok(loc) => {
+                if loc.owner != loc.asked {
+                    say!(out, "{} is a CNAME to {}", loc.asked, loc.owner);
+                }
+                update(s, action, &loc, &c.value, clock.now())
+                    .await
+                    .map(|()| loc)
+            }
+            Err(e) => Err(e),
         };
-        say!(
-            out,
-            "{verb} TXT \"{}\" at {} (zone {}, primary {})",
-            c.value,
-            loc.owner,
-            loc.zone,
-            loc.server
-        );
-        sent.push((loc, c.value.clone()));
+        match result {
+            Ok(loc) => {
+                let verb = match action {
+                    Action::Add => "added",
+                    Action::Remove => "removed",
+                };
+                say!(
+                    out,
+                    "{verb} TXT \"{}\" at {} (zone {}, primary {})",
+                    c.value,
+                    loc.owner,
+                    loc.zone,
+                    loc.server
+                );
+                sent.push((loc, c.value.clone()));
+            }
+            // An add stops at the first failure (the CA would fail anyway);
+            // a cleanup goes on with the others and reports them all.
+            Err(e) if action == Action::Add => return Err(e),
+            Err(e) => failed.push(e),
+        }
     }
     if action == Action::Remove {
-        return Ok(());
+        return match failed.len() {
+            0 => Ok(()),
+            1 => Err(failed.remove(0)),
+            _ => {
+                let code = failed.iter().map(HookError::exit_code).min().unwrap_or(1);
+                let text = failed
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Err(if code == 1 {
+                    HookError::Network(text)
+                } else {
+                    HookError::Refused(text)
+                })
+            }
+        };
     }
     for (loc, value) in &sent {
+        let added = |m: String| format!("TXT \"{value}\" at {} is added, but {m}", loc.owner);
         let targets = wait::server_and_nameservers(loc.server, &loc.zone, &s.nameservers, ASK)
             .await
             .map_err(|e| match e {
-                NsSetError::Unreachable(m) => HookError::Network(format!(
-                    "the value is added, but the nameservers of {} cannot be listed: {m}",
+                NsSetError::Unreachable(m) => HookError::Network(added(format!(
+                    "the nameservers of {} cannot be listed: {m}. Re-running is safe.",
                     loc.zone
-                )),
-                NsSetError::NoAddress(m) => HookError::Input(m),
+                ))),
+                NsSetError::NoAddress(m) => HookError::Propagation(added(m)),
             })?;
         let left = s.timeout.saturating_sub(start.elapsed());
         let goal = Goal::Txt {
             name: loc.owner.clone(),
             value: value.clone(),
         };
-        match wait::wait(&targets, &loc.zone, &goal, left).await {
-            Ok(_) => {
-                // Our own question may have left a cached NXDOMAIN in the
-                // resolver; let it run out before the CA is told to look.
-                if let Some(until) = loc.denied_until {
-                    tokio::time::sleep_until(until.into()).await;
+        if let Err(laggards) = wait::wait(&targets, &loc.zone, &goal, left).await {
+            let mut m = added(format!(
+                "after {:.0} s not every nameserver serves it:\n",
+                start.elapsed().as_secs_f64()
+            ));
+            for (label, state) in laggards {
+                let _ = writeln!(m, "  {label}: {state}");
+            }
+            m.push_str(
+                "The CA would fail to see it from some vantage points. Check the \
+                 secondaries (zonewarden's /api/v1/zones/ZONE/propagation), then retry.",
+            );
+            return Err(HookError::Propagation(m));
+        }
+        // Our own question may have left a cached NXDOMAIN in the resolver;
+        // let it run out before the CA is told to look.
+        if let Some(until) = loc.denied_until {
+            let now = Instant::now();
+            if until > now {
+                let wait = until - now;
+                if start.elapsed() + wait > s.timeout {
+                    return Err(HookError::Propagation(added(format!(
+                        "the resolver {} may answer NXDOMAIN for it from its cache for \
+                         another {:.0} s (the zone's negative TTL), beyond --timeout. \
+                         Give --zone so the hook does not ask the resolver about the name.",
+                        s.resolver,
+                        wait.as_secs_f64()
+                    ))));
                 }
                 say!(
                     out,
-                    "{} nameserver(s) of {} serve it (after {:.1} s in all)",
-                    targets.len(),
-                    loc.zone,
-                    start.elapsed().as_secs_f64()
-                )
-            }
-            Err(laggards) => {
-                let mut m = format!(
-                    "TXT \"{value}\" at {} is added, but after {} s not every nameserver \
-                     serves it:\n",
-                    loc.owner,
-                    s.timeout.as_secs()
+                    "waiting {:.1} s for the resolver's cached NXDOMAIN of {} to expire",
+                    wait.as_secs_f64(),
+                    loc.owner
                 );
-                for (label, state) in laggards {
-                    let _ = writeln!(m, "  {label}: {state}");
-                }
-                m.push_str(
-                    "The CA would fail to see it from some vantage points. Check the \
-                     secondaries (zonewarden's /api/v1/zones/ZONE/propagation), then retry.",
-                );
-                return Err(HookError::Propagation(m));
+                tokio::time::sleep(wait).await;
             }
         }
+        say!(
+            out,
+            "{} nameserver(s) of {} serve it (after {:.1} s in all)",
+            targets.len(),
+            loc.zone,
+            start.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -609,20 +654,49 @@ async fn update(
         };
     let hint = match rcode {
         ResponseCode::NoError => return Ok(()),
-        ResponseCode::Refused => format!(
-            "key {} may not change {} TXT: the name belongs to another machine, or its ACL \
-             (acl/<machine>.toml on the server) lacks a grant such as name = \
-             \"_acme-challenge.{{machine}}\", types = [\"TXT\"]. Check that the CNAME of {} \
-             points at this machine's own name.",
-            s.key.name, loc.owner, loc.asked
-        ),
+        ResponseCode::ServFail => {
+            // Temporary (the server is stopping, or its disk failed):
+            // nothing changed and re-running is the fix.
+            return Err(HookError::Network(format!(
+                "the server {} answered SERVFAIL to the UPDATE {what}: it could not take \
+                 the change now (restarting, or see its log). Nothing changed; re-running \
+                 is safe.",
+                loc.server
+            )));
+        }
+        ResponseCode::Refused => {
+            // A limit (max-rrset, records per name) refuses too: say so when
+            // the name already holds values, e.g. left by a killed run.
+            let held = match action {
+                Action::Add => dnsclient::txt(loc.server, &loc.owner, ASK)
+                    .await
+                    .unwrap_or_default(),
+                Action::Remove => Vec::new(),
+            };
+            let mut hint = format!(
+                "key {} may not change {} TXT: the name belongs to another machine, or its \
+                 ACL (acl/<machine>.toml on the server) lacks a grant such as name = \
+                 \"_acme-challenge.{{machine}}\", types = [\"TXT\"]. Check that the CNAME of \
+                 {} points at this machine's own name",
+                s.key.name, loc.owner, loc.asked
+            );
+            if !held.is_empty() {
+                let _ = write!(
+                    hint,
+                    ". Or a limit: the name already holds {} value(s) ({}), perhaps left by \
+                     an earlier run, and the ACL's max-rrset or the zone's records-per-name \
+                     may allow no more; remove them with `zonewarden hook remove DOMAIN \
+                     VALUE` or wait for the server's challenge-max-age",
+                    held.len(),
+                    held.join(", ")
+                );
+            }
+            hint
+        }
         ResponseCode::NotAuth | ResponseCode::NotZone => format!(
             "the server {} is not authoritative for {} (check --server and --zone)",
             loc.server, loc.zone
         ),
-        ResponseCode::ServFail => {
-            "the server could not store the change (see its log); retry later".to_string()
-        }
         _ => "see the server's log".to_string(),
     };
     Err(HookError::Refused(format!(

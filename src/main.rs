@@ -141,9 +141,13 @@ struct HookOpts {
     /// Recursive resolver: ADDR[:PORT] (default: first nameserver in /etc/resolv.conf).
     #[arg(long, env = "ZONEWARDEN_RESOLVER")]
     resolver: Option<String>,
-    /// Nameservers that must serve the value besides the primary (repeatable);
-    /// default: the zone's NS set, port 53.
-    #[arg(long = "nameserver")]
+    /// Nameservers that must serve the value besides the primary (repeatable,
+    /// or space-separated in the variable); default: the zone's NS set, port 53.
+    #[arg(
+        long = "nameserver",
+        env = "ZONEWARDEN_NAMESERVERS",
+        value_delimiter = ' '
+    )]
     nameservers: Vec<String>,
     /// TTL of the TXT record (the server clamps it).
     #[arg(long, default_value_t = 60)]
@@ -167,9 +171,18 @@ enum HookCmd {
         args: Vec<String>,
     },
     /// Add a value at _acme-challenge.DOMAIN and wait until it is everywhere.
-    Add { domain: String, value: String },
+    Add {
+        domain: String,
+        /// The challenge value (base64url: may start with '-').
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
     /// Remove a value from _acme-challenge.DOMAIN.
-    Remove { domain: String, value: String },
+    Remove {
+        domain: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -249,8 +262,11 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_env("ZONEWARDEN_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,hickory_server=warn,hickory_proto=warn")
         });
+    // Colours only on a terminal: journald, certbot and dehydrated logs get
+    // plain text.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),

@@ -168,16 +168,49 @@ fn update(status: &Mutex<SecondaryStatus>, f: impl FnOnce(&mut SecondaryStatus))
     f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
-/// The address NOTIFY goes out from: our first specific listen address of
-/// the secondary's family and scope (loopback to loopback, else not),
-/// like BIND's notify-source, so a secondary whose ACL names the primary's
-/// address accepts it; None (the kernel's choice) when there is none.
-fn notify_source(listen: &[SocketAddr], to: SocketAddr) -> Option<std::net::IpAddr> {
+/// The address NOTIFY goes out from, like BIND's notify-source, so that a
+/// secondary whose ACL names the primary's address accepts it. None (the
+/// kernel's choice) when the kernel's choice for `to` is one of our listen
+/// addresses (or we listen on the wildcard); otherwise our first specific
+/// listen address of the secondary's family and scope (loopback to
+/// loopback; IPv6 link-local never, it would need a scope). `kernel` is the
+/// source the kernel picks for `to` ([`kernel_source`]).
+fn notify_source(
+    listen: &[SocketAddr],
+    to: SocketAddr,
+    kernel: Option<std::net::IpAddr>,
+) -> Option<std::net::IpAddr> {
+    let ours = |ip: std::net::IpAddr| {
+        listen
+            .iter()
+            .any(|l| l.ip() == ip || (l.ip().is_unspecified() && l.is_ipv6() == ip.is_ipv6()))
+    };
+    if kernel.is_some_and(ours) {
+        return None;
+    }
+    let link_local = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        std::net::IpAddr::V4(_) => false,
+    };
     listen.iter().map(|l| l.ip()).find(|ip| {
         !ip.is_unspecified()
+            && !link_local(ip)
             && ip.is_ipv6() == to.is_ipv6()
             && ip.is_loopback() == to.ip().is_loopback()
     })
+}
+
+/// The source address the kernel would use towards `to` (a UDP connect
+/// sends nothing).
+fn kernel_source(to: SocketAddr) -> Option<std::net::IpAddr> {
+    let any: SocketAddr = if to.is_ipv6() {
+        "[::]:0".parse().expect("valid")
+    } else {
+        "0.0.0.0:0".parse().expect("valid")
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(to).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
 }
 
 async fn follow(
@@ -205,7 +238,7 @@ async fn follow(
                 )),
                 (Some(soa), _, key) => dnsclient::notify(
                     sec.address,
-                    notify_source(&app.config.listen, sec.address),
+                    notify_source(&app.config.listen, sec.address, kernel_source(sec.address)),
                     &zone,
                     soa,
                     key.as_deref(),
@@ -283,24 +316,47 @@ mod tests {
 
     #[test]
     fn notify_goes_out_from_a_listen_address_that_can_reach_the_secondary() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
         let listen = [
-            "0.0.0.0:53",
             "127.77.0.2:53",
             "192.0.2.1:53",
+            "[fe80::1]:53",
             "[2001:db8::1]:53",
         ]
         .map(|a| a.parse().unwrap());
-        let src = |to: &str| notify_source(&listen, to.parse().unwrap()).map(|ip| ip.to_string());
-        assert_eq!(src("127.77.0.3:53").as_deref(), Some("127.77.0.2"));
-        assert_eq!(src("198.51.100.7:53").as_deref(), Some("192.0.2.1"));
-        assert_eq!(src("[2001:db8::2]:53").as_deref(), Some("2001:db8::1"));
-        assert_eq!(src("[::1]:53"), None);
+        let src = |to: &str, kernel| {
+            notify_source(&listen, to.parse().unwrap(), kernel).map(|ip| ip.to_string())
+        };
+        // On loopback the kernel picks 127.0.0.1, which we do not listen on.
         assert_eq!(
-            notify_source(
-                &["0.0.0.0:53".parse().unwrap()],
-                "127.0.0.1:53".parse().unwrap()
-            ),
+            src("127.77.0.3:53", ip("127.0.0.1")).as_deref(),
+            Some("127.77.0.2")
+        );
+        // The kernel's choice is one of ours (multi-homed): keep it.
+        assert_eq!(src("198.51.100.7:53", ip("192.0.2.1")), None);
+        assert_eq!(
+            src("198.51.100.7:53", ip("10.9.9.9")).as_deref(),
+            Some("192.0.2.1")
+        );
+        // Link-local is skipped.
+        assert_eq!(
+            src("[2001:db8::2]:53", None).as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(src("[::1]:53", ip("::1")), None);
+        // Listening on the wildcard: every source is ours.
+        let wild = ["0.0.0.0:53".parse().unwrap()];
+        assert_eq!(
+            notify_source(&wild, "127.0.0.1:53".parse().unwrap(), ip("127.0.0.1")),
             None
+        );
+    }
+
+    #[test]
+    fn the_kernel_names_its_source_for_loopback() {
+        assert_eq!(
+            super::kernel_source("127.77.0.3:53".parse().unwrap()),
+            "127.0.0.1".parse().ok()
         );
     }
 }

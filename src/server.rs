@@ -742,7 +742,7 @@ impl RequestHandler for Handler {
                         &ctx,
                         Refused::plain(
                             RefusalReason::ShuttingDown,
-                            ResponseCode::Refused,
+                            ResponseCode::ServFail,
                             "the server is shutting down",
                         ),
                     );

@@ -133,11 +133,39 @@ pub async fn server_and_nameservers(
                  --nameserver ADDR:PORT"
             )));
         }
-        for a in addrs {
+        // An address this host has no route to (IPv6 glue on an IPv4-only
+        // machine) cannot be asked; the NS is reached through the others,
+        // as lego and the CAs reach it through the family they have.
+        let (routable, unroutable): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            addrs.into_iter().partition(|a| routable(*a));
+        if routable.is_empty() {
+            return Err(NsSetError::NoAddress(format!(
+                "no address of nameserver {name} of {zone} is reachable from this host \
+                 ({}); list the nameservers with --nameserver ADDR:PORT",
+                unroutable
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for a in routable {
             push(format!("{name} ({a})"), a);
         }
     }
     Ok(targets)
+}
+
+/// Whether this host has a route to `addr` (a UDP connect sends nothing).
+fn routable(addr: SocketAddr) -> bool {
+    let any: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("valid")
+    } else {
+        "0.0.0.0:0".parse().expect("valid")
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| s.connect(addr))
+        .is_ok()
 }
 
 /// What one target serves now, as a line for the report; Ok(true) when it

@@ -8,8 +8,10 @@
 //!   the configured token (compared in constant time) and refused (401)
 //!   otherwise, from anywhere: a wrong token is a mistake worth seeing.
 //! - Without a token, a loopback peer (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)
-//!   is let in, unless `http-require-token = true`: on the machine itself
-//!   anyone who can connect can read the database too.
+//!   is let in, unless `http-require-token = true`, if the request came
+//!   straight to us ([`direct`]: no `Forwarded`/`X-Forwarded-For`/
+//!   `X-Real-IP` header, `Host` an IP literal or `localhost`), so that a
+//!   proxy on the machine or a DNS-rebinding browser page gets no free pass.
 //! - Otherwise: 401 with `WWW-Authenticate: Bearer` when a token is
 //!   configured, 403 with an explanation when none is (reads from other
 //!   machines are off until the admin sets `http-token-file`).
@@ -73,9 +75,11 @@ impl Token {
         {
             use std::os::unix::fs::PermissionsExt;
             if let Ok(m) = std::fs::metadata(path)
-                && m.permissions().mode() & 0o077 != 0
+                && m.permissions().mode() & 0o027 != 0
             {
-                tracing::warn!(file = %path.display(), "the HTTP token file is readable by others; chmod 600 it");
+                // 0640 root:zonewarden (README "Running in production") is
+                // fine; other users reading it, or the group writing it, not.
+                tracing::warn!(file = %path.display(), "the HTTP token file is readable by other users or writable by its group; chmod 640 (owner root, group zonewarden) or 600");
             }
         }
         Ok(Token(token.to_vec()))
@@ -126,9 +130,33 @@ impl Denied {
     }
 }
 
-/// The access rule (see the module docs).
+/// Whether a request came straight to us: no proxy header
+/// (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`), and a `Host` that is an
+/// IP literal or `localhost` (a browser led to 127.0.0.1 by DNS
+/// rebinding sends its own host name). Only such a request gets the
+/// loopback trust: a proxy or tunnel on this machine connects from
+/// loopback on behalf of anyone.
+pub fn direct(headers: &axum::http::HeaderMap) -> bool {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    let host_ok = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        None => true, // HTTP/1.0 without Host: no browser
+        Some(h) => {
+            let host = match h.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => h.rsplit_once(':').map_or(h, |(host, _)| host),
+            };
+            host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok()
+        }
+    };
+    !proxied && host_ok
+}
+
+/// The access rule (see the module docs). `direct`: see [`direct`].
 pub fn decide(
     peer: IpAddr,
+    direct: bool,
     require_token: bool,
     token: Option<&Token>,
     authorization: Option<&[u8]>,
@@ -144,7 +172,7 @@ pub fn decide(
         (Some(_), Some(_)) => return Err(Denied::Wrong),
         _ => {}
     }
-    if is_loopback(peer) && !require_token {
+    if is_loopback(peer) && direct && !require_token {
         return Ok(());
     }
     // A presented token with a configured one was decided above.
@@ -168,13 +196,20 @@ pub(crate) async fn require_reader(
         .map(|v| v.as_bytes());
     match decide(
         peer.ip(),
+        direct(req.headers()),
         state.app.config.http_require_token,
         token.as_ref().as_ref(),
         auth,
     ) {
         Ok(()) => next.run(req).await,
         Err(denied) => {
-            tracing::warn!(peer = %peer, path = %req.uri().path(), reason = denied.message(), "HTTP read refused");
+            // A wrong token is worth a warning; anonymous probes are not
+            // (anyone could fill the log with them).
+            if denied == Denied::Wrong {
+                tracing::warn!(peer = %peer, path = %req.uri().path(), reason = denied.message(), "HTTP read refused");
+            } else {
+                tracing::debug!(peer = %peer, path = %req.uri().path(), reason = denied.message(), "HTTP read refused");
+            }
             let mut resp = (
                 denied.status(),
                 axum::Json(serde_json::json!({ "error": denied.message() })),
@@ -205,10 +240,14 @@ mod tests {
     fn loopback_reads_need_no_token_unless_required() {
         let tok = Token::new(T);
         for peer in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
-            assert_eq!(decide(ip(peer), false, None, None), Ok(()), "{peer}");
-            assert_eq!(decide(ip(peer), false, Some(&tok), None), Ok(()), "{peer}");
+            assert_eq!(decide(ip(peer), true, false, None, None), Ok(()), "{peer}");
             assert_eq!(
-                decide(ip(peer), true, Some(&tok), None),
+                decide(ip(peer), true, false, Some(&tok), None),
+                Ok(()),
+                "{peer}"
+            );
+            assert_eq!(
+                decide(ip(peer), true, true, Some(&tok), None),
                 Err(Denied::Missing),
                 "{peer}"
             );
@@ -220,24 +259,31 @@ mod tests {
         let tok = Token::new(T);
         for peer in ["192.0.2.7", "2001:db8::1", "::ffff:192.0.2.7", "0.0.0.0"] {
             assert_eq!(
-                decide(ip(peer), false, None, None),
+                decide(ip(peer), true, false, None, None),
                 Err(Denied::NotConfigured)
             );
             assert_eq!(
-                decide(ip(peer), false, None, Some(b"Bearer whatever-it-is-1234")),
+                decide(
+                    ip(peer),
+                    true,
+                    false,
+                    None,
+                    Some(b"Bearer whatever-it-is-1234")
+                ),
                 Err(Denied::NotConfigured)
             );
             assert_eq!(
-                decide(ip(peer), false, Some(&tok), None),
+                decide(ip(peer), true, false, Some(&tok), None),
                 Err(Denied::Missing)
             );
             assert_eq!(
-                decide(ip(peer), false, Some(&tok), Some(b"Basic abc")),
+                decide(ip(peer), true, false, Some(&tok), Some(b"Basic abc")),
                 Err(Denied::Missing)
             );
             assert_eq!(
                 decide(
                     ip(peer),
+                    true,
                     false,
                     Some(&tok),
                     Some(b"Bearer 0123456789abcdef0124")
@@ -247,6 +293,7 @@ mod tests {
             assert_eq!(
                 decide(
                     ip(peer),
+                    true,
                     false,
                     Some(&tok),
                     Some(b"Bearer 0123456789abcdef012")
@@ -254,7 +301,10 @@ mod tests {
                 Err(Denied::Wrong)
             );
             let good = [b"bearer ".as_slice(), T].concat();
-            assert_eq!(decide(ip(peer), false, Some(&tok), Some(&good)), Ok(()));
+            assert_eq!(
+                decide(ip(peer), true, false, Some(&tok), Some(&good)),
+                Ok(())
+            );
         }
     }
 
@@ -264,11 +314,46 @@ mod tests {
         assert_eq!(
             decide(
                 ip("127.0.0.1"),
+                true,
                 false,
                 Some(&tok),
                 Some(b"Bearer nope-nope-nope-nope")
             ),
             Err(Denied::Wrong)
+        );
+    }
+
+    #[test]
+    fn loopback_trust_needs_a_direct_request() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert!(direct(&h(&[])));
+        assert!(direct(&h(&[("host", "127.0.0.1:8053")])));
+        assert!(direct(&h(&[("host", "localhost:8053")])));
+        assert!(direct(&h(&[("host", "[::1]:8053")])));
+        // DNS rebinding: a browser sends the attacker's name.
+        assert!(!direct(&h(&[("host", "evil.example:8053")])));
+        // A proxy on this machine forwards for someone else.
+        assert!(!direct(&h(&[
+            ("host", "127.0.0.1"),
+            ("x-forwarded-for", "203.0.113.9")
+        ])));
+        assert!(!direct(&h(&[("forwarded", "for=203.0.113.9")])));
+        assert!(!direct(&h(&[("x-real-ip", "203.0.113.9")])));
+        let tok = Token::new(T);
+        assert_eq!(
+            decide(ip("127.0.0.1"), false, false, Some(&tok), None),
+            Err(Denied::Missing)
+        );
+        assert_eq!(
+            decide(ip("127.0.0.1"), false, false, None, None),
+            Err(Denied::NotConfigured)
         );
     }
 

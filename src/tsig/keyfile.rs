@@ -90,10 +90,13 @@ impl Token {
     /// (they may be part of a secret), quoted strings never are.
     fn describe(&self, reveal: bool) -> String {
         match &self.tok {
-            Tok::Word(word) if reveal => {
-                let shown: String = word.chars().take(40).collect();
-                format!("`{shown}`")
-            }
+            // Short words only: a long one may be a secret pasted into the
+            // wrong place, and errors reach logs and the status page.
+            Tok::Word(word) if reveal && word.chars().count() <= 15 => format!("`{word}`"),
+            Tok::Word(word) if reveal => format!(
+                "a word of {} characters (not shown: it may be a secret)",
+                word.chars().count()
+            ),
             Tok::Word(_) => "a word".to_owned(),
             Tok::Quoted(_) => "a quoted string".to_owned(),
             Tok::Open => "`{`".to_owned(),

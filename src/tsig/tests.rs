@@ -1091,6 +1091,13 @@ fn key_file_errors_have_line_and_column() {
         "3:2: missing `;` after the algorithm (found `secret`)"
     );
 
+    // A bare secret in a key file (`openssl rand -base64 32 > x.key`): the
+    // error must not quote it (errors reach logs and the status page).
+    let bare = parse_error(&format!("{secret}\n"));
+    assert_eq!((bare.line, bare.column), (1, 1));
+    assert!(!bare.to_string().contains(&secret[..8]), "{bare}");
+    assert!(bare.to_string().contains("44 characters"), "{bare}");
+
     let bad_base64 = parse_error("key a {\n algorithm hmac-sha1;\n secret \"sec*ret!\";\n};");
     assert_eq!((bad_base64.line, bad_base64.column), (3, 9));
     assert_eq!(bad_base64.message, "the secret is not valid base64");
