@@ -73,16 +73,27 @@ struct UpdateLog {
 
 impl UpdateLog {
     fn new(request: &Request, key: Option<&Name>) -> Self {
+        // At most this many distinct owners and types are named (a log
+        // line, not a dump; and cheap for a huge update section, which is
+        // logged before it is authorised).
+        const SHOWN: usize = 8;
         let mut owners: Vec<String> = Vec::new();
         let mut types: Vec<String> = Vec::new();
         for r in request.authorities.iter() {
-            let o = r.name.to_string();
-            if !owners.contains(&o) {
-                owners.push(o);
+            if owners.len() < SHOWN {
+                let o = r.name.to_string();
+                if !owners.contains(&o) {
+                    owners.push(o);
+                }
             }
-            let t = r.record_type().to_string();
-            if !types.contains(&t) {
-                types.push(t);
+            if types.len() < SHOWN {
+                let t = r.record_type().to_string();
+                if !types.contains(&t) {
+                    types.push(t);
+                }
+            }
+            if owners.len() == SHOWN && types.len() == SHOWN {
+                break;
             }
         }
         Self {

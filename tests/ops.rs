@@ -370,6 +370,12 @@ async fn health_readiness_and_every_json_view_answer_with_real_status_codes() {
     assert_eq!(later["entries"].as_array().unwrap().len(), 0);
     let none = get_json(&h, "/api/v1/audit?machine=www1").await;
     assert_eq!(none["entries"].as_array().unwrap().len(), 0);
+    // Empty parameters, as the README writes them, mean "no filter"; a
+    // `since` past SQLite's integers matches nothing instead of wrapping.
+    let empty = get_json(&h, "/api/v1/audit?zone=&machine=&since=&limit=").await;
+    assert_eq!(empty["entries"], all["entries"]);
+    let far = get_json(&h, "/api/v1/audit?since=18446744073709551615").await;
+    assert_eq!(far["entries"].as_array().unwrap().len(), 0);
 
     for (path, status) in [
         ("/api/v1/zones/nope.example", 404),

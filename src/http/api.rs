@@ -378,10 +378,23 @@ pub fn machines(app: &App) -> MachinesView {
 pub struct AuditQuery {
     pub zone: Option<String>,
     pub machine: Option<String>,
-    /// Unix seconds: rows at or after.
-    pub since: Option<u64>,
-    /// At most this many rows (default 100, at most 1000).
-    pub limit: Option<usize>,
+    /// Unix seconds: rows at or after (empty: no bound).
+    pub since: Option<String>,
+    /// At most this many rows (default 100, at most 1000; empty: default).
+    pub limit: Option<String>,
+}
+
+/// A whole number from a query parameter; empty means absent.
+fn number<T: std::str::FromStr>(name: &str, v: Option<&str>) -> Result<Option<T>, ApiError> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{name}={v:?}: want a whole number"),
+            )
+        }),
+    }
 }
 
 /// Blocking (SQLite).
@@ -400,9 +413,13 @@ pub(crate) fn audit(app: &App, q: &AuditQuery) -> Result<AuditView, ApiError> {
         }
         keys
     });
-    let limit = q.limit.unwrap_or(100).clamp(1, AUDIT_MAX);
+    let limit = number::<usize>("limit", q.limit.as_deref())?
+        .unwrap_or(100)
+        .clamp(1, AUDIT_MAX);
+    // Past i64::MAX (SQLite's integers) nothing can match anyway.
+    let since = number::<u64>("since", q.since.as_deref())?.map(|t| t.min(i64::MAX as u64));
     let rows = app
-        .audit_query(zone.as_ref(), keys.as_deref(), q.since, limit)
+        .audit_query(zone.as_ref(), keys.as_deref(), since, limit)
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read the audit table");
             ApiError::new(

@@ -254,7 +254,7 @@ fn machines_table(out: &mut String, m: &MachinesView) {
 
 fn audit_table(out: &mut String, app: &App) {
     let q = AuditQuery {
-        limit: Some(AUDIT_ROWS),
+        limit: Some(AUDIT_ROWS.to_string()),
         ..Default::default()
     };
     out.push_str("<h2>Recent changes</h2><table id=\"audit\"><tr><th>time</th><th>zone</th><th>machine / key</th><th>source</th><th>action</th><th>change</th></tr>");
