@@ -436,10 +436,11 @@ async fn dehydrated_hook_chain_with_a_wildcard() {
 }
 
 #[tokio::test]
-async fn another_machines_name_and_a_missing_cname_fail_clearly() {
+async fn another_machines_name_a_limit_and_a_missing_cname_fail_clearly() {
     let lab = Lab::start(Setup {
         machines: vec![("mx1", "hmac-sha256"), ("mx2", "hmac-sha256")],
         cnames: vec!["mx1", "mx2"],
+        records_per_name: Some(2),
         ..Setup::default()
     })
     .await;
@@ -458,7 +459,7 @@ async fn another_machines_name_and_a_missing_cname_fail_clearly() {
     let mut args = hook("mx2");
     args.extend([s("add"), s("mx1.example.test"), s("stolen")]);
     let run = lab.client(ZW, &args, &[]).await;
-    assert!(!run.ok, "{}", run.output);
+    assert_eq!(run.code, Some(3), "{}", run.output);
     assert!(
         run.output.contains("answered REFUSED") && run.output.contains("key mx2. may not change"),
         "{}",
@@ -484,12 +485,39 @@ async fn another_machines_name_and_a_missing_cname_fail_clearly() {
     assert!(run.output.contains("REFUSED"), "{}", run.output);
     assert!(lab.txt_at(&lab.primary, &mx1_name).await.is_empty());
 
+    // Values left at the name (a run killed before its cleanup) and a
+    // limit: the refusal names them and says how to clear them.
+    for v in ["left-1", "left-2"] {
+        let mut args = hook("mx1");
+        args.extend([s("add"), s("mx1.example.test"), s(v)]);
+        let run = lab.client(ZW, &args, &[]).await;
+        assert!(run.ok, "{}", run.output);
+    }
+    let mut args = hook("mx1");
+    args.extend([s("add"), s("mx1.example.test"), s("third")]);
+    let run = lab.client(ZW, &args, &[]).await;
+    assert_eq!(run.code, Some(3), "{}", run.output);
+    assert!(
+        run.output.contains("already holds 2 value(s)")
+            && run.output.contains("left-1")
+            && run.output.contains("zonewarden hook remove"),
+        "{}",
+        run.output
+    );
+    // Cleanup of both in one call would be dehydrated's; here one by one.
+    for v in ["left-1", "left-2"] {
+        let mut args = hook("mx1");
+        args.extend([s("remove"), s("mx1.example.test"), s(v)]);
+        assert!(lab.client(ZW, &args, &[]).await.ok);
+    }
+    assert!(lab.txt_at(&lab.primary, &mx1_name).await.is_empty());
+
     // A name whose CNAME was never added to the real zone: the hook names
     // the record to add and sends nothing.
     let mut args = hook("mx1");
     args.extend([s("add"), s("mx3.example.test"), s("value")]);
     let run = lab.client(ZW, &args, &[]).await;
-    assert!(!run.ok, "{}", run.output);
+    assert_eq!(run.code, Some(3), "{}", run.output);
     assert!(
         run.output
             .contains("_acme-challenge.mx3.example.test. has no CNAME")

@@ -93,6 +93,8 @@ pub struct Setup {
     pub cnames: Vec<&'static str>,
     /// `challenge-max-age` of the server, seconds.
     pub challenge_max_age: u64,
+    /// The zone's `[limits] records-per-name` (default: the server's).
+    pub records_per_name: Option<usize>,
 }
 
 impl Default for Setup {
@@ -103,6 +105,7 @@ impl Default for Setup {
             acl_extra: vec![],
             cnames: vec![],
             challenge_max_age: 3600,
+            records_per_name: None,
         }
     }
 }
@@ -126,6 +129,8 @@ pub struct Lab {
 /// One client run: exit success, stdout + stderr, wall time.
 pub struct Run {
     pub ok: bool,
+    /// The exit status (None: killed by a signal).
+    pub code: Option<i32>,
     pub output: String,
     pub took: Duration,
 }
@@ -252,7 +257,11 @@ minimum = 1
 address = "{secondary}:53"
 key = "xfr"
 name = "ns2.{ZONE}"
-"#
+{limits}"#,
+                limits = setup
+                    .records_per_name
+                    .map(|n| format!("[limits]\nrecords-per-name = {n}\n"))
+                    .unwrap_or_default()
             ),
         );
         if !setup.host_machines.is_empty() {
@@ -564,6 +573,7 @@ name = "ns2.{ZONE}"
             .unwrap();
         Run {
             ok: out.status.success(),
+            code: out.status.code(),
             output: format!(
                 "{}{}",
                 String::from_utf8_lossy(&out.stdout),
