@@ -98,9 +98,9 @@ enum Command {
     /// DNS-01 challenge hook for certbot, dehydrated and scripts: follows the
     /// CNAME of _acme-challenge.DOMAIN, sends the signed UPDATE, and (on add)
     /// returns when every nameserver serves the value. Exit status: 0 done,
-    /// 1 resolver or server unreachable (re-run), 2 bad input, 3 refused or
-    /// CNAME missing (nothing changed), 4 added but not on every nameserver
-    /// in time.
+    /// 1 resolver or server unreachable, or SERVFAIL (re-run), 2 bad input,
+    /// 3 refused or CNAME missing (nothing changed), 4 added but not on
+    /// every nameserver in time.
     Hook {
         #[command(flatten)]
         opts: HookOpts,
