@@ -240,28 +240,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
-
-async fn wait_serving(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = query_msg(ZONE, RecordType::SOA, false);
-        if let Some(b) = udp_exchange(addr, &q.to_vec().unwrap()).await
-            && hickory_proto::op::Message::from_vec(&b).is_ok()
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not come up on {addr}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn kill_dash_nine_loses_no_acknowledged_update() {
     let dir = tempfile::tempdir().unwrap();

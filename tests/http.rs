@@ -285,7 +285,8 @@ async fn failures_get_real_status_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_record_stays_while_a_secondary_lacks_the_new_one() {
-    use common::peers::{free_port, knot_secondary};
+    use common::free_port;
+    use common::peers::knot_secondary;
     let xfr =
         zonewarden::tsig::Key::generate(name("xfr."), zonewarden::tsig::Algorithm::HmacSha256)
             .unwrap();

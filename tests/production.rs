@@ -61,28 +61,6 @@ impl Server {
     }
 }
 
-fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
-
-async fn wait_serving(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = query_msg(ZONE, RecordType::SOA, false);
-        if let Some(b) = udp_exchange(addr, &q.to_vec().unwrap()).await
-            && Message::from_vec(&b).is_ok()
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not come up on {addr}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -6,7 +6,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::peers::{Peer, bind_secondary, free_port, knot_secondary, nsd_secondary};
+use common::free_port;
+use common::peers::{Peer, bind_secondary, knot_secondary, nsd_secondary};
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};

@@ -383,6 +383,37 @@ pub fn pre_not_in_use(owner: &Name) -> Record {
     empty(owner, RecordType::ANY, DNSClass::NONE)
 }
 
+/// A loopback port free for both UDP and TCP (picked, not held: whoever
+/// binds it next may lose a race, which the callers retry or tolerate).
+pub fn free_port() -> u16 {
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Wait (at most 20 s) until a server answers an SOA query for [`ZONE`] at
+/// `addr`.
+pub async fn wait_serving(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let q = query_msg(ZONE, RecordType::SOA, false);
+        if let Some(b) = udp_exchange(addr, &q.to_vec().unwrap()).await
+            && Message::from_vec(&b).is_ok()
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not come up on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Whether a program is on PATH.
 pub fn have(program: &str) -> bool {
     std::process::Command::new("sh")

@@ -34,17 +34,6 @@ impl Drop for Peer {
     }
 }
 
-pub fn free_port() -> u16 {
-    // Both UDP and TCP must be free on the port.
-    loop {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn spawn(program: &str, args: &[&str], dir: &Path, log: &Path) -> Child {
     let out = std::fs::File::create(log).unwrap();
     Command::new(program)

@@ -90,16 +90,6 @@ remote-control:
     )
 }
 
-pub fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A loopback address other than 127.0.0.1 whose port 53 is free (UDP and
 /// TCP), for tools that cannot be given a resolver port (ldns-dane -r,
 /// resolv.conf).
