@@ -157,19 +157,22 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
-fn sh(cmd: &str, dir: &Path) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+/// Run a command that must succeed; its stdout.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "`{cmd}` failed: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sh(cmd: &str, dir: &Path) -> String {
+    run_ok(
+        Command::new("sh").arg("-c").arg(cmd).current_dir(dir),
+        &format!("`{cmd}`"),
+    )
 }
 
 fn name(s: &str) -> Name {
@@ -283,18 +286,14 @@ name = "ns2.{ZONE}"
             .iter()
             .map(|m| (*m, HOSTS_ZONE, "hmac-sha256"));
         for (m, zone, alg) in all.chain(hosts) {
-            let out = Command::new(ZW)
-                .args(["--config", "zonewarden.toml", "machine", "add", m])
-                .args(["--zone", zone, "--algorithm", alg])
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "machine add {m}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            let out = run_ok(
+                Command::new(ZW)
+                    .args(["--config", "zonewarden.toml", "machine", "add", m])
+                    .args(["--zone", zone, "--algorithm", alg])
+                    .current_dir(&dir),
+                &format!("machine add {m}"),
             );
-            machine_add.insert(m.to_string(), String::from_utf8(out.stdout).unwrap());
+            machine_add.insert(m.to_string(), out);
         }
         for (m, extra) in &setup.acl_extra {
             let p = dir.join(format!("acl/{m}.toml"));
