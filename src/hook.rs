@@ -676,10 +676,16 @@ async fn update(
             let mut hint = format!(
                 "key {} may not change {} TXT: the name belongs to another machine, or its \
                  ACL (acl/<machine>.toml on the server) lacks a grant such as name = \
-                 \"_acme-challenge.{{machine}}\", types = [\"TXT\"]. Check that the CNAME of \
-                 {} points at this machine's own name",
-                s.key.name, loc.owner, loc.asked
+                 \"_acme-challenge.{{machine}}\", types = [\"TXT\"]",
+                s.key.name, loc.owner
             );
+            if loc.owner != loc.asked {
+                let _ = write!(
+                    hint,
+                    ". Check that the CNAME of {} points at this machine's own name",
+                    loc.asked
+                );
+            }
             if !held.is_empty() {
                 let _ = write!(
                     hint,
