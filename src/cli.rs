@@ -136,12 +136,8 @@ pub fn machine_add(
     let zones = zonefile::load_dir(&config.zones_dir).map_err(|e| invalid(e.to_string()))?;
     let zone = match zone {
         Some(z) => {
-            let want = Name::from_ascii(if z.ends_with('.') {
-                z.to_string()
-            } else {
-                format!("{z}.")
-            })
-            .map_err(|e| invalid(format!("zone {z:?}: {e}")))?;
+            let want =
+                crate::zone::absolute_name(z).map_err(|e| invalid(format!("zone {z:?}: {e}")))?;
             zones.iter().find(|s| s.origin == want).ok_or_else(|| {
                 invalid(format!(
                     "zone {want} is not served (zones in {})",
@@ -393,12 +389,7 @@ fn pick_zone<'a>(
 ) -> Result<&'a zonefile::ZoneSpec, String> {
     match zone {
         Some(z) => {
-            let want = Name::from_ascii(if z.ends_with('.') {
-                z.to_string()
-            } else {
-                format!("{z}.")
-            })
-            .map_err(|e| format!("zone {z:?}: {e}"))?;
+            let want = crate::zone::absolute_name(z).map_err(|e| format!("zone {z:?}: {e}"))?;
             zones
                 .iter()
                 .find(|s| s.origin == want)
@@ -422,12 +413,8 @@ pub enum DsError {
 pub fn ds(config: &Config, zone: &str) -> Result<String, DsError> {
     let invalid = |m: String| DsError::Invalid(m);
     let specs = zonefile::load_dir(&config.zones_dir).map_err(|e| invalid(e.to_string()))?;
-    let want = Name::from_ascii(if zone.ends_with('.') {
-        zone.to_string()
-    } else {
-        format!("{zone}.")
-    })
-    .map_err(|e| invalid(format!("zone {zone:?}: {e}")))?;
+    let want =
+        crate::zone::absolute_name(zone).map_err(|e| invalid(format!("zone {zone:?}: {e}")))?;
     let spec = specs.iter().find(|s| s.origin == want).ok_or_else(|| {
         invalid(format!(
             "zone {want} is not served (zones in {})",
@@ -603,12 +590,8 @@ pub fn publish_request(
         .into_iter()
         .next()
         .ok_or_else(|| input(format!("{}: no key in the file", args.key.display())))?;
-    let zone = Name::from_ascii(if args.zone.ends_with('.') {
-        args.zone.clone()
-    } else {
-        format!("{}.", args.zone)
-    })
-    .map_err(|e| input(format!("--zone {:?}: {e}", args.zone)))?;
+    let zone = crate::zone::absolute_name(&args.zone)
+        .map_err(|e| input(format!("--zone {:?}: {e}", args.zone)))?;
     if args.ports.is_empty() {
         return Err(input("give at least one --port".into()));
     }

@@ -185,10 +185,7 @@ impl Settings {
         let zone = a
             .zone
             .as_deref()
-            .map(|z| {
-                Name::from_ascii(format!("{}.", z.trim_end_matches('.')))
-                    .map_err(|e| input(format!("--zone {z:?}: {e}")))
-            })
+            .map(|z| crate::zone::absolute_name(z).map_err(|e| input(format!("--zone {z:?}: {e}"))))
             .transpose()?;
         let addr = |what: &str, s: &str| {
             crate::cli::parse_server(s).map_err(|e| input(format!("{what} {e}")))

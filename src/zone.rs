@@ -41,6 +41,16 @@ pub struct RrSet {
 pub type Node = BTreeMap<RecordType, RrSet>;
 
 /// Types the server makes and UPDATE never touches (RFC 4034, RFC 7344).
+/// A name as users type it (zone, key or host), absolute with or without
+/// the final dot: `_acme.example.org` and `_acme.example.org.` are one name.
+pub fn absolute_name(text: &str) -> Result<Name, hickory_proto::ProtoError> {
+    if text.ends_with('.') {
+        Name::from_ascii(text)
+    } else {
+        Name::from_ascii(format!("{text}."))
+    }
+}
+
 pub fn is_dnssec_type(t: RecordType) -> bool {
     matches!(
         t,

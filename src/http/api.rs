@@ -451,15 +451,13 @@ pub(crate) fn audit(app: &App, q: &AuditQuery) -> Result<AuditView, ApiError> {
 
 /// The served zone named in a path, with or without the final dot.
 fn zone_of<'a>(app: &'a App, text: &str) -> Result<&'a Arc<ZoneHandle>, ApiError> {
-    let fqdn = if text.ends_with('.') {
-        text.to_string()
-    } else {
-        format!("{text}.")
-    };
-    Name::from_ascii(&fqdn)
+    crate::zone::absolute_name(text)
         .ok()
         .and_then(|n| app.zone_exact(&n))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("zone {fqdn} is not served")))
+        .ok_or_else(|| {
+            let fqdn = text.trim_end_matches('.');
+            ApiError::new(StatusCode::NOT_FOUND, format!("zone {fqdn}. is not served"))
+        })
 }
 
 /// Run blocking view code off the async threads.

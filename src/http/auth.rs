@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hickory_proto::rr::Name;
 
 use crate::tsig::{Key, KeyRing};
 
@@ -157,12 +156,7 @@ impl Verifier {
         now: u64,
     ) -> Result<Arc<Key>, AuthError> {
         let p = parse(header.ok_or(AuthError::Missing)?)?;
-        let name = Name::from_ascii(if p.key.ends_with('.') {
-            p.key.clone()
-        } else {
-            format!("{}.", p.key)
-        })
-        .map_err(|_| AuthError::UnknownKey)?;
+        let name = crate::zone::absolute_name(&p.key).map_err(|_| AuthError::UnknownKey)?;
         let key = keys.get(&name).ok_or(AuthError::UnknownKey)?;
         let want = key.mac(&signed_bytes(method, path, p.time, &p.nonce, body));
         if !crate::tsig::constant_time_eq(&want, &p.mac) {
@@ -194,6 +188,7 @@ impl Verifier {
 mod tests {
     use super::*;
     use crate::tsig::Algorithm;
+    use hickory_proto::rr::Name;
 
     fn ring_with(k: &Key) -> KeyRing {
         KeyRing::new([k.clone()])

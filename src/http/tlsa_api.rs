@@ -126,12 +126,8 @@ pub(super) async fn publish(
     }
     let zone = match &req.zone {
         Some(z) => {
-            let n = Name::from_ascii(if z.ends_with('.') {
-                z.clone()
-            } else {
-                format!("{z}.")
-            })
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("zone {z:?}: {e}")))?;
+            let n = crate::zone::absolute_name(z)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("zone {z:?}: {e}")))?;
             app.zone_exact(&n).ok_or_else(|| {
                 ApiError::new(StatusCode::NOT_FOUND, format!("zone {n} is not served"))
             })?
