@@ -45,6 +45,14 @@ fn local_for(addr: SocketAddr, source: Option<IpAddr>) -> SocketAddr {
     }
 }
 
+/// The source address the kernel would use towards `to`, or None when it
+/// has no route there (a UDP connect sends nothing).
+pub fn route_source(to: SocketAddr) -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind(local_for(to, None)).ok()?;
+    s.connect(to).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
 async fn udp(
     addr: SocketAddr,
     bytes: &[u8],

@@ -174,7 +174,7 @@ fn update(status: &Mutex<SecondaryStatus>, f: impl FnOnce(&mut SecondaryStatus))
 /// addresses (or we listen on the wildcard); otherwise our first specific
 /// listen address of the secondary's family and scope (loopback to
 /// loopback; IPv6 link-local never, it would need a scope). `kernel` is the
-/// source the kernel picks for `to` ([`kernel_source`]).
+/// source the kernel picks for `to` ([`dnsclient::route_source`]).
 fn notify_source(
     listen: &[SocketAddr],
     to: SocketAddr,
@@ -198,19 +198,6 @@ fn notify_source(
             && ip.is_ipv6() == to.is_ipv6()
             && ip.is_loopback() == to.ip().is_loopback()
     })
-}
-
-/// The source address the kernel would use towards `to` (a UDP connect
-/// sends nothing).
-fn kernel_source(to: SocketAddr) -> Option<std::net::IpAddr> {
-    let any: SocketAddr = if to.is_ipv6() {
-        "[::]:0".parse().expect("valid")
-    } else {
-        "0.0.0.0:0".parse().expect("valid")
-    };
-    let s = std::net::UdpSocket::bind(any).ok()?;
-    s.connect(to).ok()?;
-    s.local_addr().ok().map(|a| a.ip())
 }
 
 async fn follow(
@@ -238,7 +225,11 @@ async fn follow(
                 )),
                 (Some(soa), _, key) => dnsclient::notify(
                     sec.address,
-                    notify_source(&app.config.listen, sec.address, kernel_source(sec.address)),
+                    notify_source(
+                        &app.config.listen,
+                        sec.address,
+                        dnsclient::route_source(sec.address),
+                    ),
                     &zone,
                     soa,
                     key.as_deref(),
@@ -355,7 +346,7 @@ mod tests {
     #[test]
     fn the_kernel_names_its_source_for_loopback() {
         assert_eq!(
-            super::kernel_source("127.77.0.3:53".parse().unwrap()),
+            crate::dnsclient::route_source("127.77.0.3:53".parse().unwrap()),
             "127.0.0.1".parse().ok()
         );
     }

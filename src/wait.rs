@@ -136,8 +136,9 @@ pub async fn server_and_nameservers(
         // An address this host has no route to (IPv6 glue on an IPv4-only
         // machine) cannot be asked; the NS is reached through the others,
         // as lego and the CAs reach it through the family they have.
-        let (routable, unroutable): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            addrs.into_iter().partition(|a| routable(*a));
+        let (routable, unroutable): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+            .into_iter()
+            .partition(|a| dnsclient::route_source(*a).is_some());
         if routable.is_empty() {
             return Err(NsSetError::NoAddress(format!(
                 "no address of nameserver {name} of {zone} is reachable from this host \
@@ -154,18 +155,6 @@ pub async fn server_and_nameservers(
         }
     }
     Ok(targets)
-}
-
-/// Whether this host has a route to `addr` (a UDP connect sends nothing).
-fn routable(addr: SocketAddr) -> bool {
-    let any: SocketAddr = if addr.is_ipv6() {
-        "[::]:0".parse().expect("valid")
-    } else {
-        "0.0.0.0:0".parse().expect("valid")
-    };
-    std::net::UdpSocket::bind(any)
-        .and_then(|s| s.connect(addr))
-        .is_ok()
 }
 
 /// What one target serves now, as a line for the report; Ok(true) when it
