@@ -86,8 +86,11 @@ async fn ldns_verify(dir: &Path, text: &str, anchor: &str, at: Option<u64>) -> (
 
 /// YYYYMMDDhhmmss in UTC.
 fn ldns_time(t: u64) -> String {
-    let (y, m, d, hh, mm, ss) = zonewarden::clock::civil_utc(t as i64);
-    format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}")
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    time::OffsetDateTime::from_unix_timestamp(t as i64)
+        .unwrap()
+        .format(format)
+        .unwrap()
 }
 
 const TLSA: &str = "3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6";
