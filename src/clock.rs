@@ -7,22 +7,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Unix seconds to (year, month, day, hour, minute, second) in UTC, by the
-/// civil-from-days algorithm (Howard Hinnant); for messages and tools that
-/// want dates without a date crate.
-pub fn civil_utc(t: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
+/// `2026-11-22 18:53:06 UTC` for Unix seconds: how the status page, the CLI
+/// and the DANE messages print a time. Beyond the years 1..9999 (where no
+/// certificate or clock of ours goes) the seconds are printed as they are.
+pub fn utc(t: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{t} seconds after 1970-01-01 UTC"))
 }
 
 /// A source of Unix time in seconds.
@@ -71,12 +65,19 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_utc;
+    use super::utc;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_utc(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil_utc(951_782_400), (2000, 2, 29, 0, 0, 0));
-        assert_eq!(civil_utc(1_795_373_586), (2026, 11, 22, 18, 53, 6));
+    fn utc_prints_civil_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_373_586), "2026-11-22 18:53:06 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+        // The last second a certificate's GeneralizedTime can name.
+        assert_eq!(utc(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        assert_eq!(
+            utc(253_402_300_800),
+            "253402300800 seconds after 1970-01-01 UTC"
+        );
     }
 }

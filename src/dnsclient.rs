@@ -316,21 +316,6 @@ pub async fn notify(
     }
 }
 
-/// Serial comparison per RFC 1982: is `a` at or after `b`?
-pub fn serial_at_least(a: u32, b: u32) -> bool {
-    a == b || (a.wrapping_sub(b) as i32) > 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::serial_at_least;
-
-    #[test]
-    fn serial_arithmetic_wraps() {
-        assert!(serial_at_least(5, 5));
-        assert!(serial_at_least(6, 5));
-        assert!(!serial_at_least(4, 5));
-        assert!(serial_at_least(2, u32::MAX - 3));
-        assert!(!serial_at_least(u32::MAX - 3, 2));
-    }
-}
+/// Serial comparison per RFC 1982: is `a` at or after `b`? Kept under this
+/// name for the callers that still import it from here.
+pub use crate::serial::at_least as serial_at_least;

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod notify;
 pub mod query;
 pub mod rollover;
+pub mod serial;
 pub mod server;
 pub mod store;
 pub mod tsig;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::Config;
-use crate::dnsclient::{self, serial_at_least};
+use crate::dnsclient;
+use crate::serial;
 use crate::zonefile::ZoneSpec;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -162,7 +163,7 @@ pub async fn server_and_nameservers(
 async fn check(t: &Target, zone: &Name, goal: &Goal) -> (bool, String) {
     match goal {
         Goal::Serial(want) => match dnsclient::soa_serial(t.addr, zone, ASK_TIMEOUT).await {
-            Ok(have) => (serial_at_least(have, *want), format!("serial {have}")),
+            Ok(have) => (serial::at_least(have, *want), format!("serial {have}")),
             Err(e) => (false, e.to_string()),
         },
         Goal::Txt { name, value } => match dnsclient::txt(t.addr, name, ASK_TIMEOUT).await {

@@ -16,7 +16,7 @@
 
 use hickory_proto::rr::Record;
 
-use crate::dnsclient::serial_at_least;
+use crate::serial;
 use crate::store::{JournalEntry, rdata_bytes};
 use crate::zone::ZoneData;
 
@@ -51,7 +51,7 @@ pub fn ixfr(
     client_serial: u32,
     journal: Option<Vec<JournalEntry>>,
 ) -> (IxfrForm, Vec<Record>) {
-    if serial_at_least(client_serial, zone.serial) {
+    if serial::at_least(client_serial, zone.serial) {
         return (IxfrForm::UpToDate, vec![zone.soa_record()]);
     }
     let Some(entries) = journal else {

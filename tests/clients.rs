@@ -127,107 +127,43 @@ async fn dig_and_kdig_see_authoritative_answers_and_verify_signed_ones() {
     require("dig", "bind9-dnsutils");
     require("kdig", "knot-dnsutils");
     let h = Harness::start().await;
+    let sha256 = format!("hmac-sha256:mx1.:{}", secret_of(&h, "mx1"));
+    let md5 = format!("hmac-md5:md5box.:{}", secret_of(&h, "md5box"));
+    let nothing = format!("nothing.{ZONE}");
+    let stat = format!("static.{ZONE}");
+    /// One run of a tool at the server, and what its output must (not) say.
+    struct Case<'a> {
+        what: &'a str,
+        tool: &'static str,
+        args: Vec<&'a str>,
+        says: &'a [&'a str],
+        /// Case-insensitive.
+        never: &'a [&'a str],
+    }
+    #[rustfmt::skip]
+    let cases = [
+        Case { what: "dig: an authoritative SOA", tool: "dig", args: vec!["+norec", ZONE, "SOA"], says: &["status: NOERROR", " aa"], never: &[] },
+        Case { what: "dig: NXDOMAIN", tool: "dig", args: vec![&nothing, "TXT"], says: &["status: NXDOMAIN"], never: &[] },
+        // TSIG-signed queries: both tools verify our signature on the answer.
+        Case { what: "dig -y hmac-sha256", tool: "dig", args: vec!["-y", &sha256, ZONE, "SOA"], says: &["status: NOERROR"], never: &["failure"] },
+        Case { what: "kdig -y hmac-sha256", tool: "kdig", args: vec!["-y", &sha256, ZONE, "SOA"], says: &["NOERROR"], never: &["error: "] },
+        Case { what: "kdig +tcp -y hmac-md5", tool: "kdig", args: vec!["+tcp", "-y", &md5, ZONE, "SOA"], says: &["NOERROR"], never: &[] },
+        Case { what: "kdig over TCP", tool: "kdig", args: vec!["+tcp", &stat, "TXT"], says: &["from the zone file"], never: &[] },
+    ];
     let port = h.addr.port().to_string();
-    let (ok, out) = run_async(
-        "dig",
-        vec![
-            "@127.0.0.1".into(),
-            "-p".into(),
-            port.clone(),
-            "+norec".into(),
-            ZONE.into(),
-            "SOA".into(),
-        ],
-        String::new(),
-    )
-    .await;
-    assert!(
-        ok && out.contains("status: NOERROR") && out.contains(" aa"),
-        "{out}"
-    );
-    let (ok, out) = run_async(
-        "dig",
-        vec![
-            "@127.0.0.1".into(),
-            "-p".into(),
-            port.clone(),
-            format!("nothing.{ZONE}"),
-            "TXT".into(),
-        ],
-        String::new(),
-    )
-    .await;
-    assert!(ok && out.contains("status: NXDOMAIN"), "{out}");
-    // TSIG-signed queries: both tools verify our signature on the answer.
-    let y = format!("hmac-sha256:mx1.:{}", secret_of(&h, "mx1"));
-    let (ok, out) = run_async(
-        "dig",
-        vec![
-            "@127.0.0.1".into(),
-            "-p".into(),
-            port.clone(),
-            "-y".into(),
-            y.clone(),
-            ZONE.into(),
-            "SOA".into(),
-        ],
-        String::new(),
-    )
-    .await;
-    assert!(
-        ok && out.contains("status: NOERROR") && !out.contains("failure"),
-        "{out}"
-    );
-    let (ok, out) = run_async(
-        "kdig",
-        vec![
-            "@127.0.0.1".into(),
-            "-p".into(),
-            port.clone(),
-            "-y".into(),
-            y,
-            ZONE.into(),
-            "SOA".into(),
-        ],
-        String::new(),
-    )
-    .await;
-    assert!(
-        ok && out.contains("NOERROR") && !out.to_lowercase().contains("error: "),
-        "{out}"
-    );
-    let y = format!("hmac-md5:md5box.:{}", secret_of(&h, "md5box"));
-    let (ok, out) = run_async(
-        "kdig",
-        vec![
-            "@127.0.0.1".into(),
-            "-p".into(),
-            port.clone(),
-            "+tcp".into(),
-            "-y".into(),
-            y,
-            ZONE.into(),
-            "SOA".into(),
-        ],
-        String::new(),
-    )
-    .await;
-    assert!(ok && out.contains("NOERROR"), "{out}");
-    // kdig over TCP, and a truncated answer retried over TCP by dig.
-    let (ok, out) = run_async(
-        "kdig",
-        vec![
-            "@127.0.0.1".into(),
-            "-p".into(),
-            port,
-            "+tcp".into(),
-            format!("static.{ZONE}"),
-            "TXT".into(),
-        ],
-        String::new(),
-    )
-    .await;
-    assert!(ok && out.contains("from the zone file"), "{out}");
+    for c in cases {
+        let mut args = vec!["@127.0.0.1".to_string(), "-p".into(), port.clone()];
+        args.extend(c.args.iter().map(|a| a.to_string()));
+        let (ok, out) = run_async(c.tool, args, String::new()).await;
+        let what = c.what;
+        assert!(ok, "{what}: failed\n{out}");
+        for s in c.says {
+            assert!(out.contains(s), "{what}: no {s:?} in\n{out}");
+        }
+        for s in c.never {
+            assert!(!out.to_lowercase().contains(s), "{what}: {s:?} in\n{out}");
+        }
+    }
 }
 
 /// The real binary, killed when dropped (a failing assertion must not leak it).

@@ -19,6 +19,7 @@ fn cert(dir: &Path, name: &str, days: u32) -> PathBuf {
         dir.join(format!("{name}.key.pem")),
         dir.join(format!("{name}.pem")),
     );
+    require("openssl", "openssl");
     let ok = Command::new("openssl")
         .args([
             "req",

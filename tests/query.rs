@@ -164,27 +164,29 @@ async fn tcp_answers_pipelined_queries_in_order() {
 #[tokio::test]
 async fn formerr_notimp_and_refused_where_due() {
     let h = Harness::start().await;
-    // no question
-    let m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-    let r = Message::from_vec(&h.udp(&m.to_vec().unwrap()).await.unwrap()).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
-    // two questions
-    let mut m = query_msg(ZONE, RecordType::SOA, false);
-    m.add_query(Query::query(name(ZONE), RecordType::NS));
-    let r = Message::from_vec(&h.udp(&m.to_vec().unwrap()).await.unwrap()).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
-    // an opcode we do not do
-    let mut m = query_msg(ZONE, RecordType::SOA, false);
-    m.metadata.op_code = OpCode::Status;
-    let r = Message::from_vec(&h.udp(&m.to_vec().unwrap()).await.unwrap()).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::NotImp);
-    // another class
-    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    let no_question = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    let mut two_questions = query_msg(ZONE, RecordType::SOA, false);
+    two_questions.add_query(Query::query(name(ZONE), RecordType::NS));
+    let mut status = query_msg(ZONE, RecordType::SOA, false);
+    status.metadata.op_code = OpCode::Status;
+    let mut chaos = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     let mut q = Query::query(name(ZONE), RecordType::SOA);
     q.set_query_class(DNSClass::CH);
-    m.add_query(q);
-    let r = Message::from_vec(&h.udp(&m.to_vec().unwrap()).await.unwrap()).unwrap();
-    assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+    chaos.add_query(q);
+    let cases = [
+        ("no question", no_question, ResponseCode::FormErr),
+        ("two questions", two_questions, ResponseCode::FormErr),
+        (
+            "an opcode we do not do (STATUS)",
+            status,
+            ResponseCode::NotImp,
+        ),
+        ("another class (CH)", chaos, ResponseCode::Refused),
+    ];
+    for (what, m, rcode) in cases {
+        let r = Message::from_vec(&h.udp(&m.to_vec().unwrap()).await.unwrap()).unwrap();
+        assert_eq!(r.metadata.response_code, rcode, "{what}");
+    }
 }
 
 #[tokio::test]

@@ -1,60 +1,113 @@
 //! RFC 2136 UPDATE over real sockets: every prerequisite and update form,
 //! the ACL-bypass battery, limits, and durability across restarts.
+//!
+//! Most tests are tables of [`Case`]s run in order against one server by
+//! [`run`]: each case is one signed UPDATE, the RCODE it must get, and the
+//! zone it must leave behind.
 
 mod common;
 
 use common::*;
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::op::ResponseCode::{
+    FormErr, NXDomain, NXRRSet, NoError, NotAuth, NotZone, Refused, YXDomain, YXRRSet,
+};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 const TXT: RecordType = RecordType::TXT;
+
+/// One UPDATE and what must come of it.
+struct Case {
+    /// Names the case in a failure.
+    what: &'static str,
+    /// Whose key signs it.
+    machine: &'static str,
+    send: Message,
+    rcode: ResponseCode,
+    /// Whether the zone changed (its serial moved by one) or not at all.
+    changes: bool,
+    /// The TXT strings served afterwards at the table's watched name.
+    txt: &'static [&'static str],
+}
+
+/// A case that changes the zone, answered NOERROR.
+fn changes(
+    what: &'static str,
+    machine: &'static str,
+    send: Message,
+    txt: &'static [&'static str],
+) -> Case {
+    Case {
+        what,
+        machine,
+        send,
+        rcode: NoError,
+        changes: true,
+        txt,
+    }
+}
+
+/// A case that leaves the zone as it was, answered `rcode`.
+fn keeps(
+    what: &'static str,
+    machine: &'static str,
+    send: Message,
+    rcode: ResponseCode,
+    txt: &'static [&'static str],
+) -> Case {
+    Case {
+        what,
+        machine,
+        send,
+        rcode,
+        changes: false,
+        txt,
+    }
+}
+
+/// An UPDATE of the test zone.
+fn up(prereqs: Vec<Record>, updates: Vec<Record>) -> Message {
+    update_msg(ZONE, prereqs, updates)
+}
+
+/// Send each case in turn; check its RCODE, the serial of [`ZONE`] and the
+/// TXT strings at `watch`. A failure names the case.
+async fn run(h: &Harness, watch: &Name, cases: Vec<Case>) {
+    for c in cases {
+        let what = c.what;
+        let before = h.serial(ZONE).await;
+        let rcode = h.update_rcode(c.machine, c.send).await;
+        assert_eq!(rcode, c.rcode, "{what}: the RCODE");
+        let step = u32::from(c.changes);
+        assert_eq!(
+            h.serial(ZONE).await,
+            before.wrapping_add(step),
+            "{what}: the serial {}",
+            if c.changes { "moves by one" } else { "stays" }
+        );
+        assert_eq!(
+            h.txt(&watch.to_string()).await,
+            c.txt,
+            "{what}: the TXT at {watch}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn add_then_delete_one_rr_then_rrset_bumps_serial_each_time() {
     let h = Harness::start().await;
     let n = zname("_acme-challenge.mx1");
-    let s0 = h.serial(ZONE).await;
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(
-                ZONE,
-                vec![],
-                vec![add(&n, 60, TXT, "one"), add(&n, 60, TXT, "two")],
-            ),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::NoError);
-    assert_eq!(h.txt(&n.to_string()).await, vec!["one", "two"]);
-    assert_eq!(h.serial(ZONE).await, s0.wrapping_add(1));
-
-    // Adding an RR that exists changes nothing: no serial bump.
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![], vec![add(&n, 60, TXT, "one")]),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::NoError);
-    assert_eq!(h.serial(ZONE).await, s0.wrapping_add(1));
-
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![], vec![del_rr(&n, TXT, "one")]),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::NoError);
-    assert_eq!(h.txt(&n.to_string()).await, vec!["two"]);
-
-    let rc = h
-        .update_rcode("mx1", update_msg(ZONE, vec![], vec![del_rrset(&n, TXT)]))
-        .await;
-    assert_eq!(rc, ResponseCode::NoError);
+    #[rustfmt::skip]
+    let cases = vec![
+        changes("two RRs added", "mx1", up(vec![], vec![add(&n, 60, TXT, "one"), add(&n, 60, TXT, "two")]), &["one", "two"]),
+        keeps("an RR that exists added again", "mx1", up(vec![], vec![add(&n, 60, TXT, "one")]), NoError, &["one", "two"]),
+        changes("one RR deleted", "mx1", up(vec![], vec![del_rr(&n, TXT, "one")]), &["two"]),
+        changes("the RRset deleted", "mx1", up(vec![], vec![del_rrset(&n, TXT)]), &[]),
+    ];
+    run(&h, &n, cases).await;
     // The last RR gone: the name is gone too (NXDOMAIN, not an empty NODATA RRset).
     let m = h.query(&n.to_string(), TXT).await;
-    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-    assert_eq!(h.serial(ZONE).await, s0.wrapping_add(3));
+    assert_eq!(m.metadata.response_code, NXDomain);
 }
 
 #[tokio::test]
@@ -62,39 +115,16 @@ async fn delete_all_at_a_name_removes_only_what_the_key_may_touch() {
     let h = Harness::start().await;
     // www1 and ops (admin) both write at "shared"; mx1 may not.
     let shared = zname("shared");
-    assert_eq!(
-        h.update_rcode(
-            "www1",
-            update_msg(ZONE, vec![], vec![add(&shared, 60, TXT, "www1")])
-        )
-        .await,
-        ResponseCode::NoError
-    );
-    assert_eq!(
-        h.update_rcode(
-            "ops",
-            update_msg(
-                ZONE,
-                vec![],
-                vec![add(&shared, 60, RecordType::A, "192.0.2.1")]
-            )
-        )
-        .await,
-        ResponseCode::NoError
-    );
-    // mx1 has no grant at "shared": refused outright.
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![], vec![del_all(&shared)]))
-            .await,
-        ResponseCode::Refused
-    );
-    // www1 may delete TXT there only: the admin's A survives.
-    assert_eq!(
-        h.update_rcode("www1", update_msg(ZONE, vec![], vec![del_all(&shared)]))
-            .await,
-        ResponseCode::NoError
-    );
-    assert!(h.txt("shared._acme.example.org.").await.is_empty());
+    let a = add(&shared, 60, RecordType::A, "192.0.2.1");
+    #[rustfmt::skip]
+    let cases = vec![
+        changes("www1 adds its TXT", "www1", up(vec![], vec![add(&shared, 60, TXT, "www1")]), &["www1"]),
+        changes("the admin adds an A", "ops", up(vec![], vec![a]), &["www1"]),
+        keeps("mx1, with no grant there, deletes all", "mx1", up(vec![], vec![del_all(&shared)]), Refused, &["www1"]),
+        changes("www1, which may delete TXT only, deletes all", "www1", up(vec![], vec![del_all(&shared)]), &[]),
+    ];
+    run(&h, &shared, cases).await;
+    // The admin's A survives www1's delete-all.
     let a = h.query("shared._acme.example.org.", RecordType::A).await;
     assert_eq!(a.answers.len(), 1);
 }
@@ -104,103 +134,32 @@ async fn every_prerequisite_form() {
     let h = Harness::start().await;
     let n = zname("_acme-challenge.mx1");
     let absent = zname("_acme-challenge.www1");
-    let seed = add(&n, 60, TXT, "v1");
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![], vec![seed]))
-            .await,
-        ResponseCode::NoError
-    );
-    let up = || vec![add(&n, 60, TXT, "v2")];
-
-    // §2.4.1 RRset exists (value independent)
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![pre_exists(&absent, TXT)], up())
-        )
-        .await,
-        ResponseCode::NXRRSet
-    );
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![pre_exists(&n, TXT)], vec![]))
-            .await,
-        ResponseCode::NoError
-    );
-    // §2.4.2 RRset exists (value dependent)
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![pre_value(&n, TXT, "other")], up())
-        )
-        .await,
-        ResponseCode::NXRRSet
-    );
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![pre_value(&n, TXT, "v1")], vec![])
-        )
-        .await,
-        ResponseCode::NoError
-    );
-    // §2.4.3 RRset does not exist
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![pre_absent(&n, TXT)], up()))
-            .await,
-        ResponseCode::YXRRSet
-    );
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![pre_absent(&n, RecordType::A)], vec![])
-        )
-        .await,
-        ResponseCode::NoError
-    );
-    // §2.4.4 name is in use
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![pre_in_use(&absent)], up()))
-            .await,
-        ResponseCode::NXDomain
-    );
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![pre_in_use(&n)], vec![]))
-            .await,
-        ResponseCode::NoError
-    );
-    // §2.4.5 name is not in use
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![pre_not_in_use(&n)], up()))
-            .await,
-        ResponseCode::YXDomain
-    );
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![pre_not_in_use(&absent)], vec![])
-        )
-        .await,
-        ResponseCode::NoError
-    );
-    // A prerequisite outside the zone: NOTZONE; a non-zero TTL: FORMERR.
     let outside = name("x.other.test.");
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![pre_exists(&outside, TXT)], up())
-        )
-        .await,
-        ResponseCode::NotZone
-    );
-    let mut bad = pre_exists(&n, TXT);
-    bad.ttl = 5;
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![bad], up()))
-            .await,
-        ResponseCode::FormErr
-    );
-    // None of the failed ones changed anything.
-    assert_eq!(h.txt(&n.to_string()).await, vec!["v1"]);
+    let v2 = || vec![add(&n, 60, TXT, "v2")];
+    let mut ttl_5 = pre_exists(&n, TXT);
+    ttl_5.ttl = 5;
+    // Each prerequisite once failing (its update, v2, is then not applied)
+    // and once holding (with nothing to update): the zone stays as seeded.
+    let pre = |what, prereq, updates, rcode| {
+        keeps(what, "mx1", up(vec![prereq], updates), rcode, &["v1"])
+    };
+    #[rustfmt::skip]
+    let cases = vec![
+        changes("the seed", "mx1", up(vec![], vec![add(&n, 60, TXT, "v1")]), &["v1"]),
+        pre("§2.4.1 RRset exists (value independent), absent", pre_exists(&absent, TXT), v2(), NXRRSet),
+        pre("§2.4.1 RRset exists (value independent), present", pre_exists(&n, TXT), vec![], NoError),
+        pre("§2.4.2 RRset exists (value dependent), other value", pre_value(&n, TXT, "other"), v2(), NXRRSet),
+        pre("§2.4.2 RRset exists (value dependent), same value", pre_value(&n, TXT, "v1"), vec![], NoError),
+        pre("§2.4.3 RRset does not exist, but does", pre_absent(&n, TXT), v2(), YXRRSet),
+        pre("§2.4.3 RRset does not exist, and does not", pre_absent(&n, RecordType::A), vec![], NoError),
+        pre("§2.4.4 name is in use, but is not", pre_in_use(&absent), v2(), NXDomain),
+        pre("§2.4.4 name is in use, and is", pre_in_use(&n), vec![], NoError),
+        pre("§2.4.5 name is not in use, but is", pre_not_in_use(&n), v2(), YXDomain),
+        pre("§2.4.5 name is not in use, and is not", pre_not_in_use(&absent), vec![], NoError),
+        pre("a prerequisite outside the zone", pre_exists(&outside, TXT), v2(), NotZone),
+        pre("a prerequisite with a non-zero TTL", ttl_5, v2(), FormErr),
+    ];
+    run(&h, &n, cases).await;
 }
 
 #[tokio::test]
@@ -244,195 +203,70 @@ async fn one_update_may_change_txt_and_tlsa_together() {
 #[tokio::test]
 async fn acl_bypass_battery_is_refused() {
     let h = Harness::start().await;
-    let s0 = h.serial(ZONE).await;
     let tlsa = "3 1 1 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6";
-    let cases: Vec<(&str, hickory_proto::rr::Record)> = vec![
-        (
-            "another machine's name",
-            add(&zname("_acme-challenge.www1"), 60, TXT, "x"),
-        ),
-        (
-            "another type at a granted name",
-            add(
-                &zname("_acme-challenge.mx1"),
-                60,
-                RecordType::A,
-                "192.0.2.1",
-            ),
-        ),
-        (
-            "CNAME at a granted name",
-            add(
-                &zname("_acme-challenge.mx1"),
-                60,
-                RecordType::CNAME,
-                "evil.example.",
-            ),
-        ),
-        (
-            "the apex SOA",
-            add(
-                &zname(""),
-                60,
-                RecordType::SOA,
-                "ns1._acme.example.org. h.example.org. 1 2 3 4 5",
-            ),
-        ),
-        (
-            "the apex NS",
-            add(&zname(""), 60, RecordType::NS, "evil.example."),
-        ),
-        ("delete the apex NS", del_rrset(&zname(""), RecordType::NS)),
-        (
-            "a DS (DNSSEC records are the server's)",
-            add(
-                &zname("mx1"),
-                60,
-                RecordType::DS,
-                "12345 13 2 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6",
-            ),
-        ),
-        ("a wildcard owner", add(&zname("*.mx1"), 60, TXT, "x")),
-        (
-            "a wildcard TLSA owner",
-            add(&zname("*._tcp.mx1"), 60, RecordType::TLSA, tlsa),
-        ),
-        (
-            "an escaped dot in a label",
-            add(
-                &name("_acme-challenge\\.mx1._acme.example.org."),
-                60,
-                TXT,
-                "x",
-            ),
-        ),
-        (
-            "one label deeper than _*",
-            add(&zname("_a._25._tcp.mx1"), 60, RecordType::TLSA, tlsa),
-        ),
-        (
-            "a label not matching _*",
-            add(&zname("x25._tcp.mx1"), 60, RecordType::TLSA, tlsa),
-        ),
-        (
-            "a name below the granted one",
-            add(&zname("sub._acme-challenge.mx1"), 60, TXT, "x"),
-        ),
-        (
-            "the static record of the zone file",
-            del_rrset(&zname("static"), TXT),
-        ),
-        (
-            "delete one RR of another machine",
-            del_rr(&zname("_acme-challenge.www1"), TXT, "x"),
-        ),
-        (
-            "delete another machine's RRset",
-            del_rrset(&zname("_acme-challenge.www1"), TXT),
-        ),
-        (
-            "delete all at another machine's name",
-            del_all(&zname("_acme-challenge.www1")),
-        ),
-        ("delete all at the apex", del_all(&zname(""))),
-        (
-            "delete all at mx1's own parent name",
-            del_all(&zname("mx1")),
-        ),
-        (
-            "delete all at the shared _tcp parent",
-            del_all(&zname("_tcp.mx1")),
-        ),
-    ];
-    for (what, rr) in cases {
-        let rc = h
-            .update_rcode("mx1", update_msg(ZONE, vec![], vec![rr]))
-            .await;
-        assert_eq!(rc, ResponseCode::Refused, "{what}");
-    }
-    // Names outside the zone are NOTZONE; a zone we do not serve is NOTAUTH.
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(
-                ZONE,
-                vec![],
-                vec![add(&name("_acme-challenge.mx1.other.test."), 60, TXT, "x")],
-            ),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::NotZone);
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(
-                "example.com.",
-                vec![],
-                vec![add(&name("_acme-challenge.mx1.example.com."), 60, TXT, "x")],
-            ),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::NotAuth);
-    // mx1's ACL is limited to the main zone: the other served zone is refused.
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(
-                "other.test.",
-                vec![],
-                vec![add(&name("_acme-challenge.mx1.other.test."), 60, TXT, "x")],
-            ),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::Refused);
-    // Case variants are the same name, and allowed.
-    let rc = h
-        .update_rcode(
-            "mx1",
-            update_msg(
-                ZONE,
-                vec![],
-                vec![add(
-                    &name("_ACME-Challenge.MX1._acme.EXAMPLE.org."),
-                    60,
-                    TXT,
-                    "case",
-                )],
-            ),
-        )
-        .await;
-    assert_eq!(rc, ResponseCode::NoError);
-    assert_eq!(
-        h.serial(ZONE).await,
-        s0.wrapping_add(1),
-        "only the allowed case-variant update changed the zone"
+    let ds = "12345 13 2 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6";
+    let soa = "ns1._acme.example.org. h.example.org. 1 2 3 4 5";
+    let (mine, theirs, apex) = (
+        zname("_acme-challenge.mx1"),
+        zname("_acme-challenge.www1"),
+        zname(""),
     );
+    let (tcp, dot) = (
+        zname("_tcp.mx1"),
+        name("_acme-challenge\\.mx1._acme.example.org."),
+    );
+    let elsewhere = |zone, owner| update_msg(zone, vec![], vec![add(&name(owner), 60, TXT, "x")]);
+    let case_variant = add(
+        &name("_ACME-Challenge.MX1._acme.EXAMPLE.org."),
+        60,
+        TXT,
+        "case",
+    );
+    // mx1 sends each; none may change the zone, so nothing appears at its own name.
+    let refused = |what, rr| keeps(what, "mx1", up(vec![], vec![rr]), Refused, &[]);
+    #[rustfmt::skip]
+    let cases = vec![
+        refused("another machine's name", add(&theirs, 60, TXT, "x")),
+        refused("another type at a granted name", add(&mine, 60, RecordType::A, "192.0.2.1")),
+        refused("CNAME at a granted name", add(&mine, 60, RecordType::CNAME, "evil.example.")),
+        refused("the apex SOA", add(&apex, 60, RecordType::SOA, soa)),
+        refused("the apex NS", add(&apex, 60, RecordType::NS, "evil.example.")),
+        refused("delete the apex NS", del_rrset(&apex, RecordType::NS)),
+        refused("a DS (DNSSEC records are the server's)", add(&zname("mx1"), 60, RecordType::DS, ds)),
+        refused("a wildcard owner", add(&zname("*.mx1"), 60, TXT, "x")),
+        refused("a wildcard TLSA owner", add(&zname("*._tcp.mx1"), 60, RecordType::TLSA, tlsa)),
+        refused("an escaped dot in a label", add(&dot, 60, TXT, "x")),
+        refused("one label deeper than _*", add(&zname("_a._25._tcp.mx1"), 60, RecordType::TLSA, tlsa)),
+        refused("a label not matching _*", add(&zname("x25._tcp.mx1"), 60, RecordType::TLSA, tlsa)),
+        refused("a name below the granted one", add(&zname("sub._acme-challenge.mx1"), 60, TXT, "x")),
+        refused("the static record of the zone file", del_rrset(&zname("static"), TXT)),
+        refused("delete one RR of another machine", del_rr(&theirs, TXT, "x")),
+        refused("delete another machine's RRset", del_rrset(&theirs, TXT)),
+        refused("delete all at another machine's name", del_all(&theirs)),
+        refused("delete all at the apex", del_all(&apex)),
+        refused("delete all at mx1's own parent name", del_all(&zname("mx1"))),
+        refused("delete all at the shared _tcp parent", del_all(&tcp)),
+        keeps("a name outside the zone: NOTZONE", "mx1", elsewhere(ZONE, "_acme-challenge.mx1.other.test."), NotZone, &[]),
+        keeps("a zone we do not serve: NOTAUTH", "mx1", elsewhere("example.com.", "_acme-challenge.mx1.example.com."), NotAuth, &[]),
+        keeps("the other served zone, outside mx1's ACL", "mx1", elsewhere("other.test.", "_acme-challenge.mx1.other.test."), Refused, &[]),
+        changes("its own name in other letter case: the same name, allowed", "mx1", up(vec![], vec![case_variant]), &["case"]),
+    ];
+    run(&h, &mine, cases).await;
 }
 
 #[tokio::test]
 async fn any_and_none_class_deletes_are_checked_like_adds() {
     let h = Harness::start().await;
     let www = zname("_acme-challenge.www1");
-    assert_eq!(
-        h.update_rcode(
-            "www1",
-            update_msg(ZONE, vec![], vec![add(&www, 60, TXT, "keep")])
-        )
-        .await,
-        ResponseCode::NoError
-    );
-    for rr in [
-        del_rr(&www, TXT, "keep"),
-        del_rrset(&www, TXT),
-        del_all(&www),
-    ] {
-        assert_eq!(
-            h.update_rcode("mx1", update_msg(ZONE, vec![], vec![rr]))
-                .await,
-            ResponseCode::Refused
-        );
-    }
-    assert_eq!(h.txt(&www.to_string()).await, vec!["keep"]);
+    let refused = |what, rr| keeps(what, "mx1", up(vec![], vec![rr]), Refused, &["keep"]);
+    #[rustfmt::skip]
+    let cases = vec![
+        changes("www1's own TXT", "www1", up(vec![], vec![add(&www, 60, TXT, "keep")]), &["keep"]),
+        refused("mx1 deletes it: class NONE, one RR", del_rr(&www, TXT, "keep")),
+        refused("mx1 deletes it: class ANY, the RRset", del_rrset(&www, TXT)),
+        refused("mx1 deletes it: class ANY, type ANY, all at the name", del_all(&www)),
+    ];
+    run(&h, &www, cases).await;
 }
 
 #[tokio::test]
@@ -455,50 +289,27 @@ async fn unsigned_and_wrong_network_updates_are_refused() {
 async fn limits_answer_refused_and_ttls_are_clamped() {
     let h = Harness::start().await;
     let n = zname("_acme-challenge.mx1");
-    // max-rrset = 3 for mx1's TXT grant
     let four: Vec<_> = (0..4).map(|i| add(&n, 60, TXT, &format!("v{i}"))).collect();
-    assert_eq!(
-        h.update_rcode("mx1", update_msg(ZONE, vec![], four)).await,
-        ResponseCode::Refused
-    );
-    // rdata-size = 512 in the test zone
     let big = "a".repeat(200);
-    let data = format!("{big} {big} {big}");
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![], vec![add(&n, 60, TXT, &data)])
-        )
-        .await,
-        ResponseCode::Refused
-    );
-    // records-per-name = 8 (admin has no max-rrset)
-    let many: Vec<_> = (0..9)
+    let too_big = vec![add(&n, 60, TXT, &format!("{big} {big} {big}"))];
+    let nine: Vec<_> = (0..9)
         .map(|i| add(&zname("busy"), 60, TXT, &format!("v{i}")))
         .collect();
-    assert_eq!(
-        h.update_rcode("ops", update_msg(ZONE, vec![], many)).await,
-        ResponseCode::Refused
-    );
-    // TTL clamp: the zone allows 10..600
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![], vec![add(&n, 86400, TXT, "long")])
-        )
-        .await,
-        ResponseCode::NoError
-    );
+    #[rustfmt::skip]
+    let cases = vec![
+        keeps("four RRs, over mx1's max-rrset = 3", "mx1", up(vec![], four), Refused, &[]),
+        keeps("603 octets, over the zone's rdata-size = 512", "mx1", up(vec![], too_big), Refused, &[]),
+        keeps("nine RRs, over records-per-name = 8 (admin has no max-rrset)", "ops", up(vec![], nine), Refused, &[]),
+        changes("a TTL over the zone's max = 600", "mx1", up(vec![], vec![add(&n, 86400, TXT, "long")]), &["long"]),
+    ];
+    run(&h, &n, cases).await;
     let m = h.query(&n.to_string(), TXT).await;
     assert_eq!(m.answers[0].ttl, 600);
-    assert_eq!(
-        h.update_rcode(
-            "mx1",
-            update_msg(ZONE, vec![], vec![add(&n, 1, TXT, "short")])
-        )
-        .await,
-        ResponseCode::NoError
-    );
+    #[rustfmt::skip]
+    let cases = vec![
+        changes("a TTL under the zone's min = 10", "mx1", up(vec![], vec![add(&n, 1, TXT, "short")]), &["long", "short"]),
+    ];
+    run(&h, &n, cases).await;
     let m = h.query(&n.to_string(), TXT).await;
     assert!(
         m.answers.iter().all(|r| r.ttl == 10),

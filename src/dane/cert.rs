@@ -372,7 +372,4 @@ fn find_issuer(certs: &[X509Certificate<'_>]) -> Option<usize> {
 }
 
 /// `YYYY-MM-DD hh:mm:ss UTC` for Unix seconds.
-pub fn utc(t: i64) -> String {
-    let (y, m, d, hh, mm, ss) = crate::clock::civil_utc(t);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
-}
+pub use crate::clock::utc;

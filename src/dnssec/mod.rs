@@ -226,7 +226,7 @@ pub fn strip(zone: &mut ZoneData) -> Delta {
         }
     }
     if !delta.is_empty() {
-        zone.serial = zone.serial.wrapping_add(1);
+        zone.serial = crate::serial::next(zone.serial);
     }
     delta
 }

@@ -36,6 +36,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use super::key::{KeyError, ZoneKey};
 use super::nsec;
 use super::{Delta, INCEPTION_BACKDATE, Settings};
+use crate::serial;
 use crate::zone::{ZoneData, as_rrsig};
 use crate::zonefile::ZoneSpec;
 
@@ -105,7 +106,7 @@ fn random_u32() -> u32 {
 
 /// Seconds of `sig`'s validity left at `now` (negative when expired).
 fn remaining(sig: &SigInput, now: u64) -> i64 {
-    sig.sig_expiration.get().wrapping_sub(now as u32) as i32 as i64
+    serial::ahead(sig.sig_expiration.get(), now as u32)
 }
 
 impl ZoneSigner {
@@ -183,7 +184,7 @@ impl ZoneSigner {
             && i.num_labels == name.num_labels()
             && i.original_ttl == ttl;
         let fresh = remaining(i, now) > i64::from(self.settings.refresh_before)
-            && i.sig_inception.get().wrapping_sub(now as u32) as i32 <= 0;
+            && serial::ahead(i.sig_inception.get(), now as u32) <= 0;
         ours && fresh
             && (!verify
                 || signed_data(name, i, rdatas).is_some_and(|d| self.key.verify(&d, sig.sig())))
@@ -328,7 +329,7 @@ impl ZoneSigner {
         }
         self.fix_names(zone, names, true, now, &mut delta);
         if !delta.is_empty() {
-            zone.serial = zone.serial.wrapping_add(1);
+            zone.serial = serial::next(zone.serial);
             self.resign_soa(zone, now, &mut delta);
         }
         delta
@@ -342,7 +343,7 @@ impl ZoneSigner {
         let names = Self::all_names(zone);
         self.fix_names(zone, names, false, now, &mut delta);
         if !delta.is_empty() {
-            zone.serial = zone.serial.wrapping_add(1);
+            zone.serial = serial::next(zone.serial);
             self.resign_soa(zone, now, &mut delta);
         }
         delta

@@ -80,7 +80,7 @@ fn change(s: &ZoneSigner, z: &ZoneData, adds: &[&str], dels: &[&str]) -> (ZoneDa
         next.remove_rrset(&name, RecordType::TXT);
         touched.insert((name, RecordType::TXT));
     }
-    next.serial = z.serial.wrapping_add(1);
+    next.serial = crate::serial::next(z.serial);
     let d = s.resign(z, &mut next, &touched, T0 + 30);
     assert_clean(s, &next);
     (next, d)

@@ -220,7 +220,7 @@ pub fn zone_summary(app: &App, z: &ZoneHandle) -> ZoneSummary {
         .iter()
         .filter(|s| {
             s.serial
-                .is_some_and(|have| crate::dnsclient::serial_at_least(have, snap.serial))
+                .is_some_and(|have| crate::serial::at_least(have, snap.serial))
         })
         .count();
     ZoneSummary {

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use super::State as HttpState;
 use super::api::{self, AuditQuery, MachinesView, PropagationView, ZoneSummary};
 use crate::app::App;
-use crate::clock::civil_utc;
 
 /// Audit rows shown on the page.
 const AUDIT_ROWS: usize = 30;
@@ -39,8 +38,7 @@ pub fn escape(s: &str) -> String {
 
 /// `2026-11-22 18:53:06 UTC`
 pub fn utc(t: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil_utc(t as i64);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+    crate::clock::utc(i64::try_from(t).unwrap_or(i64::MAX))
 }
 
 /// `3d 4h`, `5m 2s`, `12s`; negative as `-...`.

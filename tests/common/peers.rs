@@ -44,18 +44,22 @@ fn spawn(program: &str, args: &[&str], dir: &Path, log: &Path) -> Child {
         .stderr(out)
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start {program}: {e} (scripts/test installs knot and bind9)")
+            panic!("cannot start {program}: {e} (scripts/test installs knot, bind9 and nsd)")
         })
 }
 
-fn which(program: &str) -> String {
+/// Where a daemon is (Debian puts them in sbin, which PATH may lack); a
+/// missing one fails the test, naming the `package` to install.
+fn which(program: &str, package: &str) -> String {
     for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         let p = format!("{dir}/{program}");
         if Path::new(&p).exists() {
             return p;
         }
     }
-    panic!("{program} is not installed: scripts/test installs knot and bind9");
+    panic!(
+        "{program} is not installed: run scripts/test (it installs {package}) or apt-get install -y {package}"
+    );
 }
 
 /// Knot DNS as a secondary of `zone`, pulling from 127.0.0.1:`primary`
@@ -108,7 +112,7 @@ zone:
     let log = dir.join("knot.log");
     let conf_path = dir.join("knot.conf");
     let child = spawn(
-        &which("knotd"),
+        &which("knotd", "knot"),
         &["-c", conf_path.to_str().unwrap()],
         &dir,
         &log,
@@ -157,7 +161,7 @@ zone "{zone}" {{
     let log = dir.join("named.log");
     let conf_path = dir.join("named.conf");
     let child = spawn(
-        &which("named"),
+        &which("named", "bind9"),
         &["-g", "-n", "1", "-c", conf_path.to_str().unwrap()],
         &dir,
         &log,
@@ -209,7 +213,7 @@ zone:
     let log = dir.join("nsd.log");
     let conf_path = dir.join("nsd.conf");
     let child = spawn(
-        &which("nsd"),
+        &which("nsd", "nsd"),
         &["-d", "-c", conf_path.to_str().unwrap()],
         &dir,
         &log,

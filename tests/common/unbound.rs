@@ -137,6 +137,8 @@ impl Unbound {
     }
 
     async fn launch(stub: &str, anchor: &str, pick: impl Fn() -> (String, u16)) -> Self {
+        // dig asks unbound whether it is up, and the tests ask through it.
+        require("dig", "bind9-dnsutils");
         // Debian puts it in /usr/sbin, which a user's PATH may lack.
         let program = if have("unbound") {
             "unbound"
