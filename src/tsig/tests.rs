@@ -8,10 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::TSigner;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
 
+use super::wire::{BAD_TSIG_RR, NOT_LAST, TRAILING, u48_bytes};
 use super::*;
 
 /// Time Signed of the captured nsupdate requests below.
