@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use subtle::ConstantTimeEq as _;
 
 use crate::tsig::{Key, KeyRing};
 
@@ -159,7 +160,7 @@ impl Verifier {
         let name = crate::zone::absolute_name(&p.key).map_err(|_| AuthError::UnknownKey)?;
         let key = keys.get(&name).ok_or(AuthError::UnknownKey)?;
         let want = key.mac(&signed_bytes(method, path, p.time, &p.nonce, body));
-        if !crate::tsig::constant_time_eq(&want, &p.mac) {
+        if !bool::from(want.ct_eq(&p.mac)) {
             return Err(AuthError::BadMac);
         }
         if now.abs_diff(p.time) > self.fudge {

@@ -1,15 +1,19 @@
 //! The six TSIG MAC algorithms of RFC 8945 §6: names (wire and key file),
 //! lengths (§5.2.2.1 truncation floor) and the HMAC itself.
 //!
-//! HMAC is ring's except for MD5 and SHA-224 (see `rfc2104`).
+//! HMAC is ring's `hmac` for SHA-1, SHA-256, SHA-384 and SHA-512 (the
+//! algorithms ring offers, with its assembly SHA-2), and RustCrypto's
+//! `hmac` crate for the two it does not: HMAC-MD5 (over `md-5`; certbot's
+//! default) and HMAC-SHA224 (over `sha2`).
 
 use std::fmt;
 
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
-use ring::hmac;
-
-use super::rfc2104;
+use hmac::{Hmac, Mac};
+use md5::Md5;
+use ring::hmac as ring_hmac;
+use sha2::Sha224;
 
 /// A TSIG MAC algorithm (RFC 8945 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -117,16 +121,30 @@ impl Algorithm {
     /// The full, untruncated HMAC of `data` under `secret`.
     pub(super) fn hmac(self, secret: &[u8], data: &[u8]) -> Vec<u8> {
         let ring_algorithm = match self {
-            Self::HmacMd5 => return rfc2104::hmac_md5(secret, data),
-            Self::HmacSha224 => return rfc2104::hmac_sha224(secret, data),
-            Self::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            Self::HmacSha256 => hmac::HMAC_SHA256,
-            Self::HmacSha384 => hmac::HMAC_SHA384,
-            Self::HmacSha512 => hmac::HMAC_SHA512,
+            Self::HmacMd5 => return rustcrypto_hmac::<Hmac<Md5>>(secret, data),
+            Self::HmacSha224 => return rustcrypto_hmac::<Hmac<Sha224>>(secret, data),
+            Self::HmacSha1 => ring_hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Self::HmacSha256 => ring_hmac::HMAC_SHA256,
+            Self::HmacSha384 => ring_hmac::HMAC_SHA384,
+            Self::HmacSha512 => ring_hmac::HMAC_SHA512,
         };
-        hmac::sign(&hmac::Key::new(ring_algorithm, secret), data)
+        ring_hmac::sign(&ring_hmac::Key::new(ring_algorithm, secret), data)
             .as_ref()
             .to_vec()
+    }
+}
+
+/// HMAC with the `hmac` crate. HMAC takes a key of any length (RFC 2104 §3),
+/// so `new_from_slice` cannot fail; were it to, the empty MAC it returns
+/// matches nothing ([`super::Key::mac_matches`] refuses MACs shorter than
+/// RFC 8945 §5.2.2.1 allows).
+fn rustcrypto_hmac<M: Mac + hmac::digest::KeyInit>(secret: &[u8], data: &[u8]) -> Vec<u8> {
+    match <M as Mac>::new_from_slice(secret) {
+        Ok(mut mac) => {
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
     }
 }
 

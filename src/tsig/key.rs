@@ -8,8 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hickory_proto::rr::Name;
 use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq as _;
 
-use super::{Algorithm, constant_time_eq};
+use super::Algorithm;
 
 /// A TSIG key: name, algorithm and secret. `Debug` redacts the secret.
 #[derive(Clone)]
@@ -60,11 +61,18 @@ impl Key {
     }
 
     /// Whether `received` (possibly truncated) is the MAC of `data`,
-    /// compared in constant time.
+    /// compared in constant time (RFC 8945 §5.2.2). A MAC shorter than
+    /// §5.2.2.1 allows ("the larger of 10 (octets) and half the length of
+    /// the hash function in use") or longer than the algorithm's output
+    /// never matches, whatever the caller checked before: a truncated
+    /// prefix that short would be guessable.
     pub(super) fn mac_matches(&self, data: &[u8], received: &[u8]) -> bool {
+        if received.len() < self.algorithm.min_mac_len() {
+            return false;
+        }
         let full = self.mac(data);
         full.get(..received.len())
-            .is_some_and(|prefix| constant_time_eq(prefix, received))
+            .is_some_and(|prefix| bool::from(prefix.ct_eq(received)))
     }
 }
 

@@ -24,12 +24,12 @@
 //! hmac-sha384, hmac-sha512) and §7 (truncation policy; answers carry a MAC
 //! as long as the request's). Replay protection beyond the time window is an
 //! exact-MAC cache (RFC 8945 relies on the window and a §5.2.3 SHOULD; see
-//! below). HMAC is ring's except for MD5 (the `md-5` crate) and SHA-224
-//! (implemented here; ring has none), both wrapped in RFC 2104 HMAC and
-//! tested against RFC 2202 / RFC 4231 / FIPS 180 vectors.
+//! below). HMAC is ring's except for MD5 and SHA-224, which ring lacks (the
+//! `hmac` crate over `md-5` and `sha2`), all tested against RFC 2202 /
+//! RFC 4231 vectors; MACs are compared in constant time with `subtle`.
 //!
 //! Files: `algorithm` (the six algorithms and their HMAC), `key` (keys and
-//! the key ring), `rfc2104` (HMAC-MD5 and HMAC-SHA224), `keyfile` (BIND key files), `wire` (finding the TSIG RR,
+//! the key ring), `keyfile` (BIND key files), `wire` (finding the TSIG RR,
 //! the data a MAC covers, signing a message), `verify` (the server's
 //! [`Verifier`]), `reject` (failures, RCODEs and error TSIGs), `response`
 //! (signing answers, [`SignContext`]), `client` (our own requests).
@@ -77,7 +77,6 @@ mod key;
 mod keyfile;
 mod reject;
 mod response;
-mod rfc2104;
 mod verify;
 mod wire;
 
@@ -88,7 +87,6 @@ pub use key::{Key, KeyRing};
 pub use keyfile::{KeyFileError, KeyFileReadError, parse_key_file, read_key_file, write_key_file};
 pub use reject::{RejectRcode, Rejection, TsigFailure};
 pub use response::SignContext;
-pub(crate) use rfc2104::constant_time_eq;
 pub use verify::Verifier;
 
 /// The server's default time fudge, in seconds (BIND's and the customary

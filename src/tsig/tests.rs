@@ -222,6 +222,29 @@ fn hmac_sha_family_matches_rfc2202_and_rfc4231_vectors() {
 }
 
 #[test]
+fn mac_matches_compares_prefixes_no_shorter_than_rfc8945_allows() {
+    let data = b"signed message";
+    for algorithm in Algorithm::ALL {
+        let key = Key::new(name("k"), algorithm, b"secret".to_vec());
+        let full = key.mac(data);
+        let min = algorithm.min_mac_len();
+        assert!(key.mac_matches(data, &full), "{algorithm}");
+        assert!(key.mac_matches(data, &full[..min]), "{algorithm}");
+        // §5.2.2.1: a shorter prefix is never a match, however correct.
+        assert!(!key.mac_matches(data, &full[..min - 1]), "{algorithm}");
+        assert!(!key.mac_matches(data, &[]), "{algorithm}");
+        // Longer than the output, or one bit off, is no match either.
+        let mut longer = full.clone();
+        longer.push(0);
+        assert!(!key.mac_matches(data, &longer), "{algorithm}");
+        let mut flipped = full.clone();
+        flipped[min - 1] ^= 1;
+        assert!(!key.mac_matches(data, &flipped), "{algorithm}");
+        assert!(!key.mac_matches(b"other message", &full), "{algorithm}");
+    }
+}
+
+#[test]
 fn algorithm_names_round_trip() {
     let mins = [10, 10, 14, 16, 24, 32];
     for (algorithm, min) in Algorithm::ALL.into_iter().zip(mins) {
