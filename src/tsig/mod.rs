@@ -23,10 +23,11 @@
 //! (client side), §6 (hmac-md5, hmac-sha1, hmac-sha224, hmac-sha256,
 //! hmac-sha384, hmac-sha512) and §7 (truncation policy; answers carry a MAC
 //! as long as the request's). Replay protection beyond the time window is an
-//! exact-MAC cache (RFC 8945 relies on the window and a §5.2.3 SHOULD; see
-//! below). HMAC is ring's except for MD5 and SHA-224, which ring lacks (the
-//! `hmac` crate over `md-5` and `sha2`), all tested against RFC 2202 /
-//! RFC 4231 vectors; MACs are compared in constant time with `subtle`.
+//! exact-MAC cache, [`crate::replay::ReplayCache`] (RFC 8945 relies on the
+//! window and a §5.2.3 SHOULD; see below). HMAC is ring's except for MD5 and
+//! SHA-224, which ring lacks (the `hmac` crate over `md-5` and `sha2`), all
+//! tested against RFC 2202 / RFC 4231 vectors; MACs are compared in
+//! constant time with `subtle`.
 //!
 //! Files: `algorithm` (the six algorithms and their HMAC), `key` (keys and
 //! the key ring), `keyfile` (BIND key files), `wire` (finding the TSIG RR,
@@ -49,7 +50,8 @@
 //!   refuses a client's byte-identical UDP retransmission after a lost
 //!   answer.
 //! - The replay cache lives in memory: a restart forgets it, and it keeps at
-//!   most [`REPLAY_CACHE_PER_KEY`] MACs per key (oldest evicted first).
+//!   most [`REPLAY_CACHE_PER_KEY`] MACs per key, each for twice the fudge
+//!   (oldest evicted first when full).
 //! - Truncated algorithm names (hmac-sha256-128 and friends, BIND's
 //!   `digest-bits`), gss-tsig and TKEY (RFC 2930, RFC 3645) are not
 //!   supported: such requests get BADKEY, such key files an error.

@@ -1,7 +1,7 @@
 //! The server's check of a signed request (RFC 8945 §5.2): placement, key,
 //! MAC, time, truncation policy, then replay.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,42 +14,7 @@ use super::{
     Algorithm, DEFAULT_FUDGE, KeyRing, REPLAY_CACHE_PER_KEY, RejectRcode, Rejection, SignContext,
     TsigFailure, canonical_name,
 };
-
-/// Recently accepted MAC prefixes of one key.
-#[derive(Default)]
-pub(super) struct ReplayWindow {
-    /// (expiry, MAC prefix), in insertion order.
-    pub(super) order: VecDeque<(u64, Vec<u8>)>,
-    pub(super) seen: HashSet<Vec<u8>>,
-}
-
-impl ReplayWindow {
-    /// Records `id` unless already present; false means a replay.
-    fn insert(&mut self, id: &[u8], expires: u64, now: u64, capacity: usize) -> bool {
-        while let Some((expiry, _)) = self.order.front() {
-            if *expiry >= now {
-                break;
-            }
-            if let Some((_, old)) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        if self.seen.contains(id) {
-            return false;
-        }
-        while self.order.len() >= capacity.max(1) {
-            match self.order.pop_front() {
-                Some((_, old)) => {
-                    self.seen.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.seen.insert(id.to_vec());
-        self.order.push_back((expires, id.to_vec()));
-        true
-    }
-}
+use crate::replay::ReplayCache;
 
 /// Server-side TSIG verifier: checks signed requests against a key ring,
 /// with the server's own fudge and a replay cache. Share one per server.
@@ -57,7 +22,9 @@ pub struct Verifier {
     fudge: u16,
     min_mac_len: usize,
     replay_capacity: usize,
-    pub(super) replay: Mutex<HashMap<Name, ReplayWindow>>,
+    /// Accepted MAC prefixes per key, so that one key's traffic cannot
+    /// evict another's.
+    pub(super) replay: Mutex<HashMap<Name, ReplayCache>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -268,15 +235,15 @@ impl Verifier {
 
         // 5. Replay. Every accepted variant of one signed message (header ID
         // changed, MAC truncated) shares the MAC's first `min_mac_len`
-        // octets, so that prefix identifies it; a repeat can only pass the
-        // time check until Time Signed + fudge, so that is how long it is
-        // kept. A repeat is answered as RFC 8945's own replay rule answers
-        // (§5.2.3: "SHOULD return BADTIME if a message received later has an
-        // earlier Time Signed value"): signed BADTIME, which a client
-        // understands and a replaying attacker learns nothing from.
-        let expires = tsig.time.saturating_add(u64::from(self.fudge));
+        // octets, so that prefix identifies it. A repeat passes the time
+        // check only while now <= Time Signed + fudge <= acceptance + 2 x
+        // fudge, so that is how long it is kept. A repeat is answered as RFC
+        // 8945's own replay rule answers (§5.2.3: "SHOULD return BADTIME if
+        // a message received later has an earlier Time Signed value"):
+        // signed BADTIME, which a client understands and a replaying
+        // attacker learns nothing from.
         let id = tsig.mac.get(..algorithm.min_mac_len()).unwrap_or(&tsig.mac);
-        if !self.remember(key_name, id, expires, now) {
+        if !self.remember(key_name, id, now) {
             return Err(signed(
                 TsigFailure::Replay,
                 "request already accepted",
@@ -295,13 +262,11 @@ impl Verifier {
         }))
     }
 
-    fn remember(&self, key_name: &Name, id: &[u8], expires: u64, now: u64) -> bool {
-        let mut cache = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.entry(canonical_name(key_name)).or_default().insert(
-            id,
-            expires,
-            now,
-            self.replay_capacity,
-        )
+    fn remember(&self, key_name: &Name, id: &[u8], now: u64) -> bool {
+        let mut caches = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
+        caches
+            .entry(canonical_name(key_name))
+            .or_insert_with(|| ReplayCache::new(2 * u64::from(self.fudge), self.replay_capacity))
+            .insert(Arc::from(id), now)
     }
 }
