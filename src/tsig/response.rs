@@ -54,8 +54,8 @@ impl SignContext {
     /// Variables (response)"; Original ID is the response's ID.
     ///
     /// Hand the record to hickory as the message signature (it becomes the
-    /// last additional record), or use [`append_tsig`], which also keeps the
-    /// owner name uncompressed as BIND does.
+    /// last additional record), or use [`append_tsig`](super::append_tsig),
+    /// which also keeps the owner name uncompressed as BIND does.
     pub fn sign_response(&self, response: &[u8], now: u64) -> Record<TSIG> {
         let stub = self.stub(response, now);
         let (record, mac) = sign_message(
