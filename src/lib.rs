@@ -26,6 +26,7 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod query;
+pub mod replay;
 pub mod rollover;
 pub mod serial;
 pub mod server;

@@ -28,6 +28,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq as _;
 
 use crate::config::Config;
 use crate::diag::FileError;
@@ -86,7 +87,7 @@ impl Token {
     }
 
     pub fn matches(&self, presented: &[u8]) -> bool {
-        crate::tsig::constant_time_eq(&self.0, presented)
+        bool::from(self.0.as_slice().ct_eq(presented))
     }
 }
 

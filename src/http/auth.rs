@@ -23,12 +23,14 @@
 //! authenticity, not confidentiality: plain HTTP is enough on a trusted
 //! path, and a TLS proxy in front changes nothing.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use subtle::ConstantTimeEq as _;
 
+use crate::replay::ReplayCache;
 use crate::tsig::{Key, KeyRing};
 
 pub const SCHEME: &str = "TSIG-HMAC";
@@ -131,7 +133,9 @@ fn parse(header: &str) -> Result<Parsed, AuthError> {
 /// Server-side verification with a replay cache shared by all requests.
 pub struct Verifier {
     fudge: u64,
-    seen: Mutex<VecDeque<(u64, Vec<u8>)>>,
+    /// MACs accepted within the last 2 × fudge: a request passes the time
+    /// check at most that long after it was first accepted.
+    seen: Mutex<ReplayCache>,
 }
 
 /// Most remembered MACs (oldest forgotten first).
@@ -139,9 +143,10 @@ const REPLAY_CAPACITY: usize = 100_000;
 
 impl Verifier {
     pub fn new(fudge: u16) -> Self {
+        let fudge = u64::from(fudge);
         Self {
-            fudge: u64::from(fudge),
-            seen: Mutex::new(VecDeque::new()),
+            fudge,
+            seen: Mutex::new(ReplayCache::new(2 * fudge, REPLAY_CAPACITY)),
         }
     }
 
@@ -159,7 +164,7 @@ impl Verifier {
         let name = crate::zone::absolute_name(&p.key).map_err(|_| AuthError::UnknownKey)?;
         let key = keys.get(&name).ok_or(AuthError::UnknownKey)?;
         let want = key.mac(&signed_bytes(method, path, p.time, &p.nonce, body));
-        if !crate::tsig::constant_time_eq(&want, &p.mac) {
+        if !bool::from(want.ct_eq(&p.mac)) {
             return Err(AuthError::BadMac);
         }
         if now.abs_diff(p.time) > self.fudge {
@@ -168,18 +173,14 @@ impl Verifier {
                 fudge: self.fudge,
             });
         }
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        while seen
-            .front()
-            .is_some_and(|(t, _)| t.saturating_add(2 * self.fudge) < now)
-            || seen.len() >= REPLAY_CAPACITY
-        {
-            seen.pop_front();
-        }
-        if seen.iter().any(|(_, m)| *m == p.mac) {
+        let fresh = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(Arc::from(p.mac), now);
+        if !fresh {
             return Err(AuthError::Replay);
         }
-        seen.push_back((now, p.mac));
         Ok(key)
     }
 }

@@ -8,10 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::TSigner;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
 
+use super::wire::{BAD_TSIG_RR, NOT_LAST, TRAILING, u48_bytes};
 use super::*;
 
 /// Time Signed of the captured nsupdate requests below.
@@ -217,6 +219,29 @@ fn hmac_sha_family_matches_rfc2202_and_rfc4231_vectors() {
         ),
         "95e9a0db962095adaebe9b2d6f0dbce2d499f112f2d2b7273fa6870e"
     );
+}
+
+#[test]
+fn mac_matches_compares_prefixes_no_shorter_than_rfc8945_allows() {
+    let data = b"signed message";
+    for algorithm in Algorithm::ALL {
+        let key = Key::new(name("k"), algorithm, b"secret".to_vec());
+        let full = key.mac(data);
+        let min = algorithm.min_mac_len();
+        assert!(key.mac_matches(data, &full), "{algorithm}");
+        assert!(key.mac_matches(data, &full[..min]), "{algorithm}");
+        // §5.2.2.1: a shorter prefix is never a match, however correct.
+        assert!(!key.mac_matches(data, &full[..min - 1]), "{algorithm}");
+        assert!(!key.mac_matches(data, &[]), "{algorithm}");
+        // Longer than the output, or one bit off, is no match either.
+        let mut longer = full.clone();
+        longer.push(0);
+        assert!(!key.mac_matches(data, &longer), "{algorithm}");
+        let mut flipped = full.clone();
+        flipped[min - 1] ^= 1;
+        assert!(!key.mac_matches(data, &flipped), "{algorithm}");
+        assert!(!key.mac_matches(b"other message", &full), "{algorithm}");
+    }
 }
 
 #[test]
@@ -879,11 +904,16 @@ fn replay_cache_is_bounded_per_key() {
         rejection(verifier.verify(&requests[2], &keys, NOW)).reason,
         TsigFailure::Replay
     );
-    {
-        let cache = verifier.replay.lock().unwrap();
-        assert_eq!(cache.get(&name("mx1.")).unwrap().order.len(), 2);
-        assert_eq!(cache.get(&name("mx1.")).unwrap().seen.len(), 2);
-    }
+    assert_eq!(
+        verifier
+            .replay
+            .lock()
+            .unwrap()
+            .get(&name("mx1."))
+            .unwrap()
+            .len(),
+        2
+    );
     // The oldest was evicted; that is the price of the bound.
     accepted(verifier.verify(&requests[0], &keys, NOW));
     // Expired entries are dropped as time passes.
@@ -891,7 +921,7 @@ fn replay_cache_is_bounded_per_key() {
     let fresh = signed_update(&key, 50, later).0;
     accepted(verifier.verify(&fresh, &keys, later));
     let cache = verifier.replay.lock().unwrap();
-    assert_eq!(cache.get(&name("mx1.")).unwrap().order.len(), 1);
+    assert_eq!(cache.get(&name("mx1.")).unwrap().len(), 1);
 }
 
 #[test]
