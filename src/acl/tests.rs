@@ -1,7 +1,16 @@
 //! Unit tests of ACL parsing and matching, including the bypass battery.
 
-use super::*;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hickory_proto::rr::{Name, RecordType};
+use ipnet::IpNet;
+
+use super::file::{expand, parse_type};
+use super::policy::ADMIN_GRANT;
+use super::*;
+use crate::diag::{FileError, FileErrors};
 
 const ORG: &str = "_acme.example.org.";
 const NET: &str = "_acme.example.net.";
