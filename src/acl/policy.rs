@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
@@ -310,7 +311,7 @@ impl Machine {
 /// Every machine's ACL, indexed by key name.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    machines: Vec<Machine>,
+    machines: Vec<Arc<Machine>>,
     by_key: HashMap<Vec<Vec<u8>>, usize>,
 }
 
@@ -318,26 +319,27 @@ impl Policy {
     /// Add a validated machine. A machine whose key (compared as
     /// [`Policy::machine_for_key`] does) is already taken is not added:
     /// the machine holding it comes back as the error.
-    pub(super) fn insert(&mut self, machine: Machine) -> Result<(), &Machine> {
+    pub(super) fn insert(&mut self, machine: Machine) -> Result<(), &Arc<Machine>> {
         let index_key = name_key(&machine.key);
         if let Some(&first) = self.by_key.get(&index_key) {
             return Err(&self.machines[first]);
         }
         self.by_key.insert(index_key, self.machines.len());
-        self.machines.push(machine);
+        self.machines.push(Arc::new(machine));
         Ok(())
     }
 
     /// The machine whose TSIG key is `key` (case-insensitive; a relative
-    /// and a fully qualified spelling are the same key).
-    pub fn machine_for_key(&self, key: &Name) -> Option<&Machine> {
+    /// and a fully qualified spelling are the same key). Shared: a request
+    /// can keep (clone) it and need not look it up again.
+    pub fn machine_for_key(&self, key: &Name) -> Option<&Arc<Machine>> {
         self.by_key
             .get(&name_key(key))
             .and_then(|&i| self.machines.get(i))
     }
 
     /// Every machine, in file-name order.
-    pub fn machines(&self) -> &[Machine] {
+    pub fn machines(&self) -> &[Arc<Machine>] {
         &self.machines
     }
 

@@ -550,6 +550,20 @@ fn machine_for_key_ignores_case_and_trailing_dot() {
 }
 
 #[test]
+fn machine_for_key_shares_the_policys_machine_and_it_outlives_the_policy() {
+    let files = vec![(PathBuf::from("acl/mx1.toml"), MX1.to_string())];
+    let p = Policy::from_texts(&files, &served()).unwrap();
+    let held = std::sync::Arc::clone(p.machine_for_key(&n("mx1")).unwrap());
+    assert!(std::sync::Arc::ptr_eq(&held, &p.machines()[0]));
+    drop(p);
+    assert!(may(
+        &held,
+        "_acme-challenge.mx1._acme.example.org.",
+        RecordType::TXT
+    ));
+}
+
+#[test]
 fn key_defaults_to_the_machine_name_and_may_use_the_placeholder() {
     let m = machine("db-2", "[[grant]]\nname = \"x\"\ntypes = [\"TXT\"]\n");
     assert_eq!(m.key, n("db-2."));
