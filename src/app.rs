@@ -8,23 +8,22 @@
 //! at a time; a change is committed to SQLite before the new snapshot is
 //! published and before anyone is told it happened.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, Record, RecordType};
 
-use crate::acl::{self, Policy};
+use crate::acl::{
+    self, MissingKeys, PolicyState, files_fingerprint, load_policy, report_generated,
+};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::diag::{FileError, FileErrors};
+use crate::diag::FileErrors;
 use crate::dnssec::{self, ZoneSigner};
 use crate::metrics::{Metrics, RefusalReason};
 use crate::notify::Propagation;
 use crate::store::{Audit, Change, Source, Store, StoreError};
-use crate::tsig::{self, Algorithm, Key, KeyRing};
+use crate::tsig;
 use crate::update::{self, Actor, Outcome, Refusal};
 use crate::zone::ZoneData;
 use crate::zonefile::{self, ZoneSpec};
@@ -44,14 +43,6 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// ACLs and keys, loaded and validated together.
-pub struct PolicyState {
-    pub policy: Policy,
-    pub keys: KeyRing,
-    /// Keys generated for ACLs that named a missing key: (key name, file).
-    pub generated: Vec<(Name, PathBuf)>,
 }
 
 /// The outcome of the last reload attempt, for logs and status views.
@@ -245,140 +236,11 @@ fn static_fingerprint(spec: &ZoneSpec) -> String {
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn files_fingerprint(dirs: &[&Path]) -> u64 {
-    let mut h = DefaultHasher::new();
-    for dir in dirs {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map(|rd| rd.filter_map(|e| e.ok()).collect())
-            .unwrap_or_default();
-        entries.sort_by_key(|e| e.path());
-        for e in entries {
-            e.path().hash(&mut h);
-            if let Ok(m) = e.metadata() {
-                m.len().hash(&mut h);
-                m.modified().ok().hash(&mut h);
-            }
-        }
-    }
-    h.finish()
-}
-
-/// Load ACLs and keys; generate a key for an ACL whose key is missing if allowed.
-/// What to do about an ACL whose key file does not exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissingKeys {
-    /// Generate it (hmac-sha256, 0600) and say so.
-    Generate,
-    /// An error naming the ACL file.
-    Error,
-    /// Leave it (for `check` when the server would generate it).
-    Ignore,
-}
-
-pub fn load_policy(
-    config: &Config,
-    zones: &[Name],
-    missing: MissingKeys,
-) -> Result<PolicyState, FileErrors> {
-    let policy = Policy::load_dir(&config.acl_dir, zones)?;
-    let mut keys = Vec::new();
-    let mut errors = Vec::new();
-    match std::fs::read_dir(&config.keys_dir) {
-        Ok(rd) => {
-            let mut paths: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "key"))
-                .collect();
-            paths.sort();
-            for p in paths {
-                match tsig::read_key_file(&p) {
-                    Ok(k) => keys.extend(k),
-                    Err(e) => errors.push(key_error(&p, &e)),
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => errors.push(FileError::whole_file(
-            &config.keys_dir,
-            format!("cannot read keys directory: {e}"),
-        )),
-    }
-    if !errors.is_empty() {
-        return Err(FileErrors(errors));
-    }
-    let known: std::collections::HashSet<Name> =
-        keys.iter().map(|k: &Key| k.name.to_lowercase()).collect();
-    let mut generated = Vec::new();
-    for m in policy.machines() {
-        if known.contains(&m.key.to_lowercase()) {
-            continue;
-        }
-        if missing == MissingKeys::Ignore {
-            continue;
-        }
-        if missing == MissingKeys::Error {
-            errors.push(FileError::whole_file(
-                &m.path,
-                format!("key {} not found in {}", m.key, config.keys_dir.display()),
-            ));
-            continue;
-        }
-        let path = config.keys_dir.join(format!("{}.key", m.name));
-        let made = std::fs::create_dir_all(&config.keys_dir)
-            .map_err(|e| e.to_string())
-            .and_then(|_| {
-                Key::generate(m.key.clone(), Algorithm::HmacSha256)
-                    .map_err(|_| "no randomness".to_string())
-            })
-            .and_then(|k| {
-                tsig::write_key_file(&path, &k)
-                    .map(|_| k)
-                    .map_err(|e| e.to_string())
-            });
-        match made {
-            Ok(k) => {
-                generated.push((k.name.clone(), path));
-                keys.push(k);
-            }
-            Err(e) => errors.push(FileError::whole_file(
-                &path,
-                format!("cannot write generated key: {e}"),
-            )),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(FileErrors(errors));
-    }
-    let ring = KeyRing::new(keys);
-    Ok(PolicyState {
-        policy,
-        keys: ring,
-        generated,
-    })
-}
-
 fn missing_keys_mode(config: &Config) -> MissingKeys {
     if config.generate_missing_keys {
         MissingKeys::Generate
     } else {
         MissingKeys::Error
-    }
-}
-
-fn key_error(path: &Path, e: &tsig::KeyFileReadError) -> FileError {
-    match e {
-        tsig::KeyFileReadError::Parse {
-            line,
-            column,
-            message,
-            ..
-        } => FileError {
-            path: path.to_path_buf(),
-            line: *line,
-            column: *column,
-            message: message.clone(),
-        },
-        other => FileError::whole_file(path, other.to_string()),
     }
 }
 
@@ -835,13 +697,6 @@ impl App {
 /// when it holds none.
 pub fn signature_horizon(zone: &ZoneData) -> Option<u64> {
     zone.earliest_signature_expiry().map(u64::from)
-}
-
-fn report_generated(p: &PolicyState) {
-    for (name, path) in &p.generated {
-        tracing::warn!(key = %name, file = %path.display(), "generated a missing TSIG key");
-        println!("generated TSIG key {name} in {}", path.display());
-    }
 }
 
 /// Re-exported for `check`.

@@ -9,8 +9,7 @@ use std::path::Path;
 
 use hickory_proto::rr::Name;
 
-use crate::acl::{self, Policy};
-use crate::app::{MissingKeys, load_policy};
+use crate::acl::{self, MissingKeys, Policy, load_policy};
 use crate::config::Config;
 use crate::dnssec::{self, ZoneKey};
 use crate::tsig::{self, Algorithm, Key};

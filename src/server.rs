@@ -362,7 +362,7 @@ impl Handler {
         &self,
         request: &Request,
         rej: &crate::tsig::Rejection,
-        policy: &crate::app::PolicyState,
+        policy: &crate::acl::PolicyState,
     ) {
         let known = rej
             .key_name

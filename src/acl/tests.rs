@@ -1,7 +1,16 @@
 //! Unit tests of ACL parsing and matching, including the bypass battery.
 
-use super::*;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hickory_proto::rr::{Name, RecordType};
+use ipnet::IpNet;
+
+use super::file::{expand, parse_type};
+use super::policy::ADMIN_GRANT;
+use super::*;
+use crate::diag::{FileError, FileErrors};
 
 const ORG: &str = "_acme.example.org.";
 const NET: &str = "_acme.example.net.";
@@ -538,6 +547,20 @@ fn machine_for_key_ignores_case_and_trailing_dot() {
     assert!(p.machine_for_key(&n("web")).is_none());
     assert!(p.machine_for_key(&n("mx1.example.")).is_none());
     assert!(p.machine_for_key(&n("mx1\\.example.")).is_none());
+}
+
+#[test]
+fn machine_for_key_shares_the_policys_machine_and_it_outlives_the_policy() {
+    let files = vec![(PathBuf::from("acl/mx1.toml"), MX1.to_string())];
+    let p = Policy::from_texts(&files, &served()).unwrap();
+    let held = std::sync::Arc::clone(p.machine_for_key(&n("mx1")).unwrap());
+    assert!(std::sync::Arc::ptr_eq(&held, &p.machines()[0]));
+    drop(p);
+    assert!(may(
+        &held,
+        "_acme-challenge.mx1._acme.example.org.",
+        RecordType::TXT
+    ));
 }
 
 #[test]
