@@ -65,16 +65,6 @@ impl RefusalReason {
             Self::ShuttingDown => "shutting_down",
         }
     }
-
-    pub fn from_kind(kind: crate::update::RefusalKind) -> Self {
-        use crate::update::RefusalKind as K;
-        match kind {
-            K::Format => Self::Format,
-            K::Prerequisite => Self::Prerequisite,
-            K::Acl => Self::Acl,
-            K::Limit => Self::Limit,
-        }
-    }
 }
 
 /// The RFC mnemonic of an RCODE (`NOERROR`, `REFUSED`, ...), `RCODE<n>`
