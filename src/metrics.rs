@@ -503,7 +503,9 @@ mod tests {
         m.notify_sent.inc(&["z.", "x\"y\\z\nw"]);
         let text = exposition(&m);
         assert!(
-            text.contains("zonewarden_notify_sent_total{zone=\"z.\",secondary=\"x\\\"y\\\\z\\nw\"} 1\n"),
+            text.contains(
+                "zonewarden_notify_sent_total{zone=\"z.\",secondary=\"x\\\"y\\\\z\\nw\"} 1\n"
+            ),
             "{text}"
         );
     }

@@ -591,7 +591,12 @@ pub fn render_metrics(app: &App) -> Result<String, std::fmt::Error> {
             }
         }
     }
-    metrics::register_gauges(r, "zonewarden_zone_serial", "The SOA serial served", serials);
+    metrics::register_gauges(
+        r,
+        "zonewarden_zone_serial",
+        "The SOA serial served",
+        serials,
+    );
     metrics::register_gauges(
         r,
         "zonewarden_zone_records",
