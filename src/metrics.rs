@@ -1,28 +1,47 @@
-//! What the server counts, and the Prometheus text exposition of it
-//! (format 0.0.4: `# HELP`, `# TYPE`, samples; label values escaped).
+//! What the server counts, and the Prometheus exposition of it.
 //!
-//! Hand-written rather than a crate: a dozen counter families, one
-//! histogram, no dependencies. Counters are atomics or small maps behind a
-//! mutex (queries: a fixed table of atomics, so the query path takes no
-//! lock and allocates nothing), updated where the outcome is decided (`server` for queries, TSIG
-//! failures and update outcomes, `app` for reloads and expiry, `notify` for
-//! NOTIFY, `store` for commit latency). Gauges that describe state (serials,
-//! lag, signature horizon) are computed when `/metrics` is scraped, from the
-//! same snapshots the DNS side serves; see `http::api::render_metrics`.
+//! The metrics are `prometheus-client` ones (`Family` of `Counter`s,
+//! `Histogram`), and `/metrics` is that crate's encoder for the Prometheus
+//! text format 0.0.4 ([`CONTENT_TYPE`]): `# HELP`, `# TYPE`, samples, label
+//! values escaped. Counters are updated where the outcome is decided
+//! (`server` for queries, TSIG failures and update outcomes, `app` for
+//! reloads and expiry, `notify` for NOTIFY, `store` for commit latency).
+//! Gauges that describe state (serials, lag, signature horizon) are
+//! computed when `/metrics` is scraped, from the same snapshots the DNS
+//! side serves, and added to the scrape's [`Metrics::registry`]; see
+//! `http::api::render_metrics`.
+//!
+//! The query path takes no lock and allocates nothing: a `Family` takes a
+//! read lock and builds a label set per increment, so queries are counted
+//! in a fixed table of atomics per (type, rcode) ([`QueryCounter`]) that a
+//! `prometheus-client` collector reads at scrape time. The other families
+//! count rarer events (UPDATEs, NOTIFYs, reloads, TSIG failures).
 //!
 //! Label values come from closed sets (record type names, RCODE names,
 //! refusal reasons) or from configuration (zone, secondary and key names),
 //! never from arbitrary request data, so an attacker cannot grow the series
 //! count: a TSIG failure naming an unknown key is counted under
 //! `key="(unknown)"`.
+//!
+//! This module imports no other module of the crate.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`encode`]'s output (Prometheus text, 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Why an UPDATE was not applied, one value per place the server decides
 /// it (the `reason` label of `zonewarden_updates_refused_total`).
@@ -65,16 +84,6 @@ impl RefusalReason {
             Self::ShuttingDown => "shutting_down",
         }
     }
-
-    pub fn from_kind(kind: crate::update::RefusalKind) -> Self {
-        use crate::update::RefusalKind as K;
-        match kind {
-            K::Format => Self::Format,
-            K::Prerequisite => Self::Prerequisite,
-            K::Acl => Self::Acl,
-            K::Limit => Self::Limit,
-        }
-    }
 }
 
 /// The RFC mnemonic of an RCODE (`NOERROR`, `REFUSED`, ...), `RCODE<n>`
@@ -99,43 +108,56 @@ pub fn rcode_name(rcode: hickory_proto::op::ResponseCode) -> String {
     name.to_string()
 }
 
-/// A counter with labels: label values → count.
-#[derive(Debug, Default)]
+/// Label pairs in the order their family names them.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// A counter family whose label names are fixed at construction, counted
+/// with the values alone: `inc(&[zone, "changed"])`.
+#[derive(Debug, Clone)]
 pub struct CounterVec {
-    values: Mutex<BTreeMap<Vec<String>, u64>>,
+    names: &'static [&'static str],
+    family: Family<Labels, Counter>,
 }
 
 impl CounterVec {
-    pub fn inc(&self, labels: &[&str]) {
-        self.add(labels, 1);
+    pub fn new(names: &'static [&'static str]) -> Self {
+        Self {
+            names,
+            family: Family::default(),
+        }
     }
 
-    pub fn add(&self, labels: &[&str], n: u64) {
-        let mut m = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        *m.entry(key).or_insert(0) += n;
+    pub fn inc(&self, values: &[&str]) {
+        self.add(values, 1);
+    }
+
+    pub fn add(&self, values: &[&str], n: u64) {
+        self.family.get_or_create(&self.labels(values)).inc_by(n);
     }
 
     /// The count for exactly these label values (0 if never counted).
-    pub fn get(&self, labels: &[&str]) -> u64 {
-        let m = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        m.get(&key).copied().unwrap_or(0)
+    pub fn get(&self, values: &[&str]) -> u64 {
+        self.family.get(&self.labels(values)).map_or(0, |c| c.get())
     }
 
-    fn snapshot(&self) -> Vec<(Vec<String>, u64)> {
-        let m = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    fn labels(&self, values: &[&str]) -> Labels {
+        debug_assert_eq!(values.len(), self.names.len(), "{:?}", self.names);
+        self.names
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (*k, v.to_string()))
+            .collect()
     }
 }
 
 /// Answered queries by type and RCODE, counted without a lock or an
 /// allocation (the query path never locks): one atomic per (type, rcode)
 /// slot. Types outside [`QUERY_TYPES`] count as "other"; RCODEs above 16
-/// as the last slot.
-#[derive(Debug)]
+/// as the last slot. Exposed as `zonewarden_queries_total` by its
+/// [`Collector`] impl, one sample per non-zero slot.
+#[derive(Debug, Clone)]
 pub struct QueryCounter {
-    slots: Vec<AtomicU64>,
+    slots: Arc<[AtomicU64]>,
 }
 
 /// The query types counted by name (what clients, secondaries and
@@ -182,7 +204,7 @@ impl Default for QueryCounter {
 
 impl QueryCounter {
     /// Count one answer; `qtype` None when the query had no question.
-    pub fn inc(&self, qtype: Option<RecordType>, rcode: hickory_proto::op::ResponseCode) {
+    pub fn inc(&self, qtype: Option<RecordType>, rcode: ResponseCode) {
         let t = match qtype {
             None => TYPE_SLOTS - 1,
             Some(q) => QUERY_TYPES
@@ -194,9 +216,9 @@ impl QueryCounter {
         self.slots[t * RCODE_SLOTS + r].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The non-zero counts as labelled rows, for the exposition.
-    fn to_counter_vec(&self) -> CounterVec {
-        let out = CounterVec::default();
+    /// The non-zero counts with their `type` and `rcode` labels.
+    fn rows(&self) -> Vec<([(&'static str, String); 2], u64)> {
+        let mut out = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             let n = slot.load(Ordering::Relaxed);
             if n == 0 {
@@ -211,13 +233,27 @@ impl QueryCounter {
             let rcode = if r == RCODE_SLOTS - 1 {
                 "other".to_string()
             } else {
-                rcode_name(<hickory_proto::op::ResponseCode as From<u16>>::from(
-                    r as u16,
-                ))
+                rcode_name(<ResponseCode as From<u16>>::from(r as u16))
             };
-            out.add(&[&qtype, &rcode], n);
+            out.push(([("type", qtype), ("rcode", rcode)], n));
         }
         out
+    }
+}
+
+impl Collector for QueryCounter {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // (the encoder appends `_total` to a counter's name)
+        let mut family = encoder.encode_descriptor(
+            "zonewarden_queries",
+            "DNS queries answered, by query type and response code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, n) in self.rows() {
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -226,46 +262,6 @@ impl QueryCounter {
 pub const COMMIT_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-
-/// A fixed-bucket histogram of durations.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    /// Observations per bucket (not cumulative); the last one is +Inf.
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
-}
-
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_nanos: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(self.bounds.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-}
 
 /// Everything counted since the process started.
 #[derive(Debug)]
@@ -294,25 +290,25 @@ pub struct Metrics {
     /// Commits that failed (the change was not applied).
     pub commit_failures: AtomicU64,
     /// Whether the last commit failed (readiness).
-    pub last_commit_failed: std::sync::atomic::AtomicBool,
+    pub last_commit_failed: AtomicBool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self {
             queries: QueryCounter::default(),
-            updates_accepted: CounterVec::default(),
-            updates_refused: CounterVec::default(),
+            updates_accepted: CounterVec::new(&["zone", "result"]),
+            updates_refused: CounterVec::new(&["reason"]),
             updates_failed: AtomicU64::new(0),
-            tsig_failures: CounterVec::default(),
-            acl_reloads: CounterVec::default(),
-            records_expired: CounterVec::default(),
-            notify_sent: CounterVec::default(),
-            notify_failed: CounterVec::default(),
-            transfers: CounterVec::default(),
-            commit_seconds: Histogram::new(COMMIT_BUCKETS),
+            tsig_failures: CounterVec::new(&["key", "error"]),
+            acl_reloads: CounterVec::new(&["result"]),
+            records_expired: CounterVec::new(&["zone"]),
+            notify_sent: CounterVec::new(&["zone", "secondary"]),
+            notify_failed: CounterVec::new(&["zone", "secondary"]),
+            transfers: CounterVec::new(&["form"]),
+            commit_seconds: Histogram::new(COMMIT_BUCKETS.iter().copied()),
             commit_failures: AtomicU64::new(0),
-            last_commit_failed: std::sync::atomic::AtomicBool::new(false),
+            last_commit_failed: AtomicBool::new(false),
         }
     }
 }
@@ -321,201 +317,123 @@ impl Metrics {
     /// Record one commit attempt (called by `store`).
     pub fn commit_done(&self, took: Duration, ok: bool) {
         if ok {
-            self.commit_seconds.observe(took);
+            self.commit_seconds.observe(took.as_secs_f64());
         } else {
             self.commit_failures.fetch_add(1, Ordering::Relaxed);
         }
         self.last_commit_failed.store(!ok, Ordering::Relaxed);
     }
 
-    /// The counters and the histogram, in exposition format.
-    pub fn render(&self, out: &mut Exposition) {
-        out.counter_vec(
-            "zonewarden_queries_total",
-            "DNS queries answered, by query type and response code.",
-            &["type", "rcode"],
-            &self.queries.to_counter_vec(),
+    /// A registry of the counters and the histogram, for one scrape: the
+    /// caller adds the state gauges ([`register_gauge`],
+    /// [`register_gauges`]) and [`encode`]s it. Cheap: the families are
+    /// shared, not copied.
+    ///
+    /// (Names are given without the `_total` the encoder appends to a
+    /// counter's, and help texts without the full stop it appends.)
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register_collector(Box::new(self.queries.clone()));
+        let families: [(&str, &str, &CounterVec); 8] = [
+            (
+                "zonewarden_updates_accepted",
+                "UPDATEs accepted, by zone and whether they changed the zone",
+                &self.updates_accepted,
+            ),
+            (
+                "zonewarden_updates_refused",
+                "UPDATEs refused, by reason",
+                &self.updates_refused,
+            ),
+            (
+                "zonewarden_tsig_failures",
+                "TSIG verification failures, by key (\"(unknown)\" for keys not configured) and error",
+                &self.tsig_failures,
+            ),
+            (
+                "zonewarden_acl_reloads",
+                "ACL and key reloads, by result",
+                &self.acl_reloads,
+            ),
+            (
+                "zonewarden_records_expired",
+                "Stale challenge records removed by expiry",
+                &self.records_expired,
+            ),
+            (
+                "zonewarden_notify_sent",
+                "NOTIFYs acknowledged by a secondary",
+                &self.notify_sent,
+            ),
+            (
+                "zonewarden_notify_failed",
+                "NOTIFYs not acknowledged (timeout, error answer); each is retried",
+                &self.notify_failed,
+            ),
+            (
+                "zonewarden_transfers",
+                "Zone transfers served, by form",
+                &self.transfers,
+            ),
+        ];
+        for (name, help, c) in families {
+            r.register(name, help, c.family.clone());
+        }
+        r.register(
+            "zonewarden_updates_failed",
+            "UPDATEs that could not be committed (answered SERVFAIL, nothing changed)",
+            ConstCounter::new(self.updates_failed.load(Ordering::Relaxed)),
         );
-        out.counter_vec(
-            "zonewarden_updates_accepted_total",
-            "UPDATEs accepted, by zone and whether they changed the zone.",
-            &["zone", "result"],
-            &self.updates_accepted,
+        r.register(
+            "zonewarden_sqlite_commit_failures",
+            "SQLite commits that failed (nothing changed)",
+            ConstCounter::new(self.commit_failures.load(Ordering::Relaxed)),
         );
-        out.counter_vec(
-            "zonewarden_updates_refused_total",
-            "UPDATEs refused, by reason.",
-            &["reason"],
-            &self.updates_refused,
-        );
-        out.counter(
-            "zonewarden_updates_failed_total",
-            "UPDATEs that could not be committed (answered SERVFAIL, nothing changed).",
-            self.updates_failed.load(Ordering::Relaxed),
-        );
-        out.counter_vec(
-            "zonewarden_tsig_failures_total",
-            "TSIG verification failures, by key (\"(unknown)\" for keys not configured) and error.",
-            &["key", "error"],
-            &self.tsig_failures,
-        );
-        out.counter_vec(
-            "zonewarden_acl_reloads_total",
-            "ACL and key reloads, by result.",
-            &["result"],
-            &self.acl_reloads,
-        );
-        out.counter_vec(
-            "zonewarden_records_expired_total",
-            "Stale challenge records removed by expiry.",
-            &["zone"],
-            &self.records_expired,
-        );
-        out.counter_vec(
-            "zonewarden_notify_sent_total",
-            "NOTIFYs acknowledged by a secondary.",
-            &["zone", "secondary"],
-            &self.notify_sent,
-        );
-        out.counter_vec(
-            "zonewarden_notify_failed_total",
-            "NOTIFYs not acknowledged (timeout, error answer); each is retried.",
-            &["zone", "secondary"],
-            &self.notify_failed,
-        );
-        out.counter_vec(
-            "zonewarden_transfers_total",
-            "Zone transfers served, by form.",
-            &["form"],
-            &self.transfers,
-        );
-        out.counter(
-            "zonewarden_sqlite_commit_failures_total",
-            "SQLite commits that failed (nothing changed).",
-            self.commit_failures.load(Ordering::Relaxed),
-        );
-        out.histogram(
+        r.register(
             "zonewarden_sqlite_commit_duration_seconds",
-            "Time to commit one change to SQLite, fsync included.",
-            &self.commit_seconds,
+            "Time to commit one change to SQLite, fsync included",
+            self.commit_seconds.clone(),
         );
+        r
     }
 }
 
-/// A Prometheus text exposition being written.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    text: String,
+/// Add a gauge without labels, valued at scrape time (`help` without the
+/// final full stop, which the registry adds).
+pub fn register_gauge(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    registry.register(name, help, ConstGauge::new(value));
 }
 
-/// Escape a label value: backslash, double quote and line feed.
-pub fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
+/// Add a gauge family valued at scrape time, one sample per label set (a
+/// family without samples is left out of the exposition, as are counter
+/// families nothing was counted in).
+pub fn register_gauges(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels, f64)>,
+) {
+    let family = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for (labels, v) in samples {
+        family.get_or_create(&labels).set(v);
     }
-    s
+    registry.register(name, help, family);
 }
 
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// A float as the exposition format writes it.
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
-impl Exposition {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn into_string(self) -> String {
-        self.text
-    }
-
-    /// `# HELP` and `# TYPE` lines.
-    pub fn family(&mut self, name: &str, help: &str, kind: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    /// One sample line.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
-            }
-            self.text.push('}');
-        }
-        let _ = writeln!(self.text, " {}", number(value));
-    }
-
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) {
-        self.family(name, help, "counter");
-        self.sample(name, &[], value as f64);
-    }
-
-    pub fn counter_vec(&mut self, name: &str, help: &str, labels: &[&str], c: &CounterVec) {
-        self.family(name, help, "counter");
-        for (values, n) in c.snapshot() {
-            let pairs: Vec<(&str, &str)> = labels
-                .iter()
-                .copied()
-                .zip(values.iter().map(|s| s.as_str()))
-                .collect();
-            self.sample(name, &pairs, n as f64);
-        }
-    }
-
-    /// A gauge family with one sample per label set.
-    pub fn gauge_vec(&mut self, name: &str, help: &str, samples: &[(Vec<(&str, &str)>, f64)]) {
-        self.family(name, help, "gauge");
-        for (labels, v) in samples {
-            self.sample(name, labels, *v);
-        }
-    }
-
-    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
-        self.family(name, help, "histogram");
-        let bucket = format!("{name}_bucket");
-        let mut cumulative = 0u64;
-        for (i, b) in h.buckets.iter().enumerate() {
-            cumulative += b.load(Ordering::Relaxed);
-            let le = match h.bounds.get(i) {
-                Some(v) => number(*v),
-                None => "+Inf".into(),
-            };
-            self.sample(&bucket, &[("le", &le)], cumulative as f64);
-        }
-        let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        self.sample(&format!("{name}_sum"), &[], sum);
-        self.sample(&format!("{name}_count"), &[], cumulative as f64);
-    }
+/// The registry in the Prometheus text format ([`CONTENT_TYPE`]).
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exposition(m: &Metrics) -> String {
+        encode(&m.registry()).unwrap()
+    }
 
     #[test]
     fn query_counts_land_in_their_type_and_rcode_rows() {
@@ -527,35 +445,116 @@ mod tests {
         q.inc(Some(RecordType::Unknown(65280)), R::Refused);
         q.inc(None, R::FormErr);
         q.inc(Some(RecordType::SOA), R::BADKEY);
-        let rows = q.to_counter_vec();
-        assert_eq!(rows.get(&["TXT", "NOERROR"]), 2);
-        assert_eq!(rows.get(&["TXT", "NXDOMAIN"]), 1);
-        assert_eq!(rows.get(&["other", "REFUSED"]), 1);
-        assert_eq!(rows.get(&["none", "FORMERR"]), 1);
-        assert_eq!(rows.get(&["SOA", "other"]), 1);
-        assert_eq!(rows.snapshot().len(), 5);
+        let rows: Vec<(String, String, u64)> = q
+            .rows()
+            .into_iter()
+            .map(|([(_, t), (_, r)], n)| (t, r, n))
+            .collect();
+        let get = |t: &str, r: &str| {
+            rows.iter()
+                .find(|row| row.0 == t && row.1 == r)
+                .map_or(0, |row| row.2)
+        };
+        assert_eq!(get("TXT", "NOERROR"), 2);
+        assert_eq!(get("TXT", "NXDOMAIN"), 1);
+        assert_eq!(get("other", "REFUSED"), 1);
+        assert_eq!(get("none", "FORMERR"), 1);
+        assert_eq!(get("SOA", "other"), 1);
+        assert_eq!(rows.len(), 5);
+    }
+
+    #[test]
+    fn the_exposition_names_types_and_labels_every_family_as_before() {
+        let m = Metrics::default();
+        m.queries.inc(Some(RecordType::TXT), ResponseCode::NXDomain);
+        m.updates_accepted.inc(&["_acme.example.org.", "changed"]);
+        m.updates_failed.fetch_add(2, Ordering::Relaxed);
+        m.tsig_failures.inc(&["(unknown)", "badkey"]);
+        m.records_expired.add(&["_acme.example.org."], 3);
+        m.updates_refused.inc(&["acl"]);
+        let text = exposition(&m);
+        for line in [
+            "# HELP zonewarden_queries_total DNS queries answered, by query type and response code.\n",
+            "# TYPE zonewarden_queries_total counter\n",
+            "zonewarden_queries_total{type=\"TXT\",rcode=\"NXDOMAIN\"} 1\n",
+            "# HELP zonewarden_updates_accepted_total UPDATEs accepted, by zone and whether they changed the zone.\n",
+            "zonewarden_updates_accepted_total{zone=\"_acme.example.org.\",result=\"changed\"} 1\n",
+            "# TYPE zonewarden_updates_failed_total counter\n",
+            "zonewarden_updates_failed_total 2\n",
+            "# HELP zonewarden_tsig_failures_total TSIG verification failures, by key (\"(unknown)\" for keys not configured) and error.\n",
+            "zonewarden_tsig_failures_total{key=\"(unknown)\",error=\"badkey\"} 1\n",
+            "zonewarden_records_expired_total{zone=\"_acme.example.org.\"} 3\n",
+            "# TYPE zonewarden_updates_refused_total counter\n",
+            "zonewarden_updates_refused_total{reason=\"acl\"} 1\n",
+            "zonewarden_sqlite_commit_failures_total 0\n",
+            "# TYPE zonewarden_sqlite_commit_duration_seconds histogram\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        // A family nothing was counted in has no samples, and is not declared.
+        assert!(!text.contains("zonewarden_notify_failed"), "{text}");
+        assert_eq!(m.records_expired.get(&["_acme.example.org."]), 3);
+        assert_eq!(m.records_expired.get(&["other.test."]), 0);
     }
 
     #[test]
     fn label_values_are_escaped() {
-        let mut e = Exposition::new();
-        e.sample("m", &[("a", "x\"y\\z\nw")], 1.0);
-        assert_eq!(e.into_string(), "m{a=\"x\\\"y\\\\z\\nw\"} 1\n");
+        let m = Metrics::default();
+        m.notify_sent.inc(&["z.", "x\"y\\z\nw"]);
+        let text = exposition(&m);
+        assert!(
+            text.contains(
+                "zonewarden_notify_sent_total{zone=\"z.\",secondary=\"x\\\"y\\\\z\\nw\"} 1\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_end_with_inf() {
-        let h = Histogram::new(&[0.001, 0.01]);
-        h.observe(Duration::from_micros(500));
-        h.observe(Duration::from_millis(5));
-        h.observe(Duration::from_secs(1));
-        let mut e = Exposition::new();
-        e.histogram("h", "help", &h);
-        let text = e.into_string();
-        assert!(text.contains("h_bucket{le=\"0.001\"} 1\n"), "{text}");
-        assert!(text.contains("h_bucket{le=\"0.01\"} 2\n"), "{text}");
-        assert!(text.contains("h_bucket{le=\"+Inf\"} 3\n"), "{text}");
-        assert!(text.contains("h_count 3\n"), "{text}");
-        assert!(text.contains("h_sum 1.0055\n"), "{text}");
+        let m = Metrics::default();
+        m.commit_done(Duration::from_micros(500), true);
+        m.commit_done(Duration::from_millis(5), true);
+        m.commit_done(Duration::from_secs(1), true);
+        m.commit_done(Duration::from_secs(1), false);
+        let text = exposition(&m);
+        let h = "zonewarden_sqlite_commit_duration_seconds";
+        for line in [
+            format!("{h}_bucket{{le=\"0.0005\"}} 1\n"),
+            format!("{h}_bucket{{le=\"0.005\"}} 2\n"),
+            format!("{h}_bucket{{le=\"1\"}} 3\n"),
+            format!("{h}_bucket{{le=\"+Inf\"}} 3\n"),
+            format!("{h}_count 3\n"),
+            format!("{h}_sum 1.0055\n"),
+            "zonewarden_sqlite_commit_failures_total 1\n".to_string(),
+        ] {
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
+        assert!(m.last_commit_failed.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn scrape_time_gauges_with_and_without_labels() {
+        let mut r = Metrics::default().registry();
+        register_gauge(&mut r, "g_plain", "A gauge", 1.0);
+        register_gauges(
+            &mut r,
+            "g_family",
+            "Per zone",
+            [
+                (vec![("zone", "a.".to_string())], 7.0),
+                (vec![("zone", "b.".to_string())], f64::NAN),
+            ],
+        );
+        register_gauges(&mut r, "g_empty", "None yet", []);
+        let text = encode(&r).unwrap();
+        for line in [
+            "# HELP g_plain A gauge.\n# TYPE g_plain gauge\ng_plain 1",
+            "g_family{zone=\"a.\"} 7",
+            "g_family{zone=\"b.\"} NaN\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        assert!(!text.contains("g_empty"), "{text}");
     }
 }

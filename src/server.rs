@@ -293,7 +293,7 @@ impl Handler {
             }
             Ok(Err(UpdateError::Refused(r))) => {
                 let refused = Refused {
-                    reason: RefusalReason::from_kind(r.kind),
+                    reason: RefusalReason::from(r.kind),
                     rcode: r.rcode,
                     detail: r.reason,
                     owner: r.owner.map(|n| n.to_string()),

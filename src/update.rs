@@ -59,6 +59,18 @@ impl RefusalKind {
     }
 }
 
+/// The metric's refusal reason for a refusal decided here.
+impl From<RefusalKind> for crate::metrics::RefusalReason {
+    fn from(kind: RefusalKind) -> Self {
+        match kind {
+            RefusalKind::Format => Self::Format,
+            RefusalKind::Prerequisite => Self::Prerequisite,
+            RefusalKind::Acl => Self::Acl,
+            RefusalKind::Limit => Self::Limit,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub rcode: ResponseCode,

@@ -75,148 +75,65 @@ async fn get_json(h: &Harness, path: &str) -> serde_json::Value {
 /// A metric sample: name and sorted label pairs.
 type Series = (String, Vec<(String, String)>);
 
-/// Parse the Prometheus text format (0.0.4) strictly: every line a HELP, a
-/// TYPE or a sample; names and label names valid; label values properly
-/// escaped; every sample of a family declared (HELP and TYPE) before it;
-/// no series twice; histogram buckets cumulative and ending in +Inf = count.
+/// Parse the Prometheus text format (0.0.4) with a real parser
+/// (`openmetrics-parser`'s grammar: names, label escapes, numbers; no series
+/// twice, no family split, histogram buckets cumulative with a +Inf one),
+/// then check what the server promises on top: every family declared with
+/// HELP and TYPE, a histogram's +Inf bucket equal to its `_count`.
+/// Flattened to one value per series, a histogram as its `_bucket`, `_sum`
+/// and `_count` samples.
 fn parse_metrics(text: &str) -> BTreeMap<Series, f64> {
-    fn valid_name(s: &str) -> bool {
-        let mut c = s.chars();
-        c.next()
-            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
-            && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
-    }
-    let mut types: BTreeMap<String, String> = BTreeMap::new();
-    let mut helps: BTreeMap<String, String> = BTreeMap::new();
+    use openmetrics_parser::prometheus::parse_prometheus;
+    use openmetrics_parser::{PrometheusType, PrometheusValue};
+    let exposition = parse_prometheus(text).unwrap_or_else(|e| panic!("{e:?} in:\n{text}"));
     let mut out = BTreeMap::new();
-    assert!(text.ends_with('\n'), "exposition ends with a newline");
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').expect("HELP name text");
-            assert!(valid_name(name), "{line}");
-            assert!(!help.is_empty(), "{line}");
-            assert!(
-                helps.insert(name.into(), help.into()).is_none(),
-                "HELP twice: {line}"
-            );
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert!(valid_name(name), "{line}");
-            assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
-                "{line}"
-            );
-            assert!(helps.contains_key(name), "TYPE before HELP: {line}");
-            assert!(
-                types.insert(name.into(), kind.into()).is_none(),
-                "TYPE twice: {line}"
-            );
-            continue;
-        }
-        assert!(
-            !line.starts_with('#') && !line.is_empty(),
-            "stray line {line:?}"
+    let mut put = |name: String, mut labels: Vec<(String, String)>, v: f64| {
+        labels.sort();
+        let series = (name, labels);
+        assert!(out.insert(series.clone(), v).is_none(), "twice: {series:?}");
+    };
+    for (name, family) in &exposition.families {
+        assert!(!family.help.is_empty(), "{name}: no HELP");
+        assert_ne!(
+            family.family_type,
+            PrometheusType::Unknown,
+            "{name}: no TYPE"
         );
-        // name{labels} value
-        let name_end = line.find(['{', ' ']).expect("a sample");
-        let name = &line[..name_end];
-        assert!(valid_name(name), "{line}");
-        let mut rest = &line[name_end..];
-        let mut labels = Vec::new();
-        if let Some(r) = rest.strip_prefix('{') {
-            let mut chars = r.char_indices().peekable();
-            loop {
-                let start = chars.peek().unwrap().0;
-                let mut end = start;
-                for (i, c) in chars.by_ref() {
-                    if c == '=' {
-                        end = i;
-                        break;
+        for sample in family.iter_samples() {
+            let labels: Vec<(String, String)> = sample
+                .get_labelset()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            match &sample.value {
+                PrometheusValue::Counter(c) => put(name.clone(), labels, c.value.as_f64()),
+                PrometheusValue::Gauge(v) => put(name.clone(), labels, v.as_f64()),
+                PrometheusValue::Histogram(h) => {
+                    let count = h.count.unwrap_or_else(|| panic!("{name}: no _count")) as f64;
+                    let inf = h.buckets.iter().find(|b| b.upper_bound == f64::INFINITY);
+                    assert_eq!(
+                        inf.map(|b| b.count.as_f64()),
+                        Some(count),
+                        "{name}: +Inf bucket equals _count"
+                    );
+                    for b in &h.buckets {
+                        let mut l = labels.clone();
+                        let le = if b.upper_bound == f64::INFINITY {
+                            "+Inf".to_string()
+                        } else {
+                            b.upper_bound.to_string()
+                        };
+                        l.push(("le".into(), le));
+                        put(format!("{name}_bucket"), l, b.count.as_f64());
                     }
+                    let sum = h.sum.unwrap_or_else(|| panic!("{name}: no _sum"));
+                    put(format!("{name}_sum"), labels.clone(), sum.as_f64());
+                    put(format!("{name}_count"), labels, count);
                 }
-                let lname = &r[start..end];
-                assert!(
-                    valid_name(lname) && !lname.starts_with("__"),
-                    "label name in {line}"
-                );
-                assert_eq!(chars.next().map(|x| x.1), Some('"'), "{line}");
-                let mut value = String::new();
-                loop {
-                    match chars.next().expect("closed label value").1 {
-                        '"' => break,
-                        '\\' => match chars.next().unwrap().1 {
-                            '\\' => value.push('\\'),
-                            '"' => value.push('"'),
-                            'n' => value.push('\n'),
-                            other => panic!("bad escape \\{other} in {line}"),
-                        },
-                        '\n' => panic!("raw newline in {line}"),
-                        c => value.push(c),
-                    }
-                }
-                labels.push((lname.to_string(), value));
-                match chars.next().expect("label list goes on").1 {
-                    ',' => continue,
-                    '}' => {
-                        let pos = chars.peek().map_or(r.len(), |x| x.0);
-                        rest = &r[pos..];
-                        break;
-                    }
-                    other => panic!("unexpected {other:?} in {line}"),
-                }
+                other => panic!("{name}: unexpected {other:?}"),
             }
         }
-        let value = rest.strip_prefix(' ').expect("space before the value");
-        let v: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            "NaN" => f64::NAN,
-            v => v.parse().unwrap_or_else(|_| panic!("value in {line}")),
-        };
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
-            })
-            .unwrap_or(name);
-        assert!(types.contains_key(family), "sample before its TYPE: {line}");
-        labels.sort();
-        assert!(
-            out.insert((name.to_string(), labels), v).is_none(),
-            "series twice: {line}"
-        );
-    }
-    // Histograms: cumulative buckets ending in +Inf equal to _count.
-    for (fam, kind) in &types {
-        if kind != "histogram" {
-            continue;
-        }
-        let bucket = format!("{fam}_bucket");
-        let mut buckets: Vec<(f64, f64)> = out
-            .iter()
-            .filter(|((n, _), _)| *n == bucket)
-            .map(|((_, l), v)| {
-                let le = &l.iter().find(|(k, _)| k == "le").expect("le label").1;
-                let le = if le == "+Inf" {
-                    f64::INFINITY
-                } else {
-                    le.parse().unwrap()
-                };
-                (le, *v)
-            })
-            .collect();
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        assert!(
-            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
-            "{fam} buckets not cumulative: {buckets:?}"
-        );
-        let inf = buckets.last().filter(|b| b.0 == f64::INFINITY).map(|b| b.1);
-        let count = out[&(format!("{fam}_count"), vec![])];
-        assert_eq!(inf, Some(count), "{fam}: +Inf bucket equals _count");
-        assert!(out.contains_key(&(format!("{fam}_sum"), vec![])));
     }
     out
 }
@@ -245,15 +162,28 @@ fn val(m: &BTreeMap<Series, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test]
 async fn the_exposition_parser_rejects_what_prometheus_would() {
     for bad in [
-        "m 1\n",                                           // no TYPE
+        "m 1\n",                                                                            // no TYPE
         "# HELP m x\n# TYPE m counter\nm{a=\"x\\q\"} 1\n", // bad escape
         "# HELP m x\n# TYPE m counter\nm{a=\"x} 1\n",      // unclosed
         "# HELP m x\n# TYPE m counter\nm 1\nm 2\n",        // twice
         "# HELP m x\n# TYPE m counter\nm one\n",           // not a number
+        "# HELP m x\n# TYPE m gauge\nm 1\n# HELP n x\n# TYPE n gauge\nn 1\nm{a=\"b\"} 1\n", // split
+        "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", // not cumulative
+        "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n", // +Inf != count
     ] {
         let r = std::panic::catch_unwind(|| parse_metrics(bad));
         assert!(r.is_err(), "accepted {bad:?}");
     }
+    // ... and reads a good one, escapes undone.
+    let good = parse_metrics(
+        "# HELP m x\n# TYPE m counter\nm{a=\"x\\\"y\\\\z\\nw\"} 1\n\
+         # HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1.5\nh_count 2\n",
+    );
+    assert_eq!(val(&good, "m", &[("a", "x\"y\\z\nw")]), 1.0, "{good:?}");
+    assert_eq!(val(&good, "h_bucket", &[("le", "1")]), 1.0, "{good:?}");
+    assert_eq!(val(&good, "h_sum", &[]), 1.5, "{good:?}");
+    assert_eq!(val(&good, "h_count", &[]), 2.0, "{good:?}");
+    assert_eq!(good.len(), 5, "{good:?}");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, State as HttpState};
 use crate::app::{App, LastRefusal, ZoneHandle, signature_horizon};
-use crate::metrics::Exposition;
+use crate::metrics;
 use crate::zone::is_dnssec_type;
 
 /// The most audit rows one request returns.
@@ -538,19 +538,15 @@ pub(crate) async fn readyz(State(s): State<HttpState>) -> Result<Response, ApiEr
 }
 
 /// The whole exposition: counters, then the state gauges.
-pub fn render_metrics(app: &App) -> String {
+pub fn render_metrics(app: &App) -> Result<String, std::fmt::Error> {
     let now = app.clock.now();
-    let mut out = Exposition::new();
-    app.metrics.render(&mut out);
+    let mut registry = app.metrics.registry();
+    let r = &mut registry;
     let status = app.reload_status();
-    out.family(
+    metrics::register_gauge(
+        r,
         "zonewarden_acl_reload_failing",
-        "1 when the last ACL/key reload failed (the previous policy is in force).",
-        "gauge",
-    );
-    out.sample(
-        "zonewarden_acl_reload_failing",
-        &[],
+        "1 when the last ACL/key reload failed (the previous policy is in force)",
         if status.last_error.is_some() {
             1.0
         } else {
@@ -558,14 +554,12 @@ pub fn render_metrics(app: &App) -> String {
         },
     );
     let machines = app.policy().policy.machines().len();
-    out.family(
+    metrics::register_gauge(
+        r,
         "zonewarden_machines",
-        "Machines in the policy in force.",
-        "gauge",
+        "Machines in the policy in force",
+        machines as f64,
     );
-    out.sample("zonewarden_machines", &[], machines as f64);
-    let zones = app.zones();
-    let names: Vec<String> = zones.iter().map(|z| z.origin.to_string()).collect();
     let mut serials = Vec::new();
     let mut records = Vec::new();
     let mut horizons = Vec::new();
@@ -573,17 +567,18 @@ pub fn render_metrics(app: &App) -> String {
     let mut sec_lag = Vec::new();
     let mut sec_behind = Vec::new();
     let mut sec_error = Vec::new();
-    let statuses: Vec<_> = zones.iter().map(|z| z.propagation.statuses()).collect();
-    for ((z, name), st) in zones.iter().zip(&names).zip(&statuses) {
+    for z in app.zones().iter() {
+        let name = z.origin.to_string();
+        let zone = || vec![("zone", name.clone())];
         let snap = z.snapshot();
-        serials.push((vec![("zone", name.as_str())], f64::from(snap.serial)));
-        records.push((vec![("zone", name.as_str())], snap.record_count() as f64));
+        serials.push((zone(), f64::from(snap.serial)));
+        records.push((zone(), snap.record_count() as f64));
         if z.signer.is_some() {
             let h = signature_horizon(&snap).map_or(f64::NAN, |e| e as f64 - now as f64);
-            horizons.push((vec![("zone", name.as_str())], h));
+            horizons.push((zone(), h));
         }
-        for s in st {
-            let labels = vec![("zone", name.as_str()), ("secondary", s.label.as_str())];
+        for s in z.propagation.statuses() {
+            let labels = vec![("zone", name.clone()), ("secondary", s.label.clone())];
             sec_error.push((
                 labels.clone(),
                 if s.last_error.is_some() { 1.0 } else { 0.0 },
@@ -596,50 +591,59 @@ pub fn render_metrics(app: &App) -> String {
             }
         }
     }
-    out.gauge_vec("zonewarden_zone_serial", "The SOA serial served.", &serials);
-    out.gauge_vec(
+    metrics::register_gauges(
+        r,
+        "zonewarden_zone_serial",
+        "The SOA serial served",
+        serials,
+    );
+    metrics::register_gauges(
+        r,
         "zonewarden_zone_records",
-        "Records in the zone apart from the SOA and DNSSEC records (what the limits count).",
-        &records,
+        "Records in the zone apart from the SOA and DNSSEC records (what the limits count)",
+        records,
     );
-    out.gauge_vec(
+    metrics::register_gauges(
+        r,
         "zonewarden_signature_expiry_horizon_seconds",
-        "Seconds until the earliest RRSIG in the zone expires (negative: expired).",
-        &horizons,
+        "Seconds until the earliest RRSIG in the zone expires (negative: expired)",
+        horizons,
     );
-    out.gauge_vec(
+    metrics::register_gauges(
+        r,
         "zonewarden_secondary_serial",
-        "The serial each secondary served when last asked (absent until it answers).",
-        &sec_serial,
+        "The serial each secondary served when last asked (absent until it answers)",
+        sec_serial,
     );
-    out.gauge_vec(
+    metrics::register_gauges(
+        r,
         "zonewarden_secondary_serial_lag",
-        "Changes a secondary lacks (RFC 1982 difference to the primary's serial).",
-        &sec_lag,
+        "Changes a secondary lacks (RFC 1982 difference to the primary's serial)",
+        sec_lag,
     );
-    out.gauge_vec(
+    metrics::register_gauges(
+        r,
         "zonewarden_secondary_seconds_behind",
-        "Seconds since the oldest change a secondary lacks was made (0 when in sync).",
-        &sec_behind,
+        "Seconds since the oldest change a secondary lacks was made (0 when in sync)",
+        sec_behind,
     );
-    out.gauge_vec(
+    metrics::register_gauges(
+        r,
         "zonewarden_secondary_error",
-        "1 while the last NOTIFY or SOA query to a secondary failed.",
-        &sec_error,
+        "1 while the last NOTIFY or SOA query to a secondary failed",
+        sec_error,
     );
-    out.into_string()
+    metrics::encode(&registry)
 }
 
-pub(crate) async fn metrics(State(s): State<HttpState>) -> Response {
-    let text = render_metrics(&s.app);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+pub(crate) async fn metrics(State(s): State<HttpState>) -> Result<Response, ApiError> {
+    let text = render_metrics(&s.app).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the metrics could not be encoded",
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Record types as labels: known names, "other" for the rest (bounded).
