@@ -4,39 +4,57 @@
 //!
 //! Library first: [`start`] binds the sockets and runs the server in-process
 //! (tests use port 0), [`Running::shutdown`] stops it; `main.rs` only parses
-//! arguments. Module map, in the order a request meets them:
-//! `server` (sockets, dispatch, response encoding) → `tsig` (RFC 8945) →
-//! `query` (answers from a `zone` snapshot) or `update` (RFC 2136, checked
-//! against `acl`) → `dnssec` (re-sign what changed) → `app` (commit to
-//! `store`, swap the snapshot).
-//! Files: `config`, `zonefile`, `acl`, key files in `tsig`; located errors
-//! in `diag`. Operator verbs: `cli`.
+//! arguments. `docs/architecture.md` draws both paths hop by hop.
+//!
+//! Module map, in layers, lowest first. A module imports only modules of
+//! lower layers (never one of its own layer or above), so there are no
+//! import cycles; `docs/architecture.md` draws the paths through them.
+//!
+//! 0. `clock`, `diag` (errors located in files), `metrics`, `replay` (the
+//!    replay cache of TSIG and the HTTP API), `serial` (RFC 1982).
+//! 1. `config`, `zonefile` (the zone file format), `tsig` (RFC 8945),
+//!    `dane` (certificate to TLSA, pure).
+//! 2. `zone` (the snapshot, and `zone::change`: what a change is), `acl`
+//!    (ACL files, the policy in force), `dnsclient` (messages we send).
+//! 3. `dnssec` (signing), `store` (SQLite), `update` (RFC 2136, pure),
+//!    `query` (answers, pure), `xfr` (transfer contents, pure), `notify`
+//!    (NOTIFY and propagation to secondaries).
+//! 4. `writer`: the zone writer, the only code that changes a zone.
+//! 5. `server`: the DNS request front.
+//! 6. `http`: the HTTP API and status page.
+//! 7. `client`: the operator's tools (`cli`, `hook`, `wait`, `dane
+//!    publish`, the HTTP API's client), used by `main.rs` only.
 
-pub mod acl;
-pub mod app;
-pub mod cli;
+// 0
 pub mod clock;
+pub mod diag;
+pub mod metrics;
+pub mod replay;
+pub mod serial;
+// 1
 pub mod config;
 pub mod dane;
-pub mod diag;
+pub mod tsig;
+pub mod zonefile;
+// 2
+pub mod acl;
 pub mod dnsclient;
+pub mod zone;
+// 3
 pub mod dnssec;
-pub mod hook;
-pub mod http;
-pub mod metrics;
 pub mod notify;
 pub mod query;
-pub mod replay;
-pub mod rollover;
-pub mod serial;
-pub mod server;
 pub mod store;
-pub mod tsig;
 pub mod update;
-pub mod wait;
 pub mod xfr;
-pub mod zone;
-pub mod zonefile;
+// 4
+pub mod writer;
+// 5
+pub mod server;
+// 6
+pub mod http;
+// 7
+pub mod client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,25 +62,54 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-pub use app::{App, StartError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
+
+use crate::acl::LivePolicy;
+use crate::diag::FileErrors;
+use crate::metrics::Metrics;
+use crate::server::{Refusals, Stats};
+use crate::writer::{Drain, OpenError, Zones};
 
 /// How long an idle TCP connection is kept.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
+/// How long a shutdown waits for UPDATEs and HTTP requests in flight.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Files(#[from] FileErrors),
+    #[error(transparent)]
+    Zone(#[from] OpenError),
+    #[error(transparent)]
+    Bind(#[from] server::BindError),
+    #[error("cannot listen on {addr}: {source}")]
+    HttpBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A server running in this process.
 pub struct Running {
-    pub app: Arc<App>,
+    pub config: Arc<Config>,
+    pub zones: Arc<Zones>,
+    pub policy: Arc<LivePolicy>,
+    pub metrics: Arc<Metrics>,
+    /// Transfers sent, by form.
+    pub transfers: Arc<Stats>,
+    pub http: Option<Arc<http::Context>>,
+    drain: Arc<Drain>,
     dns_addrs: Vec<SocketAddr>,
     http_addr: Option<SocketAddr>,
     server: hickory_server::Server<server::Handler>,
     tasks: Vec<JoinHandle<()>>,
-    http: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    http_task: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
-
-/// How long a shutdown waits for UPDATEs and HTTP requests in flight.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 impl Running {
     /// The DNS addresses actually bound (UDP and TCP share each).
@@ -75,13 +122,27 @@ impl Running {
         self.http_addr
     }
 
+    /// Expire challenge records past `challenge-max-age` now (the timer
+    /// does this every `expiry-interval`). Returns how many. Blocking.
+    pub fn sweep_expired(&self) -> Result<usize, store::StoreError> {
+        self.zones.sweep_expired(self.config.challenge_max_age)
+    }
+
+    /// Reload ACLs, keys and the HTTP token (SIGHUP). Blocking.
+    pub fn reload(&self) {
+        let _ = self.policy.reload(true);
+        if let Some(h) = &self.http {
+            h.reload_http_token();
+        }
+    }
+
     /// Stop gracefully: refuse new UPDATEs, let those in flight commit and
     /// be answered, stop the DNS and HTTP listeners (HTTP requests in
     /// progress finish), stop the timers, and wait for any commit still
     /// running (expiry, signature refresh, TLSA retirement).
     pub async fn shutdown(mut self) {
-        self.app.drain.close();
-        if !self.app.drain.wait_idle(DRAIN_LIMIT).await {
+        self.drain.close();
+        if !self.drain.wait_idle(DRAIN_LIMIT).await {
             tracing::warn!(
                 "UPDATEs still in flight after {DRAIN_LIMIT:?}; stopping anyway (committed changes are kept)"
             );
@@ -90,31 +151,91 @@ impl Running {
             t.abort();
         }
         let _ = self.server.shutdown_gracefully().await;
-        if let Some((stop, task)) = self.http.take() {
+        if let Some((stop, task)) = self.http_task.take() {
             let _ = stop.send(());
             if tokio::time::timeout(DRAIN_LIMIT, task).await.is_err() {
                 tracing::warn!("HTTP requests still open after {DRAIN_LIMIT:?}; stopping anyway");
             }
         }
-        let app = self.app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.quiesce()).await;
+        let zones = self.zones.clone();
+        let _ = tokio::task::spawn_blocking(move || zones.quiesce()).await;
     }
+}
+
+/// Run `job` (blocking) every `period`, logging its errors as `what`;
+/// with `skip_first`, the first tick (right at start) is skipped.
+fn every<E: std::fmt::Display + Send + 'static>(
+    period: Duration,
+    skip_first: bool,
+    what: &'static str,
+    job: impl Fn() -> Result<(), E> + Send + Sync + 'static,
+) -> JoinHandle<()> {
+    let job = Arc::new(job);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if skip_first {
+            tick.tick().await;
+        }
+        loop {
+            tick.tick().await;
+            let job = job.clone();
+            match tokio::task::spawn_blocking(move || job()).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "{what} failed; will retry"),
+                Err(e) => tracing::error!(error = %e, "{what} task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
 }
 
 /// Load everything, bind the sockets, start serving. Errors here are fatal
 /// and say which file or address is at fault.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
-    let listen = config.listen.clone();
-    let app = {
-        let config = config.clone();
-        let clock = clock.clone();
-        tokio::task::spawn_blocking(move || App::open(config, clock))
-            .await
-            .expect("start-up task does not panic")?
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let (zones, policy) = {
+        let (config, clock, metrics) = (config.clone(), clock.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            let specs = zonefile::load_dir(&config.zones_dir)?;
+            let zones = Zones::open(specs, &config, clock.clone(), metrics.clone())?;
+            let policy = LivePolicy::load(config.clone(), zones.origins(), clock, metrics)?;
+            Ok((Arc::new(zones), Arc::new(policy)))
+        })
+        .await
+        .expect("start-up task does not panic")?
     };
-    let app = Arc::new(app);
-    let sockets = server::bind(&listen).await?;
-    let mut server = hickory_server::Server::new(server::Handler::new(app.clone()));
+    let drain = Arc::new(Drain::default());
+    let refusals = Arc::new(Refusals::default());
+    let stats = Arc::new(Stats::default());
+    let http_cx = match config.http {
+        None => None,
+        Some(_) => Some(Arc::new(
+            http::Context::new(
+                config.clone(),
+                zones.clone(),
+                policy.clone(),
+                metrics.clone(),
+                clock.clone(),
+                drain.clone(),
+                refusals.clone(),
+            )
+            .map_err(FileErrors::from)?,
+        )),
+    };
+    let cx = Arc::new(server::Context {
+        zones: zones.clone(),
+        policy: policy.clone(),
+        verifier: Arc::new(tsig::Verifier::new(config.tsig_fudge)),
+        metrics: metrics.clone(),
+        clock: clock.clone(),
+        drain: drain.clone(),
+        refusals,
+        stats: stats.clone(),
+        edns_udp_size: config.edns_udp_size,
+    });
+    let sockets = server::bind(&config.listen).await?;
+    let mut server = hickory_server::Server::new(server::Handler::new(cx));
     let mut dns_addrs = Vec::new();
     for (udp, tcp) in sockets {
         if let Ok(a) = udp.local_addr() {
@@ -126,130 +247,113 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         server.register_listener(tcp, TCP_IDLE, xfr::MAX_MESSAGES + 8);
     }
     let mut tasks = Vec::new();
-    let mut http = None;
-    let http_addr = match app.config.http {
-        None => None,
-        Some(addr) => {
+    let mut http_task = None;
+    let http_addr = match (config.http, &http_cx) {
+        (Some(addr), Some(cx)) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Bind { addr, source })?;
+                .map_err(|source| StartError::HttpBind { addr, source })?;
             let bound = listener.local_addr().ok();
             let (stop, stopped) = tokio::sync::oneshot::channel();
-            http = Some((
+            http_task = Some((
                 stop,
-                tokio::spawn(http::serve(app.clone(), listener, stopped)),
+                tokio::spawn(http::serve(cx.clone(), listener, stopped)),
             ));
             if let Some(a) = bound {
                 tracing::info!(addr = %a, "serving the HTTP API");
             }
             bound
         }
+        _ => None,
     };
-    // DANE rollovers: retire old TLSA records when due.
-    {
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let a = app.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.retire_due()).await {
-                    tracing::error!(error = %e, "retiring old TLSA records failed; will retry");
-                }
-            }
-        }));
+    let followers = notify::Followers {
+        listen: config.listen.clone(),
+        keys: {
+            let policy = policy.clone();
+            Arc::new(move |name| policy.get().keys.get(name))
+        },
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    };
+    for zone in zones.all() {
+        tasks.extend(zone.propagation.spawn(&followers));
     }
-    for zone in app.zones() {
-        tasks.extend(zone.propagation.spawn(app.clone()));
-    }
-    // Challenge expiry.
-    {
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(app.config.expiry_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let a = app.clone();
-                match tokio::task::spawn_blocking(move || a.sweep_expired()).await {
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "challenge expiry failed; will retry")
-                    }
-                    Err(e) => tracing::error!(error = %e, "challenge expiry task failed"),
-                    Ok(Ok(_)) => {}
-                }
-            }
-        }));
-    }
-    // Signatures close to expiry: re-sign (the first tick is skipped: start just did).
-    {
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(dnssec::REFRESH_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let a = app.clone();
-                if let Ok(Err(e)) =
-                    tokio::task::spawn_blocking(move || a.refresh_signatures()).await
-                {
-                    tracing::error!(error = %e, "signature refresh failed; will retry");
-                }
-            }
-        }));
-    }
-    // ACL and key files: poll for changes.
-    {
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(app.config.reload_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let a = app.clone();
-                let _ = tokio::task::spawn_blocking(move || a.reload_policy(false)).await;
-            }
-        }));
-    }
+    // The timed drafts: TLSA retirement, challenge expiry, signature
+    // refresh (start just signed: its first tick is skipped); and the
+    // policy files, polled for changes.
+    let z = zones.clone();
+    tasks.push(every(
+        Duration::from_secs(1),
+        false,
+        "retiring old TLSA records",
+        move || z.retire_due().map(drop),
+    ));
+    let (z, max_age) = (zones.clone(), config.challenge_max_age);
+    tasks.push(every(
+        config.expiry_interval,
+        false,
+        "challenge expiry",
+        move || z.sweep_expired(max_age).map(drop),
+    ));
+    let z = zones.clone();
+    tasks.push(every(
+        dnssec::REFRESH_INTERVAL,
+        true,
+        "signature refresh",
+        move || z.refresh_signatures().map(drop),
+    ));
+    let p = policy.clone();
+    tasks.push(every(
+        config.reload_interval,
+        true,
+        "policy reload",
+        move || {
+            // Errors are logged (with path:line:column) by the reload itself.
+            let _ = p.reload(false);
+            Ok::<(), std::convert::Infallible>(())
+        },
+    ));
     for a in &dns_addrs {
         tracing::info!(addr = %a, "serving DNS (UDP and TCP)");
     }
     Ok(Running {
-        app,
+        config,
+        zones,
+        policy,
+        metrics,
+        transfers: stats,
+        http: http_cx,
+        drain,
         dns_addrs,
         http_addr,
         server,
         tasks,
-        http,
+        http_task,
     })
 }
 
 /// Run until SIGINT or SIGTERM; SIGHUP reloads ACLs and keys.
 pub async fn run(config: Config) -> Result<(), StartError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let running = start(config, Arc::new(SystemClock)).await?;
+    let running = Arc::new(start(config, Arc::new(SystemClock)).await?);
     let mut hup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     loop {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading ACLs, keys and the HTTP token");
-                let a = running.app.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    let _ = a.reload_policy(true);
-                    a.reload_http_token();
-                })
-                .await;
+                let r = running.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
     tracing::info!("shutting down: finishing UPDATEs in flight");
-    running.shutdown().await;
+    match Arc::try_unwrap(running) {
+        Ok(running) => running.shutdown().await,
+        Err(_) => tracing::warn!("a reload still runs; stopping without draining"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "tcp")]
         proto: String,
         #[command(flatten)]
-        params: zonewarden::cli::TlsaParamArgs,
+        params: zonewarden::client::cli::TlsaParamArgs,
         #[arg(long, default_value_t = 300)]
         ttl: u32,
     },
@@ -123,7 +123,7 @@ enum DaneCmd {
     /// (nothing changed), 4 not propagated in time (old + new published,
     /// --then not run), 5 --then failed (old + new published), 6 old records
     /// not removed (old + new published).
-    Publish(zonewarden::cli::PublishArgs),
+    Publish(zonewarden::client::cli::PublishArgs),
 }
 
 #[derive(clap::Args)]
@@ -291,7 +291,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Check => {
-            let (report, ok) = zonewarden::cli::check(&config);
+            let (report, ok) = zonewarden::client::cli::check(&config);
             finish(&report, ok)
         }
         Command::Wait {
@@ -302,7 +302,7 @@ fn main() -> ExitCode {
             timeout,
         } => {
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-            let (report, ok) = rt.block_on(zonewarden::cli::wait(
+            let (report, ok) = rt.block_on(zonewarden::client::cli::wait(
                 &config,
                 zone.as_deref(),
                 serial,
@@ -312,7 +312,7 @@ fn main() -> ExitCode {
             ));
             finish(&report, ok)
         }
-        Command::Ds { zone } => outcome(zonewarden::cli::ds(&config, &zone)),
+        Command::Ds { zone } => outcome(zonewarden::client::cli::ds(&config, &zone)),
         Command::Api {
             action:
                 ApiCmd::Tlsa {
@@ -327,7 +327,7 @@ fn main() -> ExitCode {
                 },
         } => {
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-            let req = zonewarden::cli::ApiTlsa {
+            let req = zonewarden::client::cli::ApiTlsa {
                 url: &url,
                 key_file: &key,
                 cert_file: &cert,
@@ -338,7 +338,7 @@ fn main() -> ExitCode {
                 ttl,
             };
             let now = zonewarden::Clock::now(&zonewarden::SystemClock);
-            let (report, code) = rt.block_on(zonewarden::cli::api_tlsa(&req, now));
+            let (report, code) = rt.block_on(zonewarden::client::cli::api_tlsa(&req, now));
             if code == 0 {
                 print!("{report}");
             } else {
@@ -362,7 +362,15 @@ fn main() -> ExitCode {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            match zonewarden::cli::tlsa(&cert, host.as_deref(), &ports, &proto, params, ttl, now) {
+            match zonewarden::client::cli::tlsa(
+                &cert,
+                host.as_deref(),
+                &ports,
+                &proto,
+                params,
+                ttl,
+                now,
+            ) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -377,14 +385,14 @@ fn main() -> ExitCode {
         Command::Dane {
             action: DaneCmd::Publish(args),
         } => {
-            let result = match zonewarden::cli::publish_request(&args) {
+            let result = match zonewarden::client::cli::publish_request(&args) {
                 Ok(req) => {
                     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
                     let mut out = std::io::stdout();
-                    rt.block_on(zonewarden::dane::publish::publish(
+                    rt.block_on(zonewarden::client::publish::publish(
                         &req,
                         &zonewarden::SystemClock,
-                        &zonewarden::dane::publish::TokioSleeper,
+                        &zonewarden::client::publish::TokioSleeper,
                         &mut out,
                     ))
                 }
@@ -411,7 +419,7 @@ fn main() -> ExitCode {
                 eprintln!("zonewarden: unknown TSIG algorithm {algorithm:?}");
                 return ExitCode::from(2);
             };
-            outcome(zonewarden::cli::machine_add(
+            outcome(zonewarden::client::cli::machine_add(
                 &config,
                 &name,
                 zone.as_deref(),
@@ -423,7 +431,7 @@ fn main() -> ExitCode {
 }
 
 fn hook(opts: HookOpts, action: HookCmd) -> ExitCode {
-    use zonewarden::hook::{self, Action, HookError};
+    use zonewarden::client::hook::{self, Action, HookError};
     let call = match action {
         HookCmd::CertbotAuth => {
             hook::certbot_challenge(|k| std::env::var(k).ok()).map(|c| Some((Action::Add, vec![c])))
@@ -495,7 +503,7 @@ fn outcome<E: std::fmt::Display>(result: Result<String, E>) -> ExitCode {
 }
 
 fn tlsa_params(
-    a: zonewarden::cli::TlsaParamArgs,
+    a: zonewarden::client::cli::TlsaParamArgs,
 ) -> Result<zonewarden::dane::TlsaParams, ExitCode> {
     a.params().map_err(|e| {
         eprintln!("zonewarden: {e}");

@@ -4,8 +4,8 @@
 //! `Histogram`), and `/metrics` is that crate's encoder for the Prometheus
 //! text format 0.0.4 ([`CONTENT_TYPE`]): `# HELP`, `# TYPE`, samples, label
 //! values escaped. Counters are updated where the outcome is decided
-//! (`server` for queries, TSIG failures and update outcomes, `app` for
-//! reloads and expiry, `notify` for NOTIFY, `store` for commit latency).
+//! (`server` for queries, TSIG failures and update outcomes, `acl` for
+//! reloads, `writer` for expiry and commit latency, `notify` for NOTIFY).
 //! Gauges that describe state (serials, lag, signature horizon) are
 //! computed when `/metrics` is scraped, from the same snapshots the DNS
 //! side serves, and added to the scrape's [`Metrics::registry`]; see

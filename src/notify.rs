@@ -19,13 +19,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, Record};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::App;
 use crate::clock::Clock;
-use crate::dnsclient::{self, serial_at_least};
+use crate::dnsclient;
+use crate::metrics::Metrics;
+use crate::serial;
+use crate::tsig::Key;
 use crate::zonefile::{Secondary, ZoneSpec};
 
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,10 +65,31 @@ pub struct Lag {
     pub seconds: u64,
 }
 
+/// What the followers need of a published snapshot.
+#[derive(Debug, Clone)]
+struct Published {
+    serial: u32,
+    /// The SOA sent as NOTIFY's hint (RFC 1996 §3.7).
+    soa: Record,
+}
+
+/// Looks up a secondary's TSIG key in the policy in force.
+pub type KeyLookup = Arc<dyn Fn(&Name) -> Option<Arc<Key>> + Send + Sync>;
+
+/// What the follower tasks need from the server around them.
+#[derive(Clone)]
+pub struct Followers {
+    /// Our listen addresses (NOTIFY goes out from one of them).
+    pub listen: Vec<SocketAddr>,
+    pub keys: KeyLookup,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// The propagation state of one zone.
 pub struct Propagation {
     zone: Name,
-    serial: watch::Sender<u32>,
+    serial: watch::Sender<Published>,
     secondaries: Vec<(Secondary, Arc<Mutex<SecondaryStatus>>)>,
     clock: Arc<dyn Clock>,
     /// When each recent serial was published, oldest first.
@@ -74,8 +97,8 @@ pub struct Propagation {
 }
 
 impl Propagation {
-    pub fn new(spec: &ZoneSpec, serial: u32, clock: Arc<dyn Clock>) -> Self {
-        let (tx, _) = watch::channel(serial);
+    pub fn new(spec: &ZoneSpec, serial: u32, soa: Record, clock: Arc<dyn Clock>) -> Self {
+        let (tx, _) = watch::channel(Published { serial, soa });
         let history = Mutex::new(VecDeque::from([(serial, clock.now())]));
         Self {
             clock,
@@ -100,8 +123,8 @@ impl Propagation {
         }
     }
 
-    /// The zone now has `serial`: tell the followers.
-    pub fn announce(&self, serial: u32) {
+    /// The zone now has `serial` (and `soa`): tell the followers.
+    pub fn announce(&self, serial: u32, soa: Record) {
         {
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             if h.len() >= HISTORY {
@@ -109,18 +132,18 @@ impl Propagation {
             }
             h.push_back((serial, self.clock.now()));
         }
-        self.serial.send_replace(serial);
+        self.serial.send_replace(Published { serial, soa });
     }
 
     /// The serial the zone has now.
     pub fn current(&self) -> u32 {
-        *self.serial.borrow()
+        self.serial.borrow().serial
     }
 
     /// How far a secondary serving `have` is behind at `now`.
     pub fn lag(&self, have: u32, now: u64) -> Lag {
         let current = self.current();
-        if serial_at_least(have, current) {
+        if serial::at_least(have, current) {
             return Lag {
                 serials: 0,
                 seconds: 0,
@@ -131,7 +154,7 @@ impl Propagation {
         // not reach back, the oldest we know of.
         let since = h
             .iter()
-            .find(|(s, _)| *s != have && serial_at_least(*s, have))
+            .find(|(s, _)| serial::after(*s, have))
             .or(h.front())
             .map_or(now, |(_, t)| *t);
         Lag {
@@ -148,12 +171,12 @@ impl Propagation {
     }
 
     /// Start one follower task per secondary.
-    pub fn spawn(&self, app: Arc<App>) -> Vec<JoinHandle<()>> {
+    pub fn spawn(&self, ctx: &Followers) -> Vec<JoinHandle<()>> {
         self.secondaries
             .iter()
             .map(|(sec, status)| {
                 tokio::spawn(follow(
-                    app.clone(),
+                    ctx.clone(),
                     self.zone.clone(),
                     sec.clone(),
                     status.clone(),
@@ -201,39 +224,40 @@ fn notify_source(
 }
 
 async fn follow(
-    app: Arc<App>,
+    ctx: Followers,
     zone: Name,
     sec: Secondary,
     status: Arc<Mutex<SecondaryStatus>>,
-    mut serial: watch::Receiver<u32>,
+    mut serial: watch::Receiver<Published>,
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut failing = false;
     loop {
-        let target = *serial.borrow_and_update();
+        let Published {
+            serial: target,
+            soa,
+        } = serial.borrow_and_update().clone();
         let acked = status
             .lock()
             .map(|s| s.notified == Some(target))
             .unwrap_or(false);
         if !acked {
-            let soa = app.zone_exact(&zone).map(|z| z.snapshot().soa_record());
-            let key = sec.key.as_ref().and_then(|k| app.policy().keys.get(k));
-            let result = match (soa, &sec.key, key) {
-                (None, _, _) => Ok(()),
-                (_, Some(name), None) => Err(format!(
+            let key = sec.key.as_ref().and_then(|k| (ctx.keys)(k));
+            let result = match (&sec.key, key) {
+                (Some(name), None) => Err(format!(
                     "key {name} for NOTIFY not found in the keys directory"
                 )),
-                (Some(soa), _, key) => dnsclient::notify(
+                (_, key) => dnsclient::notify(
                     sec.address,
                     notify_source(
-                        &app.config.listen,
+                        &ctx.listen,
                         sec.address,
                         dnsclient::route_source(sec.address),
                     ),
                     &zone,
                     soa,
                     key.as_deref(),
-                    app.clock.now(),
+                    ctx.clock.now(),
                     EXCHANGE_TIMEOUT,
                 )
                 .await
@@ -246,7 +270,7 @@ async fn follow(
                     }
                     failing = false;
                     backoff = Duration::from_secs(1);
-                    app.metrics
+                    ctx.metrics
                         .notify_sent
                         .inc(&[&zone.to_string(), &sec.label]);
                     update(&status, |s| {
@@ -255,7 +279,7 @@ async fn follow(
                     });
                 }
                 Err(e) => {
-                    app.metrics
+                    ctx.metrics
                         .notify_failed
                         .inc(&[&zone.to_string(), &sec.label]);
                     if !failing {
@@ -269,7 +293,7 @@ async fn follow(
         match dnsclient::soa_serial(sec.address, &zone, EXCHANGE_TIMEOUT).await {
             Ok(s) => update(&status, |st| {
                 st.serial = Some(s);
-                st.checked_at = Some(app.clock.now());
+                st.checked_at = Some(ctx.clock.now());
                 if !failing {
                     st.last_error = None;
                 }
@@ -281,7 +305,7 @@ async fn follow(
         let (caught_up, acked) = {
             let s = status.lock().unwrap_or_else(|p| p.into_inner());
             (
-                s.serial.is_some_and(|have| serial_at_least(have, target)),
+                s.serial.is_some_and(|have| serial::at_least(have, target)),
                 s.notified == Some(target),
             )
         };

@@ -1,7 +1,7 @@
 //! The replay cache: a bounded memory of recently accepted MACs, so that a
-//! signed request is accepted once. TSIG ([`crate::tsig::Verifier`], one
-//! cache per key) and the HTTP API's request signatures
-//! ([`crate::http::auth`], one cache) both use it.
+//! signed request is accepted once. TSIG (`tsig::Verifier`, one cache per
+//! key) and the HTTP API's request signatures (`http::auth`, one cache)
+//! both use it; this module knows neither.
 //!
 //! Both schemes accept a request whose time is within a fudge `f` of the
 //! server's clock, so a request accepted at `t` can pass the time check

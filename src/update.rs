@@ -26,14 +26,14 @@
 //!   answer REFUSED, like BIND's max-records.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::acl::{Machine, TypesAt};
-use crate::store::{Audit, Change, Source, rdata_bytes};
 use crate::zone::ZoneData;
+use crate::zone::change::{Action, Actor, Audit, Change, Source, describe, rdata_bytes};
 
 /// Why an update was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,22 +97,33 @@ impl Refusal {
     }
 }
 
-/// Who is asking.
-pub struct Actor<'a> {
+/// Who is asking: the machine whose ACL decides, through which key, from
+/// where.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
     pub machine: &'a Machine,
-    pub key_name: String,
-    pub source: String,
+    pub key: &'a Name,
+    pub source: IpAddr,
 }
 
-pub enum Outcome {
-    /// Nothing changed (e.g. adding an RR that exists): no serial bump, NOERROR.
-    Unchanged,
-    Applied {
-        zone: Box<ZoneData>,
-        change: Change,
-        /// Every (name, type) whose RRset may have changed (for re-signing).
-        touched: BTreeSet<(Name, RecordType)>,
-    },
+impl Requester<'_> {
+    /// How a change this requester makes is recorded.
+    pub fn actor(&self) -> Actor {
+        Actor::Key {
+            key: self.key.clone(),
+            machine: self.machine.name.clone(),
+            source: self.source,
+        }
+    }
+}
+
+/// An update that changes the zone. (One that changes nothing, e.g.
+/// adding an RR that exists, is `None`: no serial bump, NOERROR.)
+pub struct Applied {
+    pub zone: ZoneData,
+    pub change: Change,
+    /// Every (name, type) whose RRset may have changed (for re-signing).
+    pub touched: BTreeSet<(Name, RecordType)>,
 }
 
 fn is_empty_rdata(r: &Record) -> bool {
@@ -280,11 +291,12 @@ fn prescan(zone: &ZoneData, updates: &[Record]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// RFC 2136 §3.3: may this key make each of these changes?
-fn check_permissions(
+/// RFC 2136 §3.3: may this key make each of these changes? (Only owner
+/// and type of each RR matter.)
+pub fn check_permissions(
     zone: &ZoneData,
     updates: &[Record],
-    actor: &Actor<'_>,
+    actor: &Requester<'_>,
 ) -> Result<(), Refusal> {
     let origin = zone.origin();
     for rr in updates {
@@ -334,8 +346,9 @@ pub fn process(
     zone: &ZoneData,
     prereqs: &[Record],
     updates: &[Record],
-    actor: &Actor<'_>,
-) -> Result<Outcome, Refusal> {
+    actor: &Requester<'_>,
+    action: Action,
+) -> Result<Option<Applied>, Refusal> {
     check_prerequisites(zone, prereqs)?;
     prescan(zone, updates)?;
     check_permissions(zone, updates, actor)?;
@@ -484,14 +497,14 @@ pub fn process(
         );
     }
     if !ignored.is_empty() {
-        tracing::info!(key = %actor.key_name, ignored = ?ignored, "CNAME and other data cannot coexist: adds ignored (RFC 2136 §3.4.2.2)");
+        tracing::info!(key = %actor.key, ignored = ?ignored, "CNAME and other data cannot coexist: adds ignored (RFC 2136 §3.4.2.2)");
     }
     if removed.is_empty() && added.is_empty() {
-        return Ok(Outcome::Unchanged);
+        return Ok(None);
     }
     let serial_from = zone.serial;
     // §3.6 / RFC 1982: serials wrap modulo 2^32.
-    let serial_to = serial_from.wrapping_add(1);
+    let serial_to = crate::serial::next(serial_from);
     next.serial = serial_to;
     let mut change = Change {
         serial_from,
@@ -500,43 +513,15 @@ pub fn process(
         added,
         source: Source::Dynamic,
         audit: Audit {
-            key: Some(actor.key_name.clone()),
-            source: Some(actor.source.clone()),
-            action: "update".into(),
+            actor: actor.actor(),
+            action,
             detail: String::new(),
         },
     };
     change.audit.detail = describe(&change.removed, &change.added);
-    Ok(Outcome::Applied {
-        zone: Box::new(next),
+    Ok(Some(Applied {
+        zone: next,
         change,
         touched,
-    })
-}
-
-/// "del X TXT "a"; add X 60 TXT "b"" for audit rows and logs.
-pub fn describe(removed: &[Record], added: &[Record]) -> String {
-    let mut s = String::new();
-    for r in removed {
-        let _ = write!(
-            s,
-            "{}del {} {} {}",
-            if s.is_empty() { "" } else { "; " },
-            r.name,
-            r.record_type(),
-            r.data
-        );
-    }
-    for r in added {
-        let _ = write!(
-            s,
-            "{}add {} {} {} {}",
-            if s.is_empty() { "" } else { "; " },
-            r.name,
-            r.ttl,
-            r.record_type(),
-            r.data
-        );
-    }
-    s
+    }))
 }

@@ -17,8 +17,8 @@
 use hickory_proto::rr::Record;
 
 use crate::serial;
-use crate::store::{JournalEntry, rdata_bytes};
 use crate::zone::ZoneData;
+use crate::zone::change::{JournalEntry, rdata_bytes};
 
 /// Octets of (uncompressed) records per message; compression makes the
 /// real message smaller, so it always fits in 64 KiB with room for TSIG.

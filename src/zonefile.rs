@@ -17,12 +17,86 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 
+use hickory_proto::dnssec::Algorithm;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::Deserialize;
 
 use crate::diag::{self, FileError, FileErrors};
-use crate::dnssec::{KeyAlgorithm, Settings as DnssecSettings};
+
+/// Types the server makes and UPDATE never touches (RFC 4034, RFC 7344).
+pub fn is_dnssec_type(t: RecordType) -> bool {
+    matches!(
+        t,
+        RecordType::DNSKEY
+            | RecordType::RRSIG
+            | RecordType::NSEC
+            | RecordType::NSEC3
+            | RecordType::NSEC3PARAM
+            | RecordType::CDS
+            | RecordType::CDNSKEY
+    )
+}
+
+/// A zone's signing algorithm (RFC 8624 §3.1: both MUST be signable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// ECDSA P-256 with SHA-256, algorithm 13 (the default).
+    EcdsaP256Sha256,
+    /// Ed25519, algorithm 15.
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    /// The zone-file spelling.
+    pub fn from_config(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "ecdsap256sha256" | "ecdsa-p256-sha256" | "13" => Some(Self::EcdsaP256Sha256),
+            "ed25519" | "15" => Some(Self::Ed25519),
+            _ => None,
+        }
+    }
+
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Self::EcdsaP256Sha256 => "ecdsap256sha256",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+
+    pub fn dnssec(self) -> Algorithm {
+        match self {
+            Self::EcdsaP256Sha256 => Algorithm::ECDSAP256SHA256,
+            Self::Ed25519 => Algorithm::ED25519,
+        }
+    }
+}
+
+/// A zone's DNSSEC settings, from its `[dnssec]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub algorithm: KeyAlgorithm,
+    /// Seconds from signing to expiration (before jitter).
+    pub signature_validity: u32,
+    /// Signatures with less than this left are re-signed.
+    pub refresh_before: u32,
+    /// TTL of DNSKEY, CDS and CDNSKEY.
+    pub dnskey_ttl: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            algorithm: KeyAlgorithm::EcdsaP256Sha256,
+            signature_validity: 14 * 86_400,
+            refresh_before: 7 * 86_400,
+            dnskey_ttl: 3_600,
+        }
+    }
+}
+
+/// The zone file's name for [`Settings`].
+pub type DnssecSettings = Settings;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -497,7 +571,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
                     format!("unknown type {:?}", r.rtype.get_ref()),
                 )
             })?;
-        if crate::zone::is_dnssec_type(rtype) {
+        if is_dnssec_type(rtype) {
             return Err(at(
                 r.rtype.span(),
                 format!("{rtype} records are made by the signer, not written here"),

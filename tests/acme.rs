@@ -250,7 +250,7 @@ async fn lego_issues_for_several_names_and_a_wildcard_with_its_base_name() {
     // lego solves rfc2136 challenges one after the other, replacing the
     // TXT RRset each time and pausing RFC2136_SEQUENCE_INTERVAL (60 s by
     // default, the challenge TTL) so resolvers forget the previous value.
-    // A 1 s TTL lets the pause be 3 s (README "lego").
+    // A 1 s TTL lets the pause be 3 s (docs/acme-clients.md, "lego").
     let mut env: Vec<_> = lego_env(&lab, "multi")
         .into_iter()
         .filter(|(k, _)| k != "RFC2136_TTL")

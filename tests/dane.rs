@@ -22,7 +22,7 @@ use common::unbound::*;
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-use zonewarden::dane::publish::{self, PublishError, Request, Sleeper};
+use zonewarden::client::publish::{self, PublishError, Request, Sleeper};
 use zonewarden::dane::{Chain, TlsaParams};
 
 const HOST: &str = "mx1._acme.example.org";
@@ -829,8 +829,8 @@ async fn the_hold_is_two_ttls_of_what_resolvers_cached_and_every_ns_is_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_removal_is_refused_when_the_rrset_changed_since_it_was_read() {
+    use zonewarden::client::publish::plan_removal;
     use zonewarden::dane::chain_matches;
-    use zonewarden::dane::publish::plan_removal;
     let h = start().await;
     let certs = Certs::make();
     let o = name(&owner(25));

@@ -19,7 +19,7 @@ use zonewarden::zone::as_rrsig;
 
 /// Every record of the served zone, in presentation format.
 fn zone_text(h: &Harness) -> String {
-    let zone = h.app().zone_exact(&name(ZONE)).unwrap().snapshot();
+    let zone = h.server().zones.zone_exact(&name(ZONE)).unwrap().snapshot();
     presentation(&zone.all_records())
 }
 
@@ -291,7 +291,8 @@ async fn a_refresh_with_the_injected_clock_keeps_the_zone_valid() {
     let t0 = h.clock_now();
     let before = zone_text(&h);
     let sigs = |h: &Harness| -> Vec<(u32, u32)> {
-        h.app()
+        h.server()
+            .zones
             .zone_exact(&name(ZONE))
             .unwrap()
             .snapshot()
@@ -309,13 +310,13 @@ async fn a_refresh_with_the_injected_clock_keeps_the_zone_valid() {
     let old = sigs(&h);
     // Nothing is due a day later.
     h.clock.advance(86_400);
-    assert_eq!(h.app().refresh_signatures().unwrap(), 0);
+    assert_eq!(h.server().zones.refresh_signatures().unwrap(), 0);
     // Ten days in, every signature has less than refresh-before (7 days) left.
     h.clock.advance(9 * 86_400);
     let serial = h.serial(ZONE).await;
-    let zones = h.app().zones().len();
+    let zones = h.server().zones.all().len();
     assert_eq!(
-        h.app().refresh_signatures().unwrap(),
+        h.server().zones.refresh_signatures().unwrap(),
         zones,
         "every zone refreshed"
     );
@@ -347,8 +348,8 @@ async fn a_refresh_with_the_injected_clock_keeps_the_zone_valid() {
     let (ok, out) = ldns_verify(h.dir.path(), &before, &anchor, Some(t0 + 15 * 86_400)).await;
     assert!(!ok, "the old signatures have expired at t0+15d: {out}");
     // The refresh went through the journal like any change.
-    let audit = h.app().audit_tail(&name(ZONE), 1).unwrap();
-    assert_eq!(audit[0].1.action, "dnssec-refresh");
+    let audit = h.server().zones.audit_tail(&name(ZONE), 1).unwrap();
+    assert_eq!(audit[0].action.as_str(), "dnssec-refresh");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,7 +519,9 @@ async fn dnssec_false_serves_unsigned_and_strips_earlier_signatures() {
         "no DNSSEC record left"
     );
     assert_eq!(
-        h.app().audit_tail(&name(ZONE), 1).unwrap()[0].1.action,
+        h.server().zones.audit_tail(&name(ZONE), 1).unwrap()[0]
+            .action
+            .as_str(),
         "dnssec-off"
     );
     // and turning it on again signs everything again, with the same key
@@ -532,10 +535,10 @@ async fn dnssec_false_serves_unsigned_and_strips_earlier_signatures() {
 async fn ds_prints_the_parent_records_or_says_to_start_the_server_first() {
     let dir = tempfile::tempdir().unwrap();
     let config = Harness::layout(dir.path());
-    let e = zonewarden::cli::ds(&config, ZONE).unwrap_err();
+    let e = zonewarden::client::cli::ds(&config, ZONE).unwrap_err();
     assert!(e.to_string().contains("start the server once"), "{e}");
     let h = Harness::start().await;
-    let out = zonewarden::cli::ds(&h.config, "_acme.example.org").unwrap();
+    let out = zonewarden::client::cli::ds(&h.config, "_acme.example.org").unwrap();
     let key = zone_key(&h);
     let ds = out.lines().find(|l| l.contains(" DS ")).expect("a DS line");
     assert!(
@@ -551,7 +554,7 @@ async fn ds_prints_the_parent_records_or_says_to_start_the_server_first() {
         ds.ends_with(cds.split(' ').next_back().unwrap()),
         "{ds} / {cds}"
     );
-    assert!(zonewarden::cli::ds(&h.config, "example.com").is_err());
+    assert!(zonewarden::client::cli::ds(&h.config, "example.com").is_err());
 }
 
 #[tokio::test]
@@ -611,7 +614,7 @@ async fn updates_never_touch_dnssec_records_and_the_chain_follows_every_form() {
     // and expiry removes stale challenges the same way
     add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"old\"").await;
     h.clock.advance(2 * 3600);
-    assert_eq!(h.app().sweep_expired().unwrap(), 1);
+    assert_eq!(h.server().sweep_expired().unwrap(), 1);
     assert!(
         zone_text(&h)
             .lines()
@@ -645,8 +648,8 @@ async fn a_zone_file_edit_is_signed_at_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
     use common::peers::knot_secondary;
+    use zonewarden::client::wait::{Goal, Target, wait};
     use zonewarden::tsig::{Algorithm, Key};
-    use zonewarden::wait::{Goal, Target, wait};
     require("kdig", "knot-dnsutils");
     let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
     let (p, kp) = (free_port(), free_port());

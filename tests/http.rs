@@ -9,8 +9,8 @@ use std::process::Command;
 
 use common::*;
 use hickory_proto::rr::{RData, RecordType};
-use zonewarden::cli::{ApiTlsa, api_tlsa};
-use zonewarden::http::client;
+use zonewarden::client::api;
+use zonewarden::client::cli::{ApiTlsa, api_tlsa};
 use zonewarden::http::tlsa_api::{PATH, PublishResponse};
 
 /// A self-signed ECDSA certificate made by openssl, valid `days` days.
@@ -75,6 +75,23 @@ async fn tlsa_at(h: &Harness, owner: &str) -> Vec<String> {
     v
 }
 
+/// A read view's body, fetched with curl (from loopback: no token needed).
+async fn http_get(h: &Harness, path: &str) -> String {
+    require("curl", "curl");
+    let url = format!("{}{path}", api(h));
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", &url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn api(h: &Harness) -> String {
     format!("http://{}", h.server.as_ref().unwrap().http_addr().unwrap())
 }
@@ -137,12 +154,16 @@ async fn publish_then_roll_over_then_retire_after_propagation_and_two_ttls() {
     both.sort();
     assert_eq!(tlsa_at(&h, &format!("_25._tcp.mx1.{ZONE}")).await, both);
     // No secondaries here: propagated at the first sweep; two TTLs (60 s) later it retires.
-    assert_eq!(h.app().retire_due().unwrap(), 0);
+    assert_eq!(h.server().zones.retire_due().unwrap(), 0);
     h.clock.advance(100);
-    assert_eq!(h.app().retire_due().unwrap(), 0, "not before 2 x TTL");
+    assert_eq!(
+        h.server().zones.retire_due().unwrap(),
+        0,
+        "not before 2 x TTL"
+    );
     assert_eq!(tlsa_at(&h, &format!("_465._tcp.mx1.{ZONE}")).await, both);
     h.clock.advance(30);
-    assert_eq!(h.app().retire_due().unwrap(), 2);
+    assert_eq!(h.server().zones.retire_due().unwrap(), 2);
     for port in [25, 465] {
         assert_eq!(
             tlsa_at(&h, &format!("_{port}._tcp.mx1.{ZONE}")).await,
@@ -150,8 +171,61 @@ async fn publish_then_roll_over_then_retire_after_propagation_and_two_ttls() {
             "port {port}"
         );
     }
-    let audit = h.app().audit_tail(&name(ZONE), 1).unwrap();
-    assert_eq!(audit[0].1.action, "dane-retire");
+    let audit = h.server().zones.audit_tail(&name(ZONE), 1).unwrap();
+    assert_eq!(audit[0].action.as_str(), "dane-retire");
+}
+
+/// Two machines roll over at once: the one retirement sweep that removes
+/// both old records credits each removal to its own machine (it once
+/// credited every record due in a sweep to the first one's machine).
+#[tokio::test]
+async fn retirements_due_together_are_credited_to_their_own_machines() {
+    let h = Harness::start().await;
+    let www1 =
+        format!("{WWW1_ACL}[[grant]]\nname = \"_443._tcp.{{machine}}\"\ntypes = [\"TLSA\"]\n");
+    std::fs::write(h.path("acl/www1.toml"), www1).unwrap();
+    h.server().policy.reload(true).unwrap();
+    let url = api(&h);
+    for (machine, port) in [("mx1", 25), ("www1", 443)] {
+        let key = h.path(&format!("data/keys/{machine}.key"));
+        for generation in ["a", "b"] {
+            let c = cert(h.dir.path(), &format!("{machine}-{generation}"), 90);
+            let ports = [port];
+            let r = ApiTlsa {
+                zone: Some(ZONE),
+                ..req(&url, &key, &c, machine, &ports)
+            };
+            let (out, code) = api_tlsa(&r, h.clock_now()).await;
+            assert_eq!(code, 0, "{machine} {generation}: {out}");
+        }
+    }
+    assert_eq!(h.server().zones.retire_due().unwrap(), 0, "propagated now");
+    h.clock.advance(2 * 60 + 1);
+    assert_eq!(h.server().zones.retire_due().unwrap(), 2);
+    let rows = h.server().zones.audit_tail(&name(ZONE), 2).unwrap();
+    let mut retired: Vec<(Option<String>, Option<String>, String)> = rows
+        .into_iter()
+        .map(|r| (r.machine, r.key, r.action.as_str().to_string()))
+        .collect();
+    retired.sort();
+    assert_eq!(
+        retired,
+        vec![
+            (Some("mx1".into()), None, "dane-retire".into()),
+            (Some("www1".into()), None, "dane-retire".into()),
+        ],
+        "one retirement per machine, the server acting for each (no key)"
+    );
+    // the audit view filtered by machine finds each one's retirement
+    let text = http_get(&h, "/api/v1/audit?machine=www1").await;
+    let view: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entries = view["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["action"], "dane-retire", "{text}");
+    assert_eq!(entries[0]["machine"], "www1", "{text}");
+    assert!(
+        entries.iter().all(|e| e["machine"] == "www1"),
+        "only www1's rows: {text}"
+    );
 }
 
 #[tokio::test]
@@ -174,9 +248,9 @@ async fn a_planned_retirement_survives_a_restart() {
         0
     );
     h.restart().await;
-    h.app().retire_due().unwrap();
+    h.server().zones.retire_due().unwrap();
     h.clock.advance(121);
-    assert_eq!(h.app().retire_due().unwrap(), 1);
+    assert_eq!(h.server().zones.retire_due().unwrap(), 1);
     assert_eq!(
         tlsa_at(&h, &format!("_25._tcp.mx1.{ZONE}")).await,
         vec![openssl_311(&two)]
@@ -198,7 +272,7 @@ async fn failures_get_real_status_codes() {
     let pem = std::fs::read_to_string(&good).unwrap();
     let key = h.key("mx1");
     let post = |b: Vec<u8>, k: zonewarden::tsig::Key, now: u64| async move {
-        client::post(addr, PATH, &b, &k, now, std::time::Duration::from_secs(10))
+        api::post(addr, PATH, &b, &k, now, std::time::Duration::from_secs(10))
             .await
             .unwrap()
     };
@@ -322,7 +396,7 @@ async fn the_old_record_stays_while_a_secondary_lacks_the_new_one() {
     let owner = format!("_25._tcp.mx1.{ZONE}");
     // The secondary is down: hours pass, the old record stays.
     for _ in 0..3 {
-        h.app().retire_due().unwrap();
+        h.server().zones.retire_due().unwrap();
         h.clock.advance(3600);
     }
     assert_eq!(
@@ -335,8 +409,8 @@ async fn the_old_record_stays_while_a_secondary_lacks_the_new_one() {
     let serial = h.serial(ZONE).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        h.app().retire_due().unwrap();
-        let st = h.app().zones()[0].propagation.statuses();
+        h.server().zones.retire_due().unwrap();
+        let st = h.server().zones.all()[0].propagation.statuses();
         if st[0].serial == Some(serial) {
             break;
         }
@@ -347,9 +421,9 @@ async fn the_old_record_stays_while_a_secondary_lacks_the_new_one() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    h.app().retire_due().unwrap(); // now propagated: the 2 x TTL wait starts
+    h.server().zones.retire_due().unwrap(); // now propagated: the 2 x TTL wait starts
     assert_eq!(tlsa_at(&h, &owner).await.len(), 2);
     h.clock.advance(121);
-    assert_eq!(h.app().retire_due().unwrap(), 1);
+    assert_eq!(h.server().zones.retire_due().unwrap(), 1);
     assert_eq!(tlsa_at(&h, &owner).await, vec![openssl_311(&two)]);
 }

@@ -300,7 +300,7 @@ async fn health_readiness_and_every_json_view_answer_with_real_status_codes() {
     assert_eq!(later["entries"].as_array().unwrap().len(), 0);
     let none = get_json(&h, "/api/v1/audit?machine=www1").await;
     assert_eq!(none["entries"].as_array().unwrap().len(), 0);
-    // Empty parameters, as the README writes them, mean "no filter"; a
+    // Empty parameters, as docs/http-api.md writes them, mean "no filter"; a
     // `since` past SQLite's integers matches nothing instead of wrapping.
     let empty = get_json(&h, "/api/v1/audit?zone=&machine=&since=&limit=").await;
     assert_eq!(empty["entries"], all["entries"]);
@@ -461,12 +461,12 @@ async fn metrics_move_with_updates_refusals_tsig_failures_reloads_expiry_and_not
     .unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
     // Reloads: one good, one broken.
-    h.app().reload_policy(true).unwrap();
+    h.server().policy.reload(true).unwrap();
     write(&h.path("acl/www1.toml"), "[[grant]]\nname = 1\n");
-    assert!(h.app().reload_policy(true).is_err());
+    assert!(h.server().policy.reload(true).is_err());
     // Expiry.
     h.clock.advance(3601);
-    assert_eq!(h.app().sweep_expired().unwrap(), 1);
+    assert_eq!(h.server().sweep_expired().unwrap(), 1);
 
     let after = scrape(&h).await;
     let d = |name: &str, labels: &[(&str, &str)]| {
@@ -628,7 +628,7 @@ async fn a_broken_acl_reload_shows_on_the_machines_view_and_the_page_escaped() {
         &h.path("acl/www1.toml"),
         "[[grant]]\nname = \"ok\"\ntypes = [\"TXT\"]\n\"<b>bold</b>\" = 1\n",
     );
-    assert!(h.app().reload_policy(true).is_err());
+    assert!(h.server().policy.reload(true).is_err());
     let m = get_json(&h, "/api/v1/machines").await;
     assert_eq!(m["reload"]["ok"], false, "{m}");
     let err = m["reload"]["last_error"].as_str().unwrap();
@@ -667,7 +667,7 @@ async fn a_broken_acl_reload_shows_on_the_machines_view_and_the_page_escaped() {
     );
     // Fixed: the page says so.
     write(&h.path("acl/www1.toml"), WWW1_ACL);
-    h.app().reload_policy(true).unwrap();
+    h.server().policy.reload(true).unwrap();
     let m = get_json(&h, "/api/v1/machines").await;
     assert_eq!(m["reload"]["ok"], true);
     assert!(m["reload"]["last_error"].is_null());
@@ -747,7 +747,7 @@ async fn a_token_file_that_is_too_short_stops_the_start_with_its_path() {
     write(&path, "short\n");
     c.http_token_file = Some(path);
     // `check` finds it before `serve` would.
-    let (report, ok) = zonewarden::cli::check(&c);
+    let (report, ok) = zonewarden::client::cli::check(&c);
     assert!(
         !ok && report.contains("http.token") && report.contains("at least 16"),
         "{report}"
@@ -783,7 +783,7 @@ async fn no_answer_of_any_endpoint_contains_a_secret() {
     )
     .await;
     write(&h.path("acl/www1.toml"), "key = 12\n");
-    let _ = h.app().reload_policy(true);
+    let _ = h.server().policy.reload(true);
     let mut secrets: Vec<String> = vec![TOKEN.into()];
     for entry in std::fs::read_dir(h.path("data/keys")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();

@@ -114,10 +114,10 @@ async fn the_status_page_renders_its_tables_in_chromium() {
         &h.path("acl/netbox.toml"),
         "networks = [\"not a network\"]\n",
     );
-    assert!(h.app().reload_policy(true).is_err());
+    assert!(h.server().policy.reload(true).is_err());
     // Let the NOTIFY to the dead secondary fail, so its row shows an error.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while h.app().zones().iter().all(|z| {
+    while h.server().zones.all().iter().all(|z| {
         z.propagation
             .statuses()
             .iter()

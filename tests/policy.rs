@@ -24,14 +24,14 @@ async fn a_broken_acl_edit_keeps_the_previous_policy_and_a_good_one_takes_effect
         "{MX1_ACL}\n[[grant]]\nname = \"_acme-challenge.extra.{{machine}}\"\ntypez = [\"TXT\"]\n"
     );
     write(&h.path("acl/mx1.toml"), &broken);
-    let err = h.app().reload_policy(true).unwrap_err();
+    let err = h.server().policy.reload(true).unwrap_err();
     let text = err.to_string();
     let line = broken.lines().position(|l| l.starts_with("typez")).unwrap() + 1;
     assert!(
         text.contains(&format!("mx1.toml:{line}:1:")),
         "error cites path and line: {text}"
     );
-    let status = h.app().reload_status();
+    let status = h.server().policy.status();
     assert!(status.last_error.is_some());
     assert_eq!(
         h.update_rcode(
@@ -56,7 +56,7 @@ async fn a_broken_acl_edit_keeps_the_previous_policy_and_a_good_one_takes_effect
     let mut ok = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if h.app().reload_status().last_error.is_none() {
+        if h.server().policy.status().last_error.is_none() {
             ok = true;
             break;
         }
@@ -75,7 +75,7 @@ async fn a_new_acl_file_gets_a_generated_key_and_works() {
         &h.path("acl/db7.toml"),
         "[[grant]]\nname = \"_acme-challenge.{machine}\"\ntypes = [\"TXT\"]\n",
     );
-    assert!(h.app().reload_policy(true).unwrap());
+    assert!(h.server().policy.reload(true).unwrap());
     let key_file = h.path("data/keys/db7.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&key_file).unwrap().permissions(),
@@ -92,7 +92,7 @@ async fn a_new_acl_file_gets_a_generated_key_and_works() {
     );
     // A removed ACL file removes the machine's rights.
     std::fs::remove_file(h.path("acl/db7.toml")).unwrap();
-    assert!(h.app().reload_policy(true).unwrap());
+    assert!(h.server().policy.reload(true).unwrap());
     assert_eq!(
         h.update_rcode(
             "db7",
@@ -140,9 +140,9 @@ async fn stale_challenges_expire_as_journaled_changes() {
     );
     let serial = h.serial(ZONE).await;
     // 50 minutes on: nothing is an hour old yet.
-    assert_eq!(h.app().sweep_expired().unwrap(), 0);
+    assert_eq!(h.server().sweep_expired().unwrap(), 0);
     h.clock.advance(700);
-    assert_eq!(h.app().sweep_expired().unwrap(), 1);
+    assert_eq!(h.server().sweep_expired().unwrap(), 1);
     assert!(h.txt(&old.to_string()).await.is_empty());
     assert_eq!(h.txt(&fresh.to_string()).await, vec!["recent"]);
     assert_eq!(
@@ -154,16 +154,16 @@ async fn stale_challenges_expire_as_journaled_changes() {
         "TLSA records never expire"
     );
     assert_eq!(h.serial(ZONE).await, serial.wrapping_add(1));
-    let audit = h.app().audit_tail(&name(ZONE), 1).unwrap();
-    assert_eq!(audit[0].1.action, "expired");
-    assert!(audit[0].1.detail.contains("forgotten"));
+    let audit = h.server().zones.audit_tail(&name(ZONE), 1).unwrap();
+    assert_eq!(audit[0].action.as_str(), "expired");
+    assert!(audit[0].detail.contains("forgotten"));
 }
 
 #[test]
 fn check_reports_every_error_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
     let config = Harness::layout(dir.path());
-    let (report, ok) = zonewarden::cli::check(&config);
+    let (report, ok) = zonewarden::client::cli::check(&config);
     assert!(ok, "{report}");
     assert!(report.contains("ok: 2 zone(s)"), "{report}");
     write(
@@ -171,7 +171,7 @@ fn check_reports_every_error_with_its_location() {
         "[[grant]]\nname = \"x\"\ntypes = [\"SOA\"]\n",
     );
     write(&dir.path().join("acl/bad2.toml"), "role = \"wizard\"\n");
-    let (report, ok) = zonewarden::cli::check(&config);
+    let (report, ok) = zonewarden::client::cli::check(&config);
     assert!(!ok);
     assert!(report.contains("bad1.toml:3:"), "{report}");
     assert!(report.contains("bad2.toml:1:"), "{report}");
@@ -181,7 +181,7 @@ fn check_reports_every_error_with_its_location() {
 fn machine_add_writes_a_0600_key_and_an_acl_that_loads() {
     let dir = tempfile::tempdir().unwrap();
     let config = Harness::layout(dir.path());
-    let out = zonewarden::cli::machine_add(
+    let out = zonewarden::client::cli::machine_add(
         &config,
         "mx9",
         Some("_acme.example.org"),
@@ -201,12 +201,12 @@ fn machine_add_writes_a_0600_key_and_an_acl_that_loads() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
-    let (report, ok) = zonewarden::cli::check(&config);
+    let (report, ok) = zonewarden::client::cli::check(&config);
     assert!(ok, "{report}");
     // Twice is an error, and nothing is overwritten.
     let before = std::fs::read(&key).unwrap();
     assert!(
-        zonewarden::cli::machine_add(
+        zonewarden::client::cli::machine_add(
             &config,
             "mx9",
             Some("_acme.example.org"),
@@ -218,7 +218,7 @@ fn machine_add_writes_a_0600_key_and_an_acl_that_loads() {
     assert_eq!(std::fs::read(&key).unwrap(), before);
     // Several zones served: --zone is required.
     assert!(
-        zonewarden::cli::machine_add(
+        zonewarden::client::cli::machine_add(
             &config,
             "mx10",
             None,

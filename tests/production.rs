@@ -285,7 +285,7 @@ fn audit_details(db: &Path) -> Vec<String> {
         .audit_tail(&name(ZONE), 100_000)
         .unwrap()
         .into_iter()
-        .map(|(_, a)| a.detail)
+        .map(|row| row.detail)
         .collect()
 }
 

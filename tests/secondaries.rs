@@ -11,8 +11,8 @@ use common::peers::{Peer, bind_secondary, knot_secondary, nsd_secondary};
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use zonewarden::client::wait::{Goal, Target, wait};
 use zonewarden::tsig::{self, Algorithm, Key};
-use zonewarden::wait::{Goal, Target, wait};
 
 fn xfr_key() -> Key {
     Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap()
@@ -136,7 +136,7 @@ async fn knot_bind_and_nsd_follow_every_update_by_notify_and_ixfr() {
             "the deleted record is gone on port {port}"
         );
     }
-    let stats = &h.app().stats;
+    let stats = &h.server().transfers;
     let incremental = stats
         .ixfr_incremental
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -147,7 +147,7 @@ async fn knot_bind_and_nsd_follow_every_update_by_notify_and_ixfr() {
     // The server's own view: every secondary acknowledged and serves the serial.
     let mut ok = false;
     for _ in 0..50 {
-        let st = h.app().zones()[0].propagation.statuses();
+        let st = h.server().zones.all()[0].propagation.statuses();
         if st
             .iter()
             .all(|s| s.serial == Some(serial) && s.notified == Some(serial))
@@ -160,7 +160,7 @@ async fn knot_bind_and_nsd_follow_every_update_by_notify_and_ixfr() {
     assert!(
         ok,
         "propagation state: {:?}",
-        h.app().zones()[0].propagation.statuses()
+        h.server().zones.all()[0].propagation.statuses()
     );
 }
 
@@ -191,7 +191,7 @@ async fn a_zone_over_64_kib_transfers_in_signed_messages() {
             ResponseCode::NoError
         );
     }
-    let expected = h.app().zones()[0].snapshot().all_records().len() + 1;
+    let expected = h.server().zones.all()[0].snapshot().all_records().len() + 1;
     // kdig checks the TSIG of every message of the transfer.
     let y = format!("hmac-sha256:xfr.:{}", key.secret_base64());
     let out = std::process::Command::new("timeout")
@@ -287,7 +287,7 @@ async fn transfers_are_for_transfer_keys_and_networks_only() {
     let serial = h.serial(ZONE).await;
     let mut ixfr = query_msg(ZONE, RecordType::IXFR, false);
     ixfr.add_authority(
-        h.app().zones()[0]
+        h.server().zones.all()[0]
             .snapshot()
             .spec
             .soa
@@ -340,7 +340,7 @@ async fn a_dead_secondary_never_blocks_updates_is_reported_and_catches_up() {
     assert_eq!(laggards.len(), 1, "{laggards:?}");
     assert_eq!(laggards[0].0, "late-knot");
     // The CLI path reports the same, with the laggard named.
-    let (report, ok) = zonewarden::cli::wait(
+    let (report, ok) = zonewarden::client::cli::wait(
         &h.config,
         Some(ZONE),
         None,
@@ -350,7 +350,7 @@ async fn a_dead_secondary_never_blocks_updates_is_reported_and_catches_up() {
     )
     .await;
     assert!(!ok && report.contains("late-knot"), "{report}");
-    let status = h.app().zones()[0].propagation.statuses();
+    let status = h.server().zones.all()[0].propagation.statuses();
     assert!(status[0].last_error.is_some(), "{status:?}");
     // It comes up and catches up.
     let knot = knot_secondary(ZONE, dead, p, &key);

@@ -11,9 +11,7 @@
 //! but with fewer, stricter rules. It does not verify TSIG (it only reads
 //! the key files into a [`tsig::KeyRing`](crate::tsig::KeyRing)), parse
 //! UPDATE messages, check prerequisites, count RRsets (it only reports the
-//! `max-rrset` a grant allows: the update path enforces it), swap policies
-//! on reload (the caller keeps the previous one when loading fails), or
-//! know which zones exist beyond the list of served zone origins it is
+//! `max-rrset` a grant allows: the update path enforces it), or know which zones exist beyond the list of served zone origins it is
 //! given.
 //!
 //! - `file.rs`: the file format, its serde spec types and their validation,
@@ -23,6 +21,8 @@
 //!   handed out as `Arc<Machine>` so a request can carry one.
 //! - `load.rs`: reading the ACL and key directories ([`Policy::load_dir`],
 //!   [`load_policy`]).
+//! - `live.rs`: the policy in force ([`LivePolicy`]), swapped whole on a
+//!   good reload, kept on a bad one.
 //!
 //! # File format
 //!
@@ -85,10 +85,12 @@
 //! files with the same key name.
 
 mod file;
+mod live;
 mod load;
 mod policy;
 mod skeleton;
 
+pub use live::{LivePolicy, ReloadStatus};
 pub use load::{MissingKeys, PolicyState, files_fingerprint, load_policy, report_generated};
 pub use policy::{Grant, Machine, Policy, Role, TypesAt};
 pub use skeleton::skeleton;

@@ -40,7 +40,6 @@
 //!   resolver that capped or stretched TTLs is not accounted for.
 
 pub mod cert;
-pub mod publish;
 
 pub mod tlsa;
 

@@ -3,7 +3,7 @@
 //!
 //! Owns: the zone's signing key and the records derived from it ([`key`]:
 //! DNSKEY, CDS, CDNSKEY, DS for the parent), the NSEC chain ([`nsec`]) and
-//! the RRSIGs ([`signer`]). It does not own when things happen: `app` calls
+//! the RRSIGs ([`signer`]). It does not own when things happen: the zone writer (`writer`) calls
 //! [`ZoneSigner::resign`] on every change before it commits, [`sync`] at
 //! start, and [`ZoneSigner::refresh`] on a timer; every DNSSEC record made
 //! or dropped is returned as a [`Delta`] that goes into the same journaled
@@ -42,71 +42,15 @@ mod tests;
 use std::collections::{HashSet, hash_map::DefaultHasher};
 use std::hash::{Hash, Hasher};
 
-use hickory_proto::dnssec::Algorithm;
 use hickory_proto::rr::{Record, RecordType};
 
 pub use key::{KeyError, ZoneKey};
 pub use signer::ZoneSigner;
 
-use crate::store::{Audit, Change, Source, rdata_bytes};
+use crate::zone::change::{Action, Audit, Change, Source, rdata_bytes};
 use crate::zone::{ZoneData, is_dnssec_type};
 
-/// A zone's signing algorithm (RFC 8624 §3.1: both MUST be signable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyAlgorithm {
-    /// ECDSA P-256 with SHA-256, algorithm 13 (the default).
-    EcdsaP256Sha256,
-    /// Ed25519, algorithm 15.
-    Ed25519,
-}
-
-impl KeyAlgorithm {
-    /// The zone-file spelling.
-    pub fn from_config(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "ecdsap256sha256" | "ecdsa-p256-sha256" | "13" => Some(Self::EcdsaP256Sha256),
-            "ed25519" | "15" => Some(Self::Ed25519),
-            _ => None,
-        }
-    }
-
-    pub fn config_name(self) -> &'static str {
-        match self {
-            Self::EcdsaP256Sha256 => "ecdsap256sha256",
-            Self::Ed25519 => "ed25519",
-        }
-    }
-
-    pub fn dnssec(self) -> Algorithm {
-        match self {
-            Self::EcdsaP256Sha256 => Algorithm::ECDSAP256SHA256,
-            Self::Ed25519 => Algorithm::ED25519,
-        }
-    }
-}
-
-/// A zone's DNSSEC settings, from its `[dnssec]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub algorithm: KeyAlgorithm,
-    /// Seconds from signing to expiration (before jitter).
-    pub signature_validity: u32,
-    /// Signatures with less than this left are re-signed.
-    pub refresh_before: u32,
-    /// TTL of DNSKEY, CDS and CDNSKEY.
-    pub dnskey_ttl: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            algorithm: KeyAlgorithm::EcdsaP256Sha256,
-            signature_validity: 14 * 86_400,
-            refresh_before: 7 * 86_400,
-            dnskey_ttl: 3_600,
-        }
-    }
-}
+pub use crate::zonefile::{KeyAlgorithm, Settings};
 
 /// How far back signatures' inception is set, for clocks that lag (RFC 6781 §4.4.2.2).
 pub const INCEPTION_BACKDATE: u32 = 3_600;
@@ -166,7 +110,7 @@ impl Delta {
 /// A journaled change of DNSSEC records only (signing at start, refresh,
 /// stripping), moving `zone` to the next serial. `zone` must already hold
 /// the new serial and the records of `delta`.
-fn dnssec_change(serial_from: u32, zone: &ZoneData, delta: Delta, action: &str) -> Change {
+fn dnssec_change(serial_from: u32, zone: &ZoneData, delta: Delta, action: Action) -> Change {
     let detail = format!(
         "{action}: {} DNSSEC records removed, {} added",
         delta.removed.len(),
@@ -178,12 +122,7 @@ fn dnssec_change(serial_from: u32, zone: &ZoneData, delta: Delta, action: &str) 
         removed: delta.removed,
         added: delta.added,
         source: Source::Dynamic,
-        audit: Audit {
-            key: None,
-            source: None,
-            action: action.into(),
-            detail,
-        },
+        audit: Audit::server(action, detail),
     }
 }
 
@@ -195,8 +134,8 @@ fn dnssec_change(serial_from: u32, zone: &ZoneData, delta: Delta, action: &str) 
 pub fn sync(signer: Option<&ZoneSigner>, zone: &mut ZoneData, now: u64) -> Option<Change> {
     let from = zone.serial;
     let (delta, action) = match signer {
-        Some(s) => (s.sign_all(zone, now), "dnssec-sign"),
-        None => (strip(zone), "dnssec-off"),
+        Some(s) => (s.sign_all(zone, now), Action::DnssecSign),
+        None => (strip(zone), Action::DnssecOff),
     };
     (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, action))
 }
@@ -205,7 +144,7 @@ pub fn sync(signer: Option<&ZoneSigner>, zone: &mut ZoneData, now: u64) -> Optio
 pub fn refresh(signer: &ZoneSigner, zone: &mut ZoneData, now: u64) -> Option<Change> {
     let from = zone.serial;
     let delta = signer.refresh(zone, now);
-    (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, "dnssec-refresh"))
+    (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, Action::DnssecRefresh))
 }
 
 /// Remove every record the signer makes (DS stays: it is delegation data).

@@ -78,7 +78,7 @@ impl Token {
             if let Ok(m) = std::fs::metadata(path)
                 && m.permissions().mode() & 0o027 != 0
             {
-                // 0640 root:zonewarden (README "Running in production") is
+                // 0640 root:zonewarden (docs/operations.md, "Install") is
                 // fine; other users reading it, or the group writing it, not.
                 tracing::warn!(file = %path.display(), "the HTTP token file is readable by other users or writable by its group; chmod 640 (owner root, group zonewarden) or 600");
             }

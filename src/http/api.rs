@@ -17,9 +17,13 @@ use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::{Name, RecordType};
 use serde::{Deserialize, Serialize};
 
+use super::Context;
 use super::{ApiError, State as HttpState};
-use crate::app::{App, LastRefusal, ZoneHandle, signature_horizon};
+use crate::acl::PolicyState;
 use crate::metrics;
+use crate::server::LastRefusal;
+use crate::store::AuditRow;
+use crate::writer::{ZoneHandle, signature_horizon};
 use crate::zone::is_dnssec_type;
 
 /// The most audit rows one request returns.
@@ -126,15 +130,24 @@ impl From<&LastRefusal> for RefusalView {
     fn from(r: &LastRefusal) -> Self {
         Self {
             time: r.time,
-            zone: r.zone.clone(),
+            zone: r.zone.to_string(),
             reason: r.reason.as_str().into(),
-            rcode: r.rcode.clone(),
-            source: r.source.clone(),
-            owner: r.owner.clone(),
-            rtype: r.rtype.clone(),
+            rcode: crate::metrics::rcode_name(r.rcode),
+            source: r.source.to_string(),
+            owner: r.owner.as_ref().map(|o| o.to_string()),
+            rtype: r.rtype.map(|t| t.to_string()),
             detail: r.detail.clone(),
         }
     }
+}
+
+/// The machine an audit row is for: its machine column, or for rows older
+/// than that column the machine whose ACL names its key now.
+fn row_machine(row: &AuditRow, policy: &PolicyState) -> Option<String> {
+    row.machine.clone().or_else(|| {
+        let key = Name::from_ascii(row.key.as_deref()?).ok()?;
+        policy.policy.machine_for_key(&key).map(|m| m.name.clone())
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,7 +188,8 @@ pub struct AuditEntry {
     pub time: u64,
     pub zone: String,
     pub key: Option<String>,
-    /// The machine whose ACL names the key, if one does now.
+    /// The machine it was made by or for (for rows older than the machine
+    /// column: the machine whose ACL names the key now, if one does).
     pub machine: Option<String>,
     pub source: Option<String>,
     pub action: String,
@@ -212,7 +226,7 @@ fn dnssec_view(z: &ZoneHandle, now: u64) -> DnssecView {
     }
 }
 
-pub fn zone_summary(app: &App, z: &ZoneHandle) -> ZoneSummary {
+pub fn zone_summary(app: &Context, z: &ZoneHandle) -> ZoneSummary {
     let now = app.clock.now();
     let snap = z.snapshot();
     let statuses = z.propagation.statuses();
@@ -233,7 +247,7 @@ pub fn zone_summary(app: &App, z: &ZoneHandle) -> ZoneSummary {
     }
 }
 
-pub fn zone_detail(app: &App, z: &ZoneHandle) -> ZoneDetail {
+pub fn zone_detail(app: &Context, z: &ZoneHandle) -> ZoneDetail {
     let snap = z.snapshot();
     let mut data = Vec::new();
     let mut dnssec_records = 0;
@@ -265,7 +279,7 @@ pub fn zone_detail(app: &App, z: &ZoneHandle) -> ZoneDetail {
     }
 }
 
-pub fn propagation(app: &App, z: &ZoneHandle) -> PropagationView {
+pub fn propagation(app: &Context, z: &ZoneHandle) -> PropagationView {
     let now = app.clock.now();
     let serial = z.snapshot().serial;
     let mut nameservers = vec![NameserverView {
@@ -310,7 +324,7 @@ pub fn propagation(app: &App, z: &ZoneHandle) -> PropagationView {
 }
 
 /// Blocking (reads the audit table).
-pub fn machines(app: &App) -> MachinesView {
+pub fn machines(app: &Context) -> MachinesView {
     let status = app.reload_status();
     let policy = app.policy();
     let refusals = app.last_refusals();
@@ -318,19 +332,21 @@ pub fn machines(app: &App) -> MachinesView {
         tracing::error!(error = %e, "cannot read the audit table");
         Vec::new()
     });
-    let mut by_key: HashMap<String, ChangeView> = HashMap::new();
-    for (time, zone, a) in changes {
-        if let Some(k) = &a.key {
-            by_key.insert(
-                k.trim_end_matches('.').to_ascii_lowercase(),
-                ChangeView {
-                    time,
-                    zone,
-                    action: a.action,
-                    source: a.source,
-                    detail: a.detail,
-                },
-            );
+    let mut by_machine: HashMap<String, (u64, ChangeView)> = HashMap::new();
+    for row in changes {
+        let Some(machine) = row_machine(&row, &policy) else {
+            continue;
+        };
+        let newer = by_machine.get(&machine).is_none_or(|(t, _)| row.time >= *t);
+        if newer {
+            let view = ChangeView {
+                time: row.time,
+                zone: row.zone,
+                action: row.action.as_str().into(),
+                source: row.source,
+                detail: row.detail,
+            };
+            by_machine.insert(machine, (view.time, view));
         }
     }
     let machines = policy
@@ -353,9 +369,7 @@ pub fn machines(app: &App) -> MachinesView {
                     .map(|z| z.iter().map(|n| n.to_string()).collect()),
                 networks: m.networks.iter().map(|n| n.to_string()).collect(),
                 grants: m.grants.iter().map(|g| g.describe()).collect(),
-                last_change: by_key
-                    .get(&key.trim_end_matches('.').to_ascii_lowercase())
-                    .cloned(),
+                last_change: by_machine.get(&m.name).map(|(_, v)| v.clone()),
                 last_refusal: refusals.get(&m.name).map(RefusalView::from),
                 key,
             }
@@ -398,28 +412,32 @@ fn number<T: std::str::FromStr>(name: &str, v: Option<&str>) -> Result<Option<T>
 }
 
 /// Blocking (SQLite).
-pub(crate) fn audit(app: &App, q: &AuditQuery) -> Result<AuditView, ApiError> {
+pub(crate) fn audit(app: &Context, q: &AuditQuery) -> Result<AuditView, ApiError> {
     let zone = match q.zone.as_deref().filter(|z| !z.is_empty()) {
         None => None,
         Some(z) => Some(zone_of(app, z)?.origin.clone()),
     };
     let policy = app.policy();
-    let keys = q.machine.as_deref().filter(|m| !m.is_empty()).map(|m| {
-        // The key its ACL names now, and the machine name as a key (a
-        // removed machine's rows stay in the log).
-        let mut keys = vec![format!("{m}."), m.to_string()];
-        if let Some(machine) = policy.policy.machines().iter().find(|x| x.name == m) {
-            keys.push(machine.key.to_string());
-        }
-        keys
-    });
+    // Rows name their machine; rows older than that column name only the
+    // key, so the key the machine's ACL names now matches those.
+    let machine = q.machine.as_deref().filter(|m| !m.is_empty());
+    let keys: Vec<String> = machine
+        .and_then(|m| policy.policy.machines().iter().find(|x| x.name == m))
+        .map(|m| vec![m.key.to_ascii()])
+        .unwrap_or_default();
     let limit = number::<usize>("limit", q.limit.as_deref())?
         .unwrap_or(100)
         .clamp(1, AUDIT_MAX);
     // Past i64::MAX (SQLite's integers) nothing can match anyway.
     let since = number::<u64>("since", q.since.as_deref())?.map(|t| t.min(i64::MAX as u64));
     let rows = app
-        .audit_query(zone.as_ref(), keys.as_deref(), since, limit)
+        .zones
+        .audit_query(
+            zone.as_ref(),
+            machine.map(|m| (m, keys.as_slice())),
+            since,
+            limit,
+        )
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read the audit table");
             ApiError::new(
@@ -429,28 +447,21 @@ pub(crate) fn audit(app: &App, q: &AuditQuery) -> Result<AuditView, ApiError> {
         })?;
     let entries = rows
         .into_iter()
-        .map(|(time, zone, a)| {
-            let machine = a
-                .key
-                .as_deref()
-                .and_then(|k| Name::from_ascii(k).ok())
-                .and_then(|k| policy.policy.machine_for_key(&k).map(|m| m.name.clone()));
-            AuditEntry {
-                time,
-                zone,
-                key: a.key,
-                machine,
-                source: a.source,
-                action: a.action,
-                detail: a.detail,
-            }
+        .map(|row| AuditEntry {
+            machine: row_machine(&row, &policy),
+            time: row.time,
+            zone: row.zone,
+            key: row.key,
+            source: row.source,
+            action: row.action.as_str().into(),
+            detail: row.detail,
         })
         .collect();
     Ok(AuditView { entries })
 }
 
 /// The served zone named in a path, with or without the final dot.
-fn zone_of<'a>(app: &'a App, text: &str) -> Result<&'a Arc<ZoneHandle>, ApiError> {
+fn zone_of<'a>(app: &'a Context, text: &str) -> Result<&'a Arc<ZoneHandle>, ApiError> {
     crate::zone::absolute_name(text)
         .ok()
         .and_then(|n| app.zone_exact(&n))
@@ -522,7 +533,7 @@ pub(crate) async fn audit_list(
 #[derive(Serialize)]
 struct Ready {
     ready: bool,
-    checks: Vec<crate::app::Check>,
+    checks: Vec<super::Check>,
 }
 
 pub(crate) async fn readyz(State(s): State<HttpState>) -> Result<Response, ApiError> {
@@ -538,7 +549,7 @@ pub(crate) async fn readyz(State(s): State<HttpState>) -> Result<Response, ApiEr
 }
 
 /// The whole exposition: counters, then the state gauges.
-pub fn render_metrics(app: &App) -> Result<String, std::fmt::Error> {
+pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
     let now = app.clock.now();
     let mut registry = app.metrics.registry();
     let r = &mut registry;

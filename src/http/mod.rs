@@ -18,7 +18,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
-pub mod client;
+mod context;
 pub mod page;
 pub mod tlsa_api;
 
@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use crate::app::App;
+pub use context::{Check, Context};
 
 /// Request bodies above this are refused (413); a certificate chain is a
 /// few KiB.
@@ -39,7 +39,7 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct State {
-    pub(crate) app: Arc<App>,
+    pub(crate) app: Arc<Context>,
     auth: Arc<auth::Verifier>,
 }
 
@@ -75,7 +75,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<Context>) -> Router {
     let state = State {
         auth: Arc::new(auth::Verifier::new(app.config.tsig_fudge)),
         app,
@@ -108,7 +108,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// Serve the API on `listener` until `stop` fires; requests in progress
 /// are finished first.
 pub async fn serve(
-    app: Arc<App>,
+    app: Arc<Context>,
     listener: tokio::net::TcpListener,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {

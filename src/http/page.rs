@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use super::Context;
 use super::State as HttpState;
 use super::api::{self, AuditQuery, MachinesView, PropagationView, ZoneSummary};
-use crate::app::App;
 
 /// Audit rows shown on the page.
 const AUDIT_ROWS: usize = 30;
@@ -250,7 +250,7 @@ fn machines_table(out: &mut String, m: &MachinesView) {
     out.push_str("</table>");
 }
 
-fn audit_table(out: &mut String, app: &App) {
+fn audit_table(out: &mut String, app: &Context) {
     let q = AuditQuery {
         limit: Some(AUDIT_ROWS.to_string()),
         ..Default::default()
@@ -279,7 +279,7 @@ fn audit_table(out: &mut String, app: &App) {
 }
 
 /// The whole page. Blocking (reads the audit table).
-pub fn render(app: &App) -> String {
+pub fn render(app: &Context) -> String {
     let now = app.clock.now();
     let zones: Vec<ZoneSummary> = app
         .zones()

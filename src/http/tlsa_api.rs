@@ -1,7 +1,7 @@
 //! `POST /api/v1/tlsa`: publish the TLSA records of a newly issued
 //! certificate for one host and its ports, authenticated with the
 //! machine's TSIG key, within the machine's ACL, with the rollover of
-//! `rollover` (old records retired once every nameserver has the new ones
+//! `writer::Draft::Tlsa` (old records retired once every nameserver has the new ones
 //! and two TTLs have passed).
 //!
 //! Request body (JSON):
@@ -23,13 +23,15 @@ use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::rdata::TLSA;
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, State};
-use crate::app::UpdateError;
 use crate::dane::{DaneError, NextKey, TlsaParams, tlsa_for_next, tlsa_from_pem};
-use crate::rollover::TlsaSet;
+use crate::metrics::RefusalReason;
+use crate::server::{Refused, WriteLog, admit};
+use crate::update::Requester;
+use crate::writer::{Draft, TlsaSet, WriteError};
 
 pub const PATH: &str = "/api/v1/tlsa";
 
@@ -102,20 +104,27 @@ pub(super) async fn publish(
             tracing::warn!(source = %peer, reason = %e, "HTTP request not authenticated");
             ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
         })?;
-    let forbidden = |why: String| {
-        tracing::warn!(source = %peer, key = %key.name, reason = %why, "TLSA publication refused");
-        ApiError::new(StatusCode::FORBIDDEN, why)
+    // The same gate as a DNS UPDATE, and the same refusal accounting.
+    let mut log = WriteLog::new(None, Some(key.name.clone()), peer, &[]);
+    let forbidden = |log: &WriteLog, refused: Refused| {
+        app.refusals
+            .record(&app.metrics, log, &refused, app.clock.now());
+        ApiError::new(StatusCode::FORBIDDEN, refused.detail)
     };
-    let Some(machine) = policy.policy.machine_for_key(&key.name) else {
-        return Err(forbidden(format!("no ACL names the key {}", key.name)));
+    let machine = match admit(&policy, &key.name, peer.ip(), &mut log) {
+        Ok(m) => m,
+        Err(mut refused) => {
+            refused.detail = match refused.reason {
+                RefusalReason::Network => format!(
+                    "{} is not in the networks of {}",
+                    peer.ip(),
+                    log.machine_label()
+                ),
+                _ => format!("no ACL names the key {}", key.name),
+            };
+            return Err(forbidden(&log, refused));
+        }
     };
-    if !machine.source_allowed(peer.ip()) {
-        return Err(forbidden(format!(
-            "{} is not in the networks of {}",
-            peer.ip(),
-            machine.name
-        )));
-    }
     let req: PublishRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))?;
     if req.ports.is_empty() {
@@ -181,16 +190,22 @@ pub(super) async fn publish(
                 format!("{owner} is not in the zone {}", zone.origin),
             ));
         }
-        if machine
-            .permits(&zone.origin, &owner, hickory_proto::rr::RecordType::TLSA)
-            .is_none()
-        {
-            return Err(forbidden(format!(
-                "{} may not publish TLSA at {owner}",
-                machine.name
-            )));
-        }
         owners.push(owner);
+    }
+    // The machine's ACL must grant TLSA at every owner: refused here,
+    // before any certificate work, by the same decision the writer makes.
+    let requester = Requester {
+        machine: &machine,
+        key: &key.name,
+        source: peer.ip(),
+    };
+    let touched: Vec<Record> = owners
+        .iter()
+        .map(|o| Record::update0(o.clone(), 0, RecordType::TLSA))
+        .collect();
+    if let Err(r) = crate::update::check_permissions(&zone.snapshot(), &touched, &requester) {
+        log.zone = Some(zone.origin.clone());
+        return Err(forbidden(&log, Refused::from(r)));
     }
     let wanted: TLSA = tlsa_from_pem(req.certificate.as_bytes(), params, now as i64)
         .map_err(|e| ApiError::new(dane_status(&e), e.to_string()))?;
@@ -214,25 +229,19 @@ pub(super) async fn publish(
         .collect();
     let spec = zone.snapshot().spec.clone();
     let ttl = spec.ttl.clamp(req.ttl.unwrap_or(spec.ttl.tlsa));
-    let (app2, zone2, key_name, source, sets2) = (
-        state.app.clone(),
-        zone.clone(),
-        key.name.clone(),
-        peer.ip().to_string(),
-        sets.clone(),
-    );
+    log.zone = Some(zone.origin.clone());
+    let (zone2, key_name, source, sets2) =
+        (zone.clone(), key.name.clone(), peer.ip(), sets.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let policy = app2.policy();
-        let Some(machine) = policy.policy.machine_for_key(&key_name) else {
-            return Err(UpdateError::Refused(crate::update::Refusal {
-                rcode: hickory_proto::op::ResponseCode::Refused,
-                kind: crate::update::RefusalKind::Acl,
-                reason: "the key's ACL was removed".into(),
-                owner: None,
-                rtype: None,
-            }));
-        };
-        app2.publish_tlsa(&zone2, machine, &key_name, &source, &sets2, ttl)
+        zone2.write(Draft::Tlsa {
+            sets: &sets2,
+            ttl,
+            by: Requester {
+                machine: &machine,
+                key: &key_name,
+                source,
+            },
+        })
     })
     .await
     .map_err(|e| {
@@ -242,9 +251,9 @@ pub(super) async fn publish(
         )
     })?;
     let (serial, results) = match result {
-        Ok(r) => r,
-        Err(UpdateError::Refused(r)) => return Err(forbidden(r.reason)),
-        Err(UpdateError::Store(e)) => {
+        Ok(w) => (w.serial, w.tlsa),
+        Err(WriteError::Refused(r)) => return Err(forbidden(&log, Refused::from(r))),
+        Err(WriteError::Store(e)) => {
             tracing::error!(error = %e, "TLSA publication not committed");
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -252,6 +261,9 @@ pub(super) async fn publish(
             ));
         }
     };
+    if let Some(serial) = serial {
+        tracing::info!(zone = %zone.origin, machine = %log.machine_label(), source = %peer.ip(), serial, "TLSA published; old records retire after propagation + 2 TTL");
+    }
     let changed = serial.is_some();
     let body = PublishResponse {
         changed,

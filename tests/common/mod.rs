@@ -177,8 +177,9 @@ impl Harness {
         self.server = Some(server);
     }
 
-    pub fn app(&self) -> &Arc<zonewarden::App> {
-        &self.server.as_ref().unwrap().app
+    /// The server running in this process.
+    pub fn server(&self) -> &zonewarden::Running {
+        self.server.as_ref().unwrap()
     }
 
     pub fn key(&self, machine: &str) -> Key {

@@ -2,7 +2,7 @@
 //! named-checkconf), `machine add` (key + ACL + client snippets), `ds`
 //! (the DS and DNSKEY records the parent zone needs), `tlsa` (certificate →
 //! TLSA, offline), the argument side of `dane publish` (the work is in
-//! `dane::publish`) and `api tlsa` (the HTTP API's client).
+//! `client::publish`) and `api tlsa` (the HTTP API's client).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -308,7 +308,7 @@ pub async fn wait(
     txt: Option<&str>,
     timeout: std::time::Duration,
 ) -> (String, bool) {
-    use crate::wait::{Goal, targets, wait};
+    use crate::client::wait::{Goal, targets, wait};
     let zones = match zonefile::load_dir(&config.zones_dir) {
         Ok(z) => z,
         Err(e) => return (format!("{e}\n"), false),
@@ -573,8 +573,9 @@ pub fn parse_server(s: &str) -> Result<std::net::SocketAddr, String> {
 /// name parsed. Errors here change nothing (exit status 2).
 pub fn publish_request(
     args: &PublishArgs,
-) -> Result<crate::dane::publish::Request, crate::dane::publish::PublishError> {
-    use crate::dane::{self, publish::PublishError};
+) -> Result<crate::client::publish::Request, crate::client::publish::PublishError> {
+    use crate::client::publish::{self, PublishError};
+    use crate::dane;
     let input = PublishError::Input;
     let params = args.params.params().map_err(|e| input(e.to_string()))?;
     let chain = dane::Chain::read(&args.cert).map_err(|e| input(e.to_string()))?;
@@ -612,7 +613,7 @@ pub fn publish_request(
         .iter()
         .map(|s| parse_server(s).map_err(|e| input(format!("--nameserver {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(dane::publish::Request {
+    Ok(publish::Request {
         chain,
         next,
         params,
@@ -643,7 +644,7 @@ pub struct ApiTlsa<'a> {
 /// of a certificate over the HTTP API, signed with the machine's key.
 /// Returns the report and the exit status (0 done, 1 refused or failed).
 pub async fn api_tlsa(req: &ApiTlsa<'_>, now: u64) -> (String, u8) {
-    use crate::http::client;
+    use crate::client::api;
     use crate::http::tlsa_api::{PATH, PublishRequest};
     let fail = |m: String| (format!("{m}\n"), 1u8);
     let key = match tsig::read_key_file(req.key_file) {
@@ -675,11 +676,11 @@ pub async fn api_tlsa(req: &ApiTlsa<'_>, now: u64) -> (String, u8) {
         Ok(b) => b,
         Err(e) => return fail(e.to_string()),
     };
-    let addr = match client::parse_url(req.url) {
+    let addr = match api::parse_url(req.url) {
         Ok(a) => a,
         Err(e) => return fail(e.to_string()),
     };
-    match client::post(
+    match api::post(
         addr,
         PATH,
         &bytes,

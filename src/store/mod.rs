@@ -10,6 +10,19 @@
 //! Records are stored per RR: owner (lowercase FQDN), type, TTL and RDATA in
 //! uncompressed wire form, whether the zone file or an UPDATE put it there,
 //! and when. Diffs are stored as concatenated wire-format RRs.
+//!
+//! Here: the schema, opening, zone state and [`Store::commit`]. Beside it:
+//! `journal` (IXFR history), `audit` (who changed what, and its reads) and
+//! `retire` (the DANE retirement queue). The store knows nothing of
+//! metrics, policy or the network; the zone writer (`writer`) is its only
+//! caller that writes.
+
+mod audit;
+mod journal;
+mod retire;
+
+pub use audit::AuditRow;
+pub use retire::{Extra, Planned, Retirement};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +33,7 @@ use hickory_proto::serialize::binary::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// How many diffs per zone the journal keeps for IXFR.
-const JOURNAL_KEEP: i64 = 10_000;
+use crate::zone::change::{Action, Audit, Change, Source, rdata_bytes};
 
 /// Migrations, in order; `user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -77,6 +89,10 @@ const MIGRATIONS: &[&str] = &[
         machine TEXT NOT NULL,
         created INTEGER NOT NULL
      );",
+    // 3: the machine an audit row is for, as its own column (a retirement
+    // is the server acting for a machine; it used to sit in the key column)
+    "ALTER TABLE audit ADD COLUMN machine TEXT;
+     UPDATE audit SET machine = key, key = NULL WHERE action = 'dane-retire';",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -107,42 +123,6 @@ pub enum StoreError {
     },
 }
 
-/// Where a record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Static,
-    Dynamic,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::Static => "static",
-            Source::Dynamic => "dynamic",
-        }
-    }
-}
-
-/// One audit row.
-#[derive(Debug, Clone)]
-pub struct Audit {
-    pub key: Option<String>,
-    pub source: Option<String>,
-    pub action: String,
-    pub detail: String,
-}
-
-/// One accepted change, ready to commit.
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub serial_from: u32,
-    pub serial_to: u32,
-    pub removed: Vec<Record>,
-    pub added: Vec<Record>,
-    pub source: Source,
-    pub audit: Audit,
-}
-
 /// What the database holds for one zone.
 #[derive(Debug)]
 pub struct ZoneState {
@@ -150,33 +130,6 @@ pub struct ZoneState {
     pub static_fingerprint: String,
     pub dynamic: Vec<Record>,
     pub statics: Vec<Record>,
-}
-
-/// One stored diff: what went from `serial_from` to `serial_to`.
-#[derive(Debug, Clone)]
-pub struct JournalEntry {
-    pub serial_from: u32,
-    pub serial_to: u32,
-    pub removed: Vec<Record>,
-    pub added: Vec<Record>,
-}
-
-/// A record to retire later: once every nameserver serves the change that
-/// planned it and two TTLs have passed (RFC 7671 §8.1).
-#[derive(Debug, Clone)]
-pub struct Planned {
-    pub record: Record,
-    pub machine: String,
-}
-
-/// A planned retirement as stored.
-#[derive(Debug, Clone)]
-pub struct Retirement {
-    pub id: i64,
-    pub record: Record,
-    pub after_serial: u32,
-    pub propagated_at: Option<u64>,
-    pub machine: String,
 }
 
 /// A dynamic TXT row with its age (for expiry).
@@ -189,39 +142,12 @@ pub struct AgedRecord {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    /// Where commit latency is recorded (the server's; none in tools).
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
-}
-
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, String, Audit)> {
-    Ok((
-        r.get::<_, i64>(0)? as u64,
-        r.get(1)?,
-        Audit {
-            key: r.get(2)?,
-            source: r.get(3)?,
-            action: r.get(4)?,
-            detail: r.get(5)?,
-        },
-    ))
-}
-
-/// RDATA in uncompressed wire form.
-pub fn rdata_bytes(data: &RData) -> Vec<u8> {
-    let mut buf = Vec::new();
-    {
-        let mut enc = BinEncoder::new(&mut buf);
-        let mut enc = enc.with_name_encoding(NameEncoding::Uncompressed);
-        // emitting into a Vec without a size limit cannot fail for valid RData
-        let _ = data.emit(&mut enc);
-    }
-    buf
 }
 
 fn rdata_from_bytes(rtype: RecordType, bytes: &[u8]) -> Option<RData> {
@@ -293,7 +219,6 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
-            metrics: None,
         })
     }
 
@@ -318,70 +243,12 @@ impl Store {
         }
     }
 
-    /// Record every commit's latency (and failures) in `metrics`.
-    pub fn set_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
-        self.metrics = Some(metrics);
-    }
-
     /// Whether the database takes writes now: takes the write lock and
     /// gives it back (`BEGIN IMMEDIATE; ROLLBACK`), writing nothing.
     pub fn check_writable(&self) -> Result<(), StoreError> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(|e| self.err(e))
-    }
-
-    /// The newest audit row of each key: (key, time, zone, audit).
-    pub fn last_change_by_key(&self) -> Result<Vec<(u64, String, Audit)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT time, zone, key, source, action, detail FROM audit WHERE id IN
-                   (SELECT MAX(id) FROM audit WHERE key IS NOT NULL GROUP BY lower(key))",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], audit_row).map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
-    }
-
-    /// Audit rows matching the filters, newest first: (time, zone, audit).
-    /// `keys` matches the key column case-insensitively (any of them).
-    pub fn audit_query(
-        &self,
-        zone: Option<&Name>,
-        keys: Option<&[String]>,
-        since: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, String, Audit)>, StoreError> {
-        let mut sql =
-            String::from("SELECT time, zone, key, source, action, detail FROM audit WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(z) = zone {
-            args.push(z.to_lowercase().to_ascii().into());
-            sql.push_str(&format!(" AND zone = ?{}", args.len()));
-        }
-        if let Some(keys) = keys {
-            let mut alts = Vec::new();
-            for k in keys {
-                args.push(k.to_lowercase().into());
-                alts.push(format!("lower(key) = ?{}", args.len()));
-            }
-            if alts.is_empty() {
-                alts.push("0".into());
-            }
-            sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
-        }
-        if let Some(t) = since {
-            args.push((t as i64).into());
-            sql.push_str(&format!(" AND time >= ?{}", args.len()));
-        }
-        args.push((limit as i64).into());
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), audit_row)
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     pub fn path(&self) -> &Path {
@@ -471,50 +338,21 @@ impl Store {
         )
         .map_err(sql)?;
         insert_records(&tx, &zname, statics, Source::Static, now, None).map_err(sql)?;
-        tx.execute(
-            "INSERT INTO audit (time, zone, key, source, action, detail) VALUES (?1, ?2, NULL, NULL, 'create', ?3)",
-            params![now as i64, zname, format!("zone created with serial {serial}")],
-        )
-        .map_err(sql)?;
+        let audit = Audit::server(Action::Create, format!("zone created with serial {serial}"));
+        audit::append(&tx, &zname, &audit, now).map_err(sql)?;
         tx.commit().map_err(sql)
     }
 
-    /// Commit one change in one transaction. Returns only once it is durable.
+    /// Commit one change in one transaction: its records, the serial, the
+    /// journal diff, the audit row, and `extra` (the zone file's new
+    /// fingerprint, DANE retirements planned or settled by this change).
+    /// Returns only once it is durable.
     pub fn commit(
         &mut self,
         zone: &Name,
         change: &Change,
         now: u64,
-        new_fingerprint: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.commit_with_plan(zone, change, now, new_fingerprint, &[])
-    }
-
-    /// Like [`Store::commit`], and in the same transaction, plan records
-    /// to retire once `change` has propagated (DANE rollover).
-    pub fn commit_with_plan(
-        &mut self,
-        zone: &Name,
-        change: &Change,
-        now: u64,
-        new_fingerprint: Option<&str>,
-        plan: &[Planned],
-    ) -> Result<(), StoreError> {
-        let started = std::time::Instant::now();
-        let result = self.commit_inner(zone, change, now, new_fingerprint, plan);
-        if let Some(m) = &self.metrics {
-            m.commit_done(started.elapsed(), result.is_ok());
-        }
-        result
-    }
-
-    fn commit_inner(
-        &mut self,
-        zone: &Name,
-        change: &Change,
-        now: u64,
-        new_fingerprint: Option<&str>,
-        plan: &[Planned],
+        extra: &Extra<'_>,
     ) -> Result<(), StoreError> {
         let zname = zone.to_lowercase().to_ascii();
         let path = self.path.clone();
@@ -539,16 +377,17 @@ impl Store {
                 .map_err(sql)?;
             }
         }
+        let by = change.audit.actor.key().map(|k| k.to_ascii());
         insert_records(
             &tx,
             &zname,
             &change.added,
             change.source,
             now,
-            change.audit.key.as_deref(),
+            by.as_deref(),
         )
         .map_err(sql)?;
-        let updated = match new_fingerprint {
+        let updated = match extra.fingerprint {
             Some(fp) => tx.execute(
                 "UPDATE zones SET serial = ?2, static_fingerprint = ?3 WHERE name = ?1",
                 params![zname, change.serial_to as i64, fp],
@@ -562,60 +401,9 @@ impl Store {
         if updated != 1 {
             return Err(sql(rusqlite::Error::QueryReturnedNoRows));
         }
-        tx.execute(
-            "INSERT INTO journal (zone, serial_from, serial_to, time, removed, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                zname,
-                change.serial_from as i64,
-                change.serial_to as i64,
-                now as i64,
-                encode_records(&change.removed),
-                encode_records(&change.added)
-            ],
-        )
-        .map_err(sql)?;
-        if change.serial_to.is_multiple_of(64) {
-            // Keep the IXFR history bounded; older secondaries get AXFR.
-            tx.execute(
-                "DELETE FROM journal WHERE zone = ?1 AND id <= (
-                    SELECT id FROM journal WHERE zone = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                params![zname, JOURNAL_KEEP],
-            )
-            .map_err(sql)?;
-        }
-        tx.execute(
-            "INSERT INTO audit (time, zone, key, source, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                now as i64,
-                zname,
-                change.audit.key,
-                change.audit.source,
-                change.audit.action,
-                change.audit.detail
-            ],
-        )
-        .map_err(sql)?;
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO retirements (zone, owner, rtype, rdata, after_serial, ttl, machine, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(sql)?;
-            for p in plan {
-                ins.execute(params![
-                    zname,
-                    p.record.name.to_lowercase().to_ascii(),
-                    u16::from(p.record.record_type()),
-                    rdata_bytes(&p.record.data),
-                    change.serial_to as i64,
-                    p.record.ttl,
-                    p.machine,
-                    now as i64
-                ])
-                .map_err(sql)?;
-            }
-        }
+        journal::append(&tx, &zname, change, now).map_err(sql)?;
+        audit::append(&tx, &zname, &change.audit, now).map_err(sql)?;
+        retire::settle(&tx, &zname, change.serial_to, extra, now).map_err(sql)?;
         tx.commit().map_err(sql)
     }
 
@@ -659,217 +447,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Planned retirements of a zone, oldest first.
-    pub fn retirements(&self, zone: &Name) -> Result<Vec<Retirement>, StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, owner, rtype, rdata, after_serial, ttl, propagated_at, machine
-                 FROM retirements WHERE zone = ?1 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([&zname], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u16>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, owner, rtype, rdata, after, ttl, prop, machine) =
-                row.map_err(|e| self.err(e))?;
-            let rtype = RecordType::from(rtype);
-            let (Ok(name), Some(data)) =
-                (Name::from_ascii(&owner), rdata_from_bytes(rtype, &rdata))
-            else {
-                continue;
-            };
-            out.push(Retirement {
-                id,
-                record: Record::from_rdata(name, ttl, data),
-                after_serial: after as u32,
-                propagated_at: prop.map(|p| p.max(0) as u64),
-                machine,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Plan retirements with no zone change (what they wait for is `serial`).
-    pub fn plan_retirements(
-        &mut self,
-        zone: &Name,
-        serial: u32,
-        plan: &[Planned],
-        now: u64,
-    ) -> Result<(), StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        for p in plan {
-            tx.execute(
-                "INSERT INTO retirements (zone, owner, rtype, rdata, after_serial, ttl, machine, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    zname,
-                    p.record.name.to_lowercase().to_ascii(),
-                    u16::from(p.record.record_type()),
-                    rdata_bytes(&p.record.data),
-                    serial as i64,
-                    p.record.ttl,
-                    p.machine,
-                    now as i64
-                ],
-            )
-            .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)
-    }
-
-    /// Note when a planned retirement's change reached every nameserver.
-    pub fn mark_propagated(&mut self, id: i64, at: u64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE retirements SET propagated_at = ?2 WHERE id = ?1 AND propagated_at IS NULL",
-                params![id, at as i64],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
-    /// Forget planned retirements (done, or superseded) without a zone change.
-    pub fn drop_retirements(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        for id in ids {
-            tx.execute("DELETE FROM retirements WHERE id = ?1", [id])
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
-        }
-        tx.commit().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })
-    }
-
-    /// Recent audit rows (newest first), for tests and the status views.
-    pub fn audit_tail(&self, zone: &Name, limit: usize) -> Result<Vec<(u64, Audit)>, StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT time, key, source, action, detail FROM audit WHERE zone = ?1 ORDER BY id DESC LIMIT ?2")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![zname, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    Audit {
-                        key: r.get(1)?,
-                        source: r.get(2)?,
-                        action: r.get(3)?,
-                        detail: r.get(4)?,
-                    },
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
-    }
-
-    /// The diffs that lead from `serial` to `upto`, oldest first, or None
-    /// when the journal does not reach back that far (the caller falls back
-    /// to a full transfer).
-    pub fn journal_between(
-        &self,
-        zone: &Name,
-        serial: u32,
-        upto: u32,
-    ) -> Result<Option<Vec<JournalEntry>>, StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let start: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM journal WHERE zone = ?1 AND serial_from = ?2 ORDER BY id DESC LIMIT 1",
-                params![zname, serial as i64],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        let Some(start) = start else {
-            return Ok(None);
-        };
-        let mut out = Vec::new();
-        let mut at = serial;
-        for entry in self.journal_from_id(&zname, start)? {
-            if entry.serial_from != at {
-                return Ok(None); // a gap: history is not continuous
-            }
-            at = entry.serial_to;
-            out.push(entry);
-            if at == upto {
-                return Ok(Some(out));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Journal entries (serial_from, serial_to, removed, added), oldest first.
-    pub fn journal(&self, zone: &Name) -> Result<Vec<JournalEntry>, StoreError> {
-        self.journal_from_id(&zone.to_lowercase().to_ascii(), 0)
-    }
-
-    fn journal_from_id(&self, zname: &str, first_id: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT serial_from, serial_to, removed, added FROM journal
-                 WHERE zone = ?1 AND id >= ?2 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![zname, first_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u32,
-                    r.get::<_, i64>(1)? as u32,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (from, to, removed, added) = row.map_err(|e| self.err(e))?;
-            let corrupt = || StoreError::Corrupt {
-                path: self.path.clone(),
-                zone: zname.to_string(),
-                what: format!("journal {from} -> {to}"),
-            };
-            out.push(JournalEntry {
-                serial_from: from,
-                serial_to: to,
-                removed: decode_records(&removed).ok_or_else(corrupt)?,
-                added: decode_records(&added).ok_or_else(corrupt)?,
-            });
-        }
-        Ok(out)
-    }
 }
 
 fn insert_records(
@@ -902,6 +479,7 @@ fn insert_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zone::change::Actor;
 
     #[test]
     fn commit_then_reload_round_trips() {
@@ -923,13 +501,16 @@ mod tests {
             added: vec![rec.clone()],
             source: Source::Dynamic,
             audit: Audit {
-                key: Some("mx1.".into()),
-                source: Some("127.0.0.1".into()),
-                action: "update".into(),
+                actor: Actor::Key {
+                    key: Name::from_ascii("mx1.").unwrap(),
+                    machine: "mx1".into(),
+                    source: "127.0.0.1".parse().unwrap(),
+                },
+                action: Action::Update,
                 detail: "add".into(),
             },
         };
-        s.commit(&zone, &change, 1001, None).unwrap();
+        s.commit(&zone, &change, 1001, &Extra::default()).unwrap();
         drop(s);
         let s = Store::open(&path).unwrap();
         let st = s.load_zone(&zone).unwrap().unwrap();
@@ -937,6 +518,10 @@ mod tests {
         assert_eq!(st.dynamic.len(), 1);
         assert_eq!(st.dynamic[0].data, rec.data);
         assert_eq!(s.journal(&zone).unwrap()[0].added[0].data, rec.data);
+        let rows = s.audit_tail(&zone, 1).unwrap();
+        assert_eq!(rows[0].action, Action::Update);
+        assert_eq!(rows[0].key.as_deref(), Some("mx1."));
+        assert_eq!(rows[0].machine.as_deref(), Some("mx1"));
         assert_eq!(
             s.dynamic_older_than(&zone, RecordType::TXT, 1002)
                 .unwrap()
@@ -948,6 +533,40 @@ mod tests {
                 .unwrap()
                 .len(),
             0
+        );
+    }
+
+    #[test]
+    fn a_version_2_database_moves_the_retired_machine_out_of_the_key_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..2] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO audit (time, zone, key, source, action, detail) VALUES
+                   (1, 'z.test.', 'mx1', NULL, 'dane-retire', 'del x'),
+                   (2, 'z.test.', 'mx1.', '127.0.0.1', 'update', 'add y');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let rows = s
+            .audit_tail(&Name::from_ascii("z.test.").unwrap(), 10)
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].action, rows[0].key.as_deref()),
+            (Action::Update, Some("mx1."))
+        );
+        assert_eq!(rows[0].machine, None, "not known from an old row");
+        assert_eq!(rows[1].action, Action::DaneRetire);
+        assert_eq!(
+            (rows[1].key.as_deref(), rows[1].machine.as_deref()),
+            (None, Some("mx1"))
         );
     }
 }

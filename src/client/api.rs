@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::auth;
+use crate::http::auth;
 use crate::tsig::Key;
 
 #[derive(Debug, thiserror::Error)]

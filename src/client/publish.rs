@@ -30,14 +30,14 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::TLSA;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::cert::{Chain, NextKey};
-use super::tlsa::{
+use crate::client::wait::{self, Goal, NsSetError, Target};
+use crate::clock::Clock;
+use crate::dane::cert::{Chain, NextKey};
+use crate::dane::tlsa::{
     TlsaParams, chain_matches, next_matches, record, same_tlsa, tlsa, tlsa_for_next,
 };
-use crate::clock::Clock;
 use crate::dnsclient::{self, ClientError};
 use crate::tsig::Key;
-use crate::wait::{self, Goal, NsSetError, Target};
 
 /// How long one question to a nameserver may take.
 const ASK: Duration = Duration::from_secs(5);
@@ -144,7 +144,7 @@ pub enum PublishError {
 }
 
 impl PublishError {
-    /// The process exit status (documented in README "DANE").
+    /// The process exit status (documented in docs/dane.md, "Failure handling").
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Unreachable { .. } | Self::AddUncertain { .. } => 1,
@@ -197,7 +197,7 @@ pub async fn publish(
         out,
         "certificate {} (notAfter {}): TLSA {wanted}",
         req.chain.leaf().subject(),
-        super::cert::utc(req.chain.leaf().not_after())
+        crate::dane::cert::utc(req.chain.leaf().not_after())
     );
     if let Some(n) = &next {
         say!(out, "next key: TLSA {n}");

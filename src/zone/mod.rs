@@ -28,7 +28,10 @@ use std::sync::Arc;
 use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+pub mod change;
+
 use crate::zonefile::ZoneSpec;
+pub use crate::zonefile::is_dnssec_type;
 
 /// The RRs of one name and type; all share one TTL (RFC 2181 §5.2).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +43,6 @@ pub struct RrSet {
 /// All RRsets at one name.
 pub type Node = BTreeMap<RecordType, RrSet>;
 
-/// Types the server makes and UPDATE never touches (RFC 4034, RFC 7344).
 /// A name as users type it (zone, key or host), absolute with or without
 /// the final dot: `_acme.example.org` and `_acme.example.org.` are one name.
 pub fn absolute_name(text: &str) -> Result<Name, hickory_proto::ProtoError> {
@@ -49,19 +51,6 @@ pub fn absolute_name(text: &str) -> Result<Name, hickory_proto::ProtoError> {
     } else {
         Name::from_ascii(format!("{text}."))
     }
-}
-
-pub fn is_dnssec_type(t: RecordType) -> bool {
-    matches!(
-        t,
-        RecordType::DNSKEY
-            | RecordType::RRSIG
-            | RecordType::NSEC
-            | RecordType::NSEC3
-            | RecordType::NSEC3PARAM
-            | RecordType::CDS
-            | RecordType::CDNSKEY
-    )
 }
 
 /// The RRSIG inside an RData, if it is one.

@@ -1,0 +1,16 @@
+//! The operator's tools: what `main.rs` runs besides `serve`. They talk to
+//! a zonewarden (or any nameserver) the way a client does, over DNS and
+//! HTTP, and use the library's pure pieces (`dane` for TLSA, `tsig` for
+//! signing, `dnsclient` for messages); the server core never imports them.
+//!
+//! - `cli`: `check`, `machine add`, `ds`, `tlsa`, `wait`, `api tlsa`;
+//! - `hook`: the certbot/dehydrated DNS-01 hook;
+//! - `wait`: until every nameserver serves a record or serial;
+//! - `publish`: `dane publish` (TLSA by UPDATE, with rollover);
+//! - `api`: the HTTP API's client (`api tlsa`).
+
+pub mod api;
+pub mod cli;
+pub mod hook;
+pub mod publish;
+pub mod wait;

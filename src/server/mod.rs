@@ -1,0 +1,252 @@
+//! The DNS request front. hickory-server's `Server` owns the UDP and TCP
+//! sockets and hands each parsed request to our [`Handler`]; from there a
+//! request takes one path:
+//!
+//! 1. TSIG verification under one policy snapshot (`tsig`; a request that
+//!    carries a TSIG RR is answered under it, RFC 8945 §5.2); a failure is
+//!    answered with NOTAUTH/FORMERR and the TSIG error, counted once.
+//! 2. [`request::classify`]: the request becomes one [`request::Kind`]
+//!    (query, transfer, update, notify) for one zone, or is rejected with
+//!    FORMERR, NOTIMP, BADVERS, NOTAUTH or REFUSED, decided there only.
+//! 3. One handler per kind: `query` (answers from the snapshot),
+//!    `transfer` (AXFR/IXFR streams), `update` (the gate, then one draft to
+//!    the zone writer), notify (acknowledged).
+//! 4. One response (`response`): truncated to fit, TSIG-signed, sent.
+//!
+//! The same policy snapshot travels from step 1 to the UPDATE gate, so a
+//! reload in between cannot split a request across two policies. Refused
+//! writes are accounted in `refusal`, which the HTTP TLSA API shares.
+
+mod query;
+mod refusal;
+pub mod request;
+mod response;
+mod transfer;
+mod update;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+
+use crate::acl::{LivePolicy, PolicyState};
+use crate::clock::Clock;
+use crate::metrics::{Metrics, RefusalReason};
+use crate::tsig::{self, RejectRcode, Rejection, TsigFailure};
+use crate::writer::{Drain, Zones};
+
+pub use refusal::{LastRefusal, Refusals, Refused, WriteLog};
+pub use response::Reply;
+pub use transfer::Stats;
+pub use update::admit;
+
+use request::Kind;
+use response::Signing;
+
+/// What the request front works with.
+pub struct Context {
+    pub zones: Arc<Zones>,
+    pub policy: Arc<LivePolicy>,
+    pub verifier: Arc<tsig::Verifier>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub drain: Arc<Drain>,
+    pub refusals: Arc<Refusals>,
+    pub stats: Arc<Stats>,
+    /// Our EDNS UDP payload size.
+    pub edns_udp_size: u16,
+}
+
+impl Context {
+    /// Send one response (see `response::send`), counting answered queries.
+    async fn send<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        handle: R,
+        reply: Reply,
+        sign: Signing<'_>,
+    ) -> ResponseInfo {
+        if request.metadata.op_code == OpCode::Query {
+            let qtype = request.queries.queries().first().map(|q| q.query_type());
+            self.metrics
+                .queries
+                .inc(qtype, reply.metadata.response_code);
+        }
+        let now = self.clock.now();
+        response::send(request, handle, reply, sign, self.edns_udp_size, now).await
+    }
+
+    /// Count a TSIG failure (by configured key, or "(unknown)"); on an
+    /// UPDATE it is also that update's refusal.
+    fn tsig_failed(&self, request: &Request, rej: &Rejection, policy: &PolicyState) {
+        tracing::warn!(
+            source = %request.src(),
+            key = %rej.key_name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+            reason = %rej.reason,
+            opcode = %request.metadata.op_code,
+            "TSIG verification failed"
+        );
+        let known = rej
+            .key_name
+            .as_ref()
+            .filter(|k| policy.keys.get(k).is_some());
+        let key_label = known.map_or_else(|| "(unknown)".to_string(), |k| k.to_string());
+        let error = match rej.reason {
+            TsigFailure::FormErr => "formerr",
+            TsigFailure::BadKey => "badkey",
+            TsigFailure::BadSig => "badsig",
+            TsigFailure::BadTime { .. } => "badtime",
+            TsigFailure::BadTrunc => "badtrunc",
+            TsigFailure::Replay => "replay",
+            TsigFailure::Unsigned | TsigFailure::PeerError(_) => "other",
+        };
+        self.metrics.tsig_failures.inc(&[&key_label, error]);
+        if request.metadata.op_code == OpCode::Update {
+            let mut log = self.write_log(request, known.cloned());
+            log.machine = known
+                .and_then(|k| policy.policy.machine_for_key(k))
+                .map(|m| m.name.clone());
+            let refused = Refused::plain(
+                RefusalReason::Tsig,
+                tsig_rcode(rej.rcode),
+                format!("TSIG: {}", rej.reason),
+            );
+            self.refusals
+                .record(&self.metrics, &log, &refused, self.clock.now());
+        }
+    }
+
+    /// The log context of an UPDATE request.
+    fn write_log(&self, request: &Request, key: Option<hickory_proto::rr::Name>) -> WriteLog {
+        let zone = request.queries.queries().first().map(|q| q.name().into());
+        WriteLog::new(zone, key, request.src(), &request.authorities)
+    }
+}
+
+fn tsig_rcode(r: RejectRcode) -> ResponseCode {
+    match r {
+        RejectRcode::FormErr => ResponseCode::FormErr,
+        RejectRcode::NotAuth => ResponseCode::NotAuth,
+    }
+}
+
+/// hickory-server's entry point into the front.
+#[derive(Clone)]
+pub struct Handler {
+    cx: Arc<Context>,
+}
+
+impl Handler {
+    pub fn new(cx: Arc<Context>) -> Self {
+        Self { cx }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        handle: R,
+    ) -> ResponseInfo {
+        let cx = &*self.cx;
+        let policy = cx.policy.get();
+        let signer = match cx
+            .verifier
+            .verify(request.as_slice(), &policy.keys, cx.clock.now())
+        {
+            Ok(s) => s,
+            Err(rej) => {
+                cx.tsig_failed(request, &rej, &policy);
+                let reply = Reply::new(request, tsig_rcode(rej.rcode));
+                return cx.send(request, handle, reply, Signing::Error(&rej)).await;
+            }
+        };
+        let sign = Signing::with(signer.as_ref());
+        let kind = match request::classify(request, &cx.zones) {
+            Ok(kind) => kind,
+            Err(rejected) => {
+                if let (OpCode::Update, Some(reason)) = (request.metadata.op_code, rejected.reason)
+                {
+                    let log = cx.write_log(request, signer.as_ref().map(|s| s.key.name.clone()));
+                    let refused = Refused::plain(reason, rejected.rcode, rejected.detail);
+                    cx.refusals
+                        .record(&cx.metrics, &log, &refused, cx.clock.now());
+                }
+                let reply = Reply::new(request, rejected.rcode);
+                return cx.send(request, handle, reply, sign).await;
+            }
+        };
+        let reply = match kind {
+            Kind::Query { zone, qname, qtype } => query::answer(request, &zone, &qname, qtype),
+            Kind::Notify { zone } => query::notify(request, &zone),
+            Kind::Transfer { zone, qtype } => {
+                return transfer::handle(cx, request, handle, zone, qtype, signer).await;
+            }
+            Kind::Update { zone } => {
+                // An UPDATE in flight holds the drain until it is answered,
+                // so a graceful shutdown answers every UPDATE it committed.
+                let Some(_in_flight) = cx.drain.enter() else {
+                    let log = cx.write_log(request, signer.as_ref().map(|s| s.key.name.clone()));
+                    let refused = Refused::plain(
+                        RefusalReason::ShuttingDown,
+                        ResponseCode::ServFail,
+                        "the server is shutting down",
+                    );
+                    cx.refusals
+                        .record(&cx.metrics, &log, &refused, cx.clock.now());
+                    let reply = Reply::new(request, ResponseCode::ServFail);
+                    return cx.send(request, handle, reply, sign).await;
+                };
+                let rcode = update::handle(cx, request, zone, signer.as_ref(), &policy).await;
+                let reply = Reply::new(request, rcode);
+                return cx.send(request, handle, reply, sign).await;
+            }
+        };
+        cx.send(request, handle, reply, sign).await
+    }
+}
+
+/// Why the DNS sockets could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Bind UDP and TCP on each address; a port of 0 picks one free port for
+/// both.
+pub async fn bind(
+    addrs: &[SocketAddr],
+) -> Result<Vec<(tokio::net::UdpSocket, tokio::net::TcpListener)>, BindError> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        let err = |source| BindError {
+            addr: *addr,
+            source,
+        };
+        let mut last_err = None;
+        // With port 0 the UDP port chosen may be taken for TCP: try a few.
+        for _ in 0..20 {
+            let udp = tokio::net::UdpSocket::bind(addr).await.map_err(err)?;
+            let actual = udp.local_addr().map_err(err)?;
+            match tokio::net::TcpListener::bind(actual).await {
+                Ok(tcp) => {
+                    out.push((udp, tcp));
+                    last_err = None;
+                    break;
+                }
+                Err(e) if addr.port() == 0 => last_err = Some(e),
+                Err(source) => return Err(err(source)),
+            }
+        }
+        if let Some(source) = last_err {
+            return Err(err(source));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,322 @@
+//! The zone writer: the only code that changes a zone.
+//!
+//! Each zone has one [`ZoneHandle`]: its published snapshot (an `ArcSwap`
+//! that queries, transfers and the HTTP views read without locks), its
+//! SQLite writer connection behind a mutex (one change per zone at a time),
+//! a reader connection for IXFR history and audit views, its DNSSEC signer,
+//! and its propagation state (NOTIFY followers).
+//!
+//! Every change arrives as a [`Draft`]: an UPDATE, a TLSA publication,
+//! challenge expiry, TLSA retirement, signature refresh, and at start the
+//! zone-file reconciliation and DNSSEC sync. [`ZoneHandle::write`] turns the
+//! draft into a change against the current snapshot (`drafts`, `tlsa`),
+//! and one private function, `apply`, does the tail for all of them:
+//! re-sign what changed, commit one SQLite transaction (records, serial,
+//! journal diff, audit row, retirement plans), observe the commit's latency,
+//! publish the new snapshot, wake the NOTIFY followers. A draft is answered
+//! only after the commit that holds it.
+//!
+//! Not here: who may send a draft (the request front, `server`, and the
+//! HTTP API decide that), what RFC 2136 means (`update`), how RRsets are
+//! signed (`dnssec`), how rows are laid out (`store`).
+
+mod drafts;
+mod drain;
+mod open;
+mod tlsa;
+mod zones;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use crate::clock::Clock;
+use crate::dnssec::ZoneSigner;
+use crate::metrics::Metrics;
+use crate::notify::Propagation;
+use crate::store::{Extra, Planned, Store, StoreError};
+use crate::update::{Refusal, Requester};
+use crate::zone::ZoneData;
+use crate::zone::change::{Action, Actor, Change, JournalEntry};
+
+pub use drain::{Drain, DrainGuard};
+pub use open::OpenError;
+pub use tlsa::{TlsaResult, TlsaSet};
+pub use zones::Zones;
+
+/// One change to make to a zone, as its sender asks for it.
+pub enum Draft<'a> {
+    /// An RFC 2136 UPDATE: prerequisites and update section, under the
+    /// requester's ACL.
+    Update {
+        prereqs: &'a [Record],
+        updates: &'a [Record],
+        by: Requester<'a>,
+    },
+    /// TLSA records for a machine's certificate; the records they replace
+    /// are planned for retirement (RFC 7671 §8.1).
+    Tlsa {
+        sets: &'a [TlsaSet],
+        ttl: u32,
+        by: Requester<'a>,
+    },
+    /// Challenge TXT records added before `before` (Unix seconds) removed.
+    Expire { before: u64 },
+    /// Planned TLSA retirements that are due carried out, one change per
+    /// machine they are for.
+    Retire,
+    /// Signatures close to expiry renewed.
+    RefreshSignatures,
+    /// At start: the zone file's records differ from the stored ones.
+    ZoneFile {
+        removed: Vec<Record>,
+        added: Vec<Record>,
+        fingerprint: String,
+    },
+    /// At start: DNSSEC records brought in line with the zone's settings
+    /// (signed where missing or invalid, or stripped when DNSSEC is off).
+    SyncDnssec,
+}
+
+/// What a draft did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The zone's new serial, when it changed.
+    pub serial: Option<u32>,
+    /// The changes, for the log line ("del ...; add ...").
+    pub detail: String,
+    /// Records removed by expiry or retirement.
+    pub removed: usize,
+    /// For a TLSA draft: what happened to each set.
+    pub tlsa: Vec<TlsaResult>,
+}
+
+/// Why a draft was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Refused by RFC 2136 processing (prerequisites, ACL, limits).
+    #[error("{}", .0.reason)]
+    Refused(Refusal),
+    /// The database failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A change built from a draft, not yet signed or committed.
+struct Prepared {
+    /// The snapshot it was built on.
+    base: Arc<ZoneData>,
+    next: ZoneData,
+    change: Change,
+    /// RRsets whose signatures must be made again (None: the draft's
+    /// change already holds its DNSSEC records, or touches none).
+    resign: Option<BTreeSet<(Name, RecordType)>>,
+    /// Retirements this change plans (TLSA) or carries out.
+    plan: Vec<Planned>,
+    settled: Vec<i64>,
+    /// The zone file's fingerprint, when the change reconciles it.
+    fingerprint: Option<String>,
+}
+
+pub struct ZoneHandle {
+    pub origin: Name,
+    snapshot: ArcSwap<ZoneData>,
+    store: Mutex<Store>,
+    /// A second connection for transfers and views, so they never wait
+    /// for the writer.
+    reader: Mutex<Store>,
+    pub propagation: Propagation,
+    /// None when the zone file turns DNSSEC off.
+    pub signer: Option<ZoneSigner>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl ZoneHandle {
+    /// The published snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<ZoneData> {
+        self.snapshot.load_full()
+    }
+
+    fn lock_store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave a half-applied change:
+        // the snapshot is swapped only after commit. Keep serving.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run `f` on the reader connection (never waits for the writer).
+    pub fn with_reader<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        f(&self.reader.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The stored diffs from `from` to `to` (IXFR), None if history does
+    /// not reach back. Blocking (SQLite).
+    pub fn journal_between(
+        &self,
+        from: u32,
+        to: u32,
+    ) -> Result<Option<Vec<JournalEntry>>, StoreError> {
+        self.with_reader(|s| s.journal_between(&self.origin, from, to))
+    }
+
+    /// Wait until no change is being committed (shutdown). Blocking.
+    pub fn quiesce(&self) {
+        drop(self.lock_store());
+    }
+
+    /// Make the change `draft` asks for: build it on the current snapshot,
+    /// sign, commit, publish. Blocking (SQLite): call from `spawn_blocking`.
+    pub fn write(&self, draft: Draft<'_>) -> Result<Written, WriteError> {
+        let mut store = self.lock_store();
+        let now = self.clock.now();
+        let base = self.snapshot();
+        let mut written = Written::default();
+        match draft {
+            Draft::Update {
+                prereqs,
+                updates,
+                by,
+            } => {
+                if let Some(p) = drafts::update(base, prereqs, updates, &by, Action::Update)? {
+                    self.apply_into(&mut store, p, now, &mut written)?;
+                }
+            }
+            Draft::Tlsa { sets, ttl, by } => {
+                let published = tlsa::publish(&store, base.clone(), sets, ttl, &by)?;
+                written.tlsa = published.results;
+                match published.change {
+                    Some(p) => self.apply_into(&mut store, p, now, &mut written)?,
+                    // Nothing to add (a reused key, or a re-run): the zone
+                    // does not change, the plans do.
+                    None if !published.plan.is_empty() || !published.settled.is_empty() => {
+                        let extra = Extra {
+                            fingerprint: None,
+                            plan: &published.plan,
+                            settled: &published.settled,
+                        };
+                        store.settle_retirements(&self.origin, base.serial, &extra, now)?;
+                    }
+                    None => {}
+                }
+            }
+            Draft::Expire { before } => {
+                if let Some(p) = drafts::expire(&store, base, before)? {
+                    let n = p.change.removed.len();
+                    self.apply_into(&mut store, p, now, &mut written)?;
+                    written.removed = n;
+                    self.metrics
+                        .records_expired
+                        .add(&[&self.origin.to_string()], n as u64);
+                }
+            }
+            Draft::Retire => {
+                let secondaries = self.propagation.statuses();
+                let due =
+                    tlsa::retire_due(&mut store, &self.origin, base.serial, &secondaries, now)?;
+                for group in due {
+                    let actor = Actor::ForMachine(group.machine);
+                    match drafts::removal(self.snapshot(), group.records, actor, Action::DaneRetire)
+                    {
+                        Some(mut p) => {
+                            p.settled = group.ids;
+                            written.removed += p.change.removed.len();
+                            self.apply_into(&mut store, p, now, &mut written)?;
+                        }
+                        None => {
+                            // Already gone (removed by the machine): forget the plans.
+                            let extra = Extra {
+                                settled: &group.ids,
+                                ..Extra::default()
+                            };
+                            let serial = self.snapshot().serial;
+                            store.settle_retirements(&self.origin, serial, &extra, now)?;
+                        }
+                    }
+                }
+            }
+            Draft::RefreshSignatures => {
+                if let Some(p) = drafts::refresh(self.signer.as_ref(), base, now) {
+                    self.apply_into(&mut store, p, now, &mut written)?;
+                }
+            }
+            Draft::ZoneFile {
+                removed,
+                added,
+                fingerprint,
+            } => {
+                let p = drafts::zone_file(base, removed, added, fingerprint);
+                self.apply_into(&mut store, p, now, &mut written)?;
+            }
+            Draft::SyncDnssec => {
+                if let Some(p) = drafts::sync_dnssec(self.signer.as_ref(), base, now) {
+                    self.apply_into(&mut store, p, now, &mut written)?;
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// [`Self::apply`], noting the serial and detail in `written`.
+    fn apply_into(
+        &self,
+        store: &mut Store,
+        p: Prepared,
+        now: u64,
+        written: &mut Written,
+    ) -> Result<(), StoreError> {
+        let (serial, detail) = self.apply(store, p, now)?;
+        written.serial = Some(serial);
+        if !written.detail.is_empty() {
+            written.detail.push_str("; ");
+        }
+        written.detail.push_str(&detail);
+        Ok(())
+    }
+
+    /// The one tail of every change: sign, commit, observe, publish, NOTIFY.
+    fn apply(&self, store: &mut Store, p: Prepared, now: u64) -> Result<(u32, String), StoreError> {
+        let Prepared {
+            base,
+            mut next,
+            mut change,
+            resign,
+            plan,
+            settled,
+            fingerprint,
+        } = p;
+        if let (Some(signer), Some(touched)) = (&self.signer, &resign) {
+            signer
+                .resign(&base, &mut next, touched, now)
+                .into_change(&mut change);
+        }
+        let extra = Extra {
+            fingerprint: fingerprint.as_deref(),
+            plan: &plan,
+            settled: &settled,
+        };
+        let started = std::time::Instant::now();
+        let committed = store.commit(&self.origin, &change, now, &extra);
+        self.metrics
+            .commit_done(started.elapsed(), committed.is_ok());
+        committed?;
+        let serial = next.serial;
+        if change.audit.action != Action::Update {
+            tracing::info!(
+                zone = %self.origin, serial, action = %change.audit.action,
+                change = %change.audit.detail, "change committed"
+            );
+        }
+        self.snapshot.store(Arc::new(next));
+        self.propagation
+            .announce(serial, self.snapshot().soa_record());
+        Ok((serial, change.audit.detail))
+    }
+}
+
+/// The earliest expiration (Unix seconds) of any RRSIG in the zone, None
+/// when it holds none.
+pub fn signature_horizon(zone: &ZoneData) -> Option<u64> {
+    zone.earliest_signature_expiry().map(u64::from)
+}

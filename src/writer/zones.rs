@@ -1,0 +1,134 @@
+//! Every zone the server serves, most specific first, and the timed drafts
+//! sent to all of them (challenge expiry, TLSA retirement, signature
+//! refresh).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+
+use super::{Draft, OpenError, WriteError, ZoneHandle};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{AuditRow, StoreError};
+use crate::zonefile::ZoneSpec;
+
+pub struct Zones {
+    /// Most specific first, so the first match is the longest.
+    list: Vec<Arc<ZoneHandle>>,
+    clock: Arc<dyn Clock>,
+}
+
+fn store_error(e: WriteError) -> StoreError {
+    match e {
+        WriteError::Store(e) => e,
+        WriteError::Refused(r) => unreachable!("a server draft was refused: {}", r.reason),
+    }
+}
+
+impl Zones {
+    /// Open every zone (see [`ZoneHandle::open`]). Blocking (SQLite).
+    pub fn open(
+        specs: Vec<ZoneSpec>,
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, OpenError> {
+        let mut list = specs
+            .into_iter()
+            .map(|spec| {
+                ZoneHandle::open(spec, config, clock.clone(), metrics.clone()).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        list.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        Ok(Self { list, clock })
+    }
+
+    pub fn all(&self) -> &[Arc<ZoneHandle>] {
+        &self.list
+    }
+
+    pub fn origins(&self) -> Vec<Name> {
+        self.list.iter().map(|z| z.origin.clone()).collect()
+    }
+
+    /// The zone holding `name` (longest match), if we serve one.
+    pub fn zone_for(&self, name: &Name) -> Option<&Arc<ZoneHandle>> {
+        self.list.iter().find(|z| z.origin.zone_of(name))
+    }
+
+    /// The zone whose origin is `name`.
+    pub fn zone_exact(&self, name: &Name) -> Option<&Arc<ZoneHandle>> {
+        self.list.iter().find(|z| z.origin == *name)
+    }
+
+    /// Send `draft()` to every zone; the sum of what `count` says of each.
+    fn each(
+        &self,
+        draft: impl Fn() -> Draft<'static>,
+        count: impl Fn(&super::Written) -> usize,
+    ) -> Result<usize, StoreError> {
+        let mut total = 0;
+        for z in &self.list {
+            total += count(&z.write(draft()).map_err(store_error)?);
+        }
+        Ok(total)
+    }
+
+    /// Remove challenge TXT records older than `max_age`. Returns how many.
+    /// Blocking.
+    pub fn sweep_expired(&self, max_age: Duration) -> Result<usize, StoreError> {
+        let before = self.clock.now().saturating_sub(max_age.as_secs());
+        self.each(|| Draft::Expire { before }, |w| w.removed)
+    }
+
+    /// Retire the TLSA records that are due. Returns how many. Blocking.
+    pub fn retire_due(&self) -> Result<usize, StoreError> {
+        self.each(|| Draft::Retire, |w| w.removed)
+    }
+
+    /// Re-sign signatures close to expiry. Returns how many zones changed.
+    /// Blocking.
+    pub fn refresh_signatures(&self) -> Result<usize, StoreError> {
+        self.each(
+            || Draft::RefreshSignatures,
+            |w| usize::from(w.serial.is_some()),
+        )
+    }
+
+    /// Wait until no zone is committing (shutdown). Blocking.
+    pub fn quiesce(&self) {
+        for z in &self.list {
+            z.quiesce();
+        }
+    }
+
+    /// Audit rows matching the filters, newest first (any zone; every zone
+    /// shares one database). Blocking.
+    pub fn audit_query(
+        &self,
+        zone: Option<&Name>,
+        machine: Option<(&str, &[String])>,
+        since: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        match self.list.first() {
+            Some(z) => z.with_reader(|s| s.audit_query(zone, machine, since, limit)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A zone's newest audit rows. Blocking.
+    pub fn audit_tail(&self, zone: &Name, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        self.audit_query(Some(zone), None, None, limit)
+    }
+
+    /// The newest audit row of each machine. Blocking.
+    pub fn last_changes(&self) -> Result<Vec<AuditRow>, StoreError> {
+        match self.list.first() {
+            Some(z) => z.with_reader(|s| s.last_changes()),
+            None => Ok(Vec::new()),
+        }
+    }
+}
