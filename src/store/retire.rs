@@ -48,6 +48,9 @@ pub(super) fn settle(
     extra: &Extra<'_>,
     now: u64,
 ) -> rusqlite::Result<()> {
+    if extra.plan.is_empty() && extra.settled.is_empty() {
+        return Ok(());
+    }
     let mut ins = tx.prepare_cached(
         "INSERT INTO retirements (zone, owner, rtype, rdata, after_serial, ttl, machine, created)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
