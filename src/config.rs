@@ -49,6 +49,15 @@ pub struct ConfigFile {
     pub generate_missing_keys: Option<bool>,
     /// Cap on the database file, in MiB: past it updates answer SERVFAIL.
     pub database_max_size: Option<u64>,
+
+    // Issue 11, protocol conformance: how the server names itself. Each is
+    // off by default (see `server::identity`).
+    /// NSID (RFC 5001) sent to requests that ask for it.
+    pub nsid: Option<toml::Spanned<String>>,
+    /// TXT answer to `id.server` and `hostname.bind` in class CH.
+    pub identity: Option<toml::Spanned<String>>,
+    /// TXT answer to `version.server` and `version.bind` in class CH.
+    pub version: Option<toml::Spanned<String>>,
 }
 
 /// The validated runtime configuration.
@@ -74,6 +83,11 @@ pub struct Config {
     pub generate_missing_keys: bool,
     /// Database size cap in bytes (None: only the disk limits it).
     pub database_max_size: Option<u64>,
+    /// NSID (RFC 5001), `id.server`/`hostname.bind` and
+    /// `version.server`/`version.bind` (class CH); None: not told.
+    pub nsid: Option<String>,
+    pub identity: Option<String>,
+    pub version: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
@@ -167,6 +181,9 @@ impl Config {
                 "http-require-token = true needs http-token-file",
             ));
         }
+        let nsid = server_name(path, text, "nsid", f.nsid)?;
+        let identity = server_name(path, text, "identity", f.identity)?;
+        let version = server_name(path, text, "version", f.version)?;
         Ok(Self {
             listen,
             http,
@@ -186,6 +203,9 @@ impl Config {
             database_max_size: f
                 .database_max_size
                 .map(|mib| mib.saturating_mul(1024 * 1024)),
+            nsid,
+            identity,
+            version,
         })
     }
 
@@ -195,6 +215,38 @@ impl Config {
         self.database = dir.join("zonewarden.sqlite");
         self.data_dir = dir;
         self
+    }
+}
+
+/// `nsid`, `identity`, `version` (issue 11): 1 to 255 octets of printable
+/// text, so each fits one TXT character-string and reads well in `dig`.
+fn server_name(
+    path: &Path,
+    text: &str,
+    key: &str,
+    value: Option<toml::Spanned<String>>,
+) -> Result<Option<String>, FileError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    let s = v.get_ref();
+    let bad = if s.is_empty() {
+        Some("is empty (leave the key out to send none)")
+    } else if s.len() > 255 {
+        Some("is longer than 255 octets")
+    } else if s.chars().any(|c| c.is_control()) {
+        Some("holds a control character")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(FileError::at_offset(
+            path,
+            text,
+            v.span().start,
+            format!("{key} {why}"),
+        )),
+        None => Ok(Some(s.clone())),
     }
 }
 
@@ -216,6 +268,26 @@ mod tests {
         let err =
             Config::from_file(file, Path::new("/etc/zw"), Path::new("z.toml"), text).unwrap_err();
         assert_eq!((err.line, err.column), (3, 3), "{err}");
+    }
+
+    #[test]
+    fn server_names_are_off_by_default_and_checked() {
+        let c = Config::embedded_default();
+        assert_eq!((c.nsid, c.identity, c.version), (None, None, None));
+        let text = "nsid = \"ns1\"\nidentity = \"ns1.example.org\"\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let c = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap();
+        assert_eq!(c.nsid.as_deref(), Some("ns1"));
+        assert_eq!(c.identity.as_deref(), Some("ns1.example.org"));
+        for text in ["nsid = \"\"\n", "nsid = \"a\\u0007b\"\n"] {
+            let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+            let err =
+                Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap_err();
+            assert_eq!((err.line, err.column), (1, 8), "{err}");
+        }
+        let text = format!("identity = \"{}\"\n", "x".repeat(256));
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), &text).unwrap();
+        assert!(Config::from_file(file, Path::new("."), Path::new("z.toml"), &text).is_err());
     }
 
     #[test]

@@ -233,6 +233,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         refusals,
         stats: stats.clone(),
         edns_udp_size: config.edns_udp_size,
+        identity: server::Identity::from_config(&config),
     });
     let sockets = server::bind(&config.listen).await?;
     let mut server = hickory_server::Server::new(server::Handler::new(cx));

@@ -5,8 +5,10 @@
 //! zone serves none), RFC 2308 (NXDOMAIN versus NODATA, the SOA in
 //! AUTHORITY with TTL = min(SOA TTL, SOA MINIMUM)), RFC 6604 (the RCODE of
 //! a CNAME chain is that of its last name), RFC 8482 (ANY gets one RRset),
-//! referrals below delegations, and glue for NS answers. Minimal responses:
-//! no NS in AUTHORITY of positive answers.
+//! referrals below delegations, and additional-section processing: the
+//! in-zone A/AAAA of NS name servers, MX exchanges (RFC 1035 §3.3.9) and
+//! SRV targets (RFC 2782), glue below a zone cut only in referrals.
+//! Minimal responses: no NS in AUTHORITY of positive answers.
 //!
 //! DNSSEC (RFC 4035 §3.1), when the query has the DO bit and the zone is
 //! signed: the RRSIGs of every RRset in ANSWER and AUTHORITY (CNAME chains
@@ -14,13 +16,16 @@
 //! the NSEC that covers it (§3.1.3.1); for NXDOMAIN the NSEC covering the
 //! name and the NSEC covering the wildcard at its closest encloser
 //! (§3.1.3.2), once if they are the same; in referrals the DS or the NSEC
-//! proving there is none (§3.1.4). Without DO no DNSSEC record is added;
+//! proving there is none (§3.1.4); the RRSIGs of authoritative addresses
+//! in ADDITIONAL (§3.1.1; glue below a cut is not signed and gets none).
+//! Without DO no DNSSEC record is added;
 //! a query for RRSIG, NSEC or DNSKEY itself is answered like any type.
 //!
 //! # Limitations
 //!
-//! Glue in ADDITIONAL goes without RRSIGs. The SOA RRSIG in negative
-//! answers carries the negative TTL, like the SOA itself.
+//! The SOA RRSIG in negative answers carries the negative TTL, like the
+//! SOA itself. Additional addresses that do not fit are dropped (with
+//! their RRSIGs) by the response, not truncated (RFC 4035 §3.1.1).
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -40,13 +45,52 @@ pub struct Answer {
 /// Longest CNAME chain followed inside the zone.
 const MAX_CNAME_CHAIN: usize = 8;
 
-fn glue_for(zone: &ZoneData, ns_records: &[Record], out: &mut Vec<Record>) {
-    for r in ns_records {
-        if let RData::NS(ns) = &r.data
-            && zone.origin().zone_of(&ns.0)
-        {
-            out.extend(zone.records(&ns.0, RecordType::A));
-            out.extend(zone.records(&ns.0, RecordType::AAAA));
+/// The names whose addresses go in ADDITIONAL for `records`: NS name
+/// servers (RFC 1034 §4.3.2), MX exchanges (RFC 1035 §3.3.9), SRV targets
+/// (RFC 2782). Each once, in order.
+fn additional_targets(records: &[Record]) -> Vec<Name> {
+    let mut out: Vec<Name> = Vec::new();
+    for r in records {
+        let target = match &r.data {
+            RData::NS(ns) => &ns.0,
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            _ => continue,
+        };
+        if !target.is_root() && !out.contains(target) {
+            out.push(target.clone());
+        }
+    }
+    out
+}
+
+/// Additional-section processing: the A and AAAA RRsets of every in-zone
+/// target of `records`. Addresses at or below a zone cut are glue: sent
+/// only with a referral (`glue`), and never signed. Authoritative addresses
+/// carry their RRSIGs when DNSSEC is asked for (RFC 4035 §3.1.1).
+fn additional(
+    zone: &ZoneData,
+    proofs: Option<&Proofs<'_>>,
+    records: &[Record],
+    glue: bool,
+    out: &mut Vec<Record>,
+) {
+    for target in additional_targets(records) {
+        if !zone.origin().zone_of(&target) {
+            continue;
+        }
+        let below_cut = zone.delegation_for(&target).is_some();
+        if below_cut && !glue {
+            continue;
+        }
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            let set = zone.records(&target, rtype);
+            out.extend(set.iter().cloned());
+            if let Some(p) = proofs
+                && !below_cut
+            {
+                p.signed(&set, out);
+            }
         }
     }
 }
@@ -156,7 +200,7 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
             && !(qtype == RecordType::DS && cut == name)
         {
             let ns = zone.records(&cut, RecordType::NS);
-            glue_for(zone, &ns, &mut answer.additionals);
+            additional(zone, proofs, &ns, true, &mut answer.additionals);
             answer.authorities = ns;
             if let Some(p) = proofs {
                 // RFC 4035 §3.1.4: the DS, or the NSEC proving there is none.
@@ -204,8 +248,8 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
         }
         let found = zone.records(&name, qtype);
         if !found.is_empty() {
-            if qtype == RecordType::NS {
-                glue_for(zone, &found, &mut answer.additionals);
+            if matches!(qtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
+                additional(zone, proofs, &found, false, &mut answer.additionals);
             }
             answer.answers.extend(found.iter().cloned());
             if let Some(p) = proofs

@@ -17,6 +17,8 @@
 //! reload in between cannot split a request across two policies. Refused
 //! writes are accounted in `refusal`, which the HTTP TLSA API shares.
 
+mod edns;
+mod identity;
 mod query;
 mod refusal;
 pub mod request;
@@ -37,6 +39,8 @@ use crate::metrics::{Metrics, RefusalReason};
 use crate::tsig::{self, RejectRcode, Rejection, TsigFailure};
 use crate::writer::{Drain, Zones};
 
+pub use edns::Ede;
+pub use identity::Identity;
 pub use refusal::{LastRefusal, Refusals, Refused, WriteLog};
 pub use response::Reply;
 pub use transfer::Stats;
@@ -57,6 +61,8 @@ pub struct Context {
     pub stats: Arc<Stats>,
     /// Our EDNS UDP payload size.
     pub edns_udp_size: u16,
+    /// NSID and the CH names, when configured.
+    pub identity: Identity,
 }
 
 impl Context {
@@ -65,9 +71,12 @@ impl Context {
         &self,
         request: &Request,
         handle: R,
-        reply: Reply,
+        mut reply: Reply,
         sign: Signing<'_>,
     ) -> ResponseInfo {
+        if let Some(nsid) = edns::nsid_option(request, self.identity.nsid.as_deref()) {
+            reply.options.push(nsid);
+        }
         if request.metadata.op_code == OpCode::Query {
             let qtype = request.queries.queries().first().map(|q| q.query_type());
             self.metrics
@@ -175,13 +184,15 @@ impl RequestHandler for Handler {
                     cx.refusals
                         .record(&cx.metrics, &log, &refused, cx.clock.now());
                 }
-                let reply = Reply::new(request, rejected.rcode);
+                let reply = Reply::new(request, rejected.rcode)
+                    .with_ede(rejected.reason.and_then(Ede::for_refusal));
                 return cx.send(request, handle, reply, sign).await;
             }
         };
         let reply = match kind {
             Kind::Query { zone, qname, qtype } => query::answer(request, &zone, &qname, qtype),
             Kind::Notify { zone } => query::notify(request, &zone),
+            Kind::Chaos { qname, qtype } => identity::answer(request, &cx.identity, &qname, qtype),
             Kind::Transfer { zone, qtype } => {
                 return transfer::handle(cx, request, handle, zone, qtype, signer).await;
             }
@@ -197,11 +208,13 @@ impl RequestHandler for Handler {
                     );
                     cx.refusals
                         .record(&cx.metrics, &log, &refused, cx.clock.now());
-                    let reply = Reply::new(request, ResponseCode::ServFail);
+                    let reply =
+                        Reply::new(request, ResponseCode::ServFail).with_ede(Some(Ede::NotReady));
                     return cx.send(request, handle, reply, sign).await;
                 };
-                let rcode = update::handle(cx, request, zone, signer.as_ref(), &policy).await;
-                let reply = Reply::new(request, rcode);
+                let (rcode, ede) =
+                    update::handle(cx, request, zone, signer.as_ref(), &policy).await;
+                let reply = Reply::new(request, rcode).with_ede(ede);
                 return cx.send(request, handle, reply, sign).await;
             }
         };

@@ -10,7 +10,8 @@
 //!   §3.1.1).
 //! - NOTAUTH: an UPDATE, transfer or NOTIFY for a zone we do not serve
 //!   (RFC 2136 §3.1.1).
-//! - REFUSED: a query outside every zone, or of a class other than IN.
+//! - REFUSED: a query outside every zone, or of a class other than IN and
+//!   CH (class CH goes to `identity`, which answers a few names or refuses).
 //! - NOTIMP: any other opcode.
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub enum Kind {
     Update { zone: Arc<ZoneHandle> },
     /// A NOTIFY (RFC 1996) for one of our zones: we are the primary.
     Notify { zone: Name },
+    /// A query in class CH (`id.server`, `version.bind`, ...).
+    Chaos { qname: Name, qtype: RecordType },
 }
 
 /// A request answered with an RCODE alone.
@@ -59,6 +62,12 @@ fn reject(rcode: ResponseCode, reason: RefusalReason, detail: &'static str) -> R
     }
 }
 
+/// Whether we implement `op` (any other is answered NOTIMP, with a bare
+/// header: see `response::Reply::new`).
+pub fn implemented(op: OpCode) -> bool {
+    matches!(op, OpCode::Query | OpCode::Update | OpCode::Notify)
+}
+
 /// Decide what `request` is.
 pub fn classify(request: &Request, zones: &Zones) -> Result<Kind, Rejected> {
     use RefusalReason::{Format, NotAuthoritative};
@@ -70,7 +79,7 @@ pub fn classify(request: &Request, zones: &Zones) -> Result<Kind, Rejected> {
         });
     }
     let op = request.metadata.op_code;
-    if !matches!(op, OpCode::Query | OpCode::Update | OpCode::Notify) {
+    if !implemented(op) {
         return Err(Rejected {
             rcode: ResponseCode::NotImp,
             reason: None,
@@ -111,6 +120,7 @@ pub fn classify(request: &Request, zones: &Zones) -> Result<Kind, Rejected> {
                 "zone not served here",
             )),
         },
+        _ if q.query_class() == DNSClass::CH => Ok(Kind::Chaos { qname: name, qtype }),
         _ if q.query_class() != DNSClass::IN => Err(reject(
             ResponseCode::Refused,
             NotAuthoritative,

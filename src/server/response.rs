@@ -18,12 +18,14 @@
 use std::iter;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
+use super::edns::Ede;
 use crate::tsig::{Rejection, SignContext};
 
 /// The sections of a response, before encoding.
@@ -32,18 +34,39 @@ pub struct Reply {
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// Why it was refused or failed (RFC 8914), sent when the request had
+    /// EDNS.
+    pub ede: Option<Ede>,
+    /// Other EDNS options of the answer (NSID), sent when the request had
+    /// EDNS.
+    pub options: Vec<EdnsOption>,
 }
 
 impl Reply {
+    /// A response to `request`. For an opcode we do not implement, only
+    /// the ID, opcode, QR and RCODE are set: the meaning of the other
+    /// header bits is the opcode's, so RD and CD are not copied back (as
+    /// BIND and Knot answer; the question is echoed, as Knot does).
     pub fn new(request: &Request, rcode: ResponseCode) -> Self {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.response_code = rcode;
+        if !super::request::implemented(request.metadata.op_code) {
+            metadata.recursion_desired = false;
+            metadata.checking_disabled = false;
+        }
         Self {
             metadata,
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
+            ede: None,
+            options: Vec::new(),
         }
+    }
+
+    pub fn with_ede(mut self, ede: Option<Ede>) -> Self {
+        self.ede = ede;
+        self
     }
 }
 
@@ -144,7 +167,16 @@ pub async fn send<R: ResponseHandler>(
     our_udp_size: u16,
     now: u64,
 ) -> ResponseInfo {
-    let edns = response_edns(request, our_udp_size);
+    let edns = response_edns(request, our_udp_size).map(|mut e| {
+        let opt = e.options_mut();
+        for o in &reply.options {
+            opt.insert(o.clone());
+        }
+        if let Some(ede) = reply.ede {
+            opt.insert(ede.option());
+        }
+        e
+    });
     let limit = size_limit(request, our_udp_size);
     let signature = match sign {
         // Unsigned over TCP: nothing to measure or sign (hickory encodes).
@@ -160,6 +192,16 @@ pub async fn send<R: ResponseHandler>(
                 Signing::Error(_) => 200,
             };
             let mut bytes = encode(&request.queries, &reply, edns.as_ref());
+            // RFC 4035 §3.1.1, RFC 2181 §9: additional data that does not
+            // fit is left out without TC; a referral's glue is needed
+            // (RFC 9471), so a referral is truncated instead.
+            if bytes.len() + tsig_room > limit
+                && reply.metadata.authoritative
+                && !reply.additionals.is_empty()
+            {
+                reply.additionals.clear();
+                bytes = encode(&request.queries, &reply, edns.as_ref());
+            }
             if bytes.len() + tsig_room > limit {
                 reply.metadata.truncation = true;
                 reply.answers.clear();

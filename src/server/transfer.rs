@@ -14,6 +14,7 @@ use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::Queries;
 
 use super::Context;
+use super::edns::Ede;
 use super::response::{self, Reply, Signing};
 use crate::serial;
 use crate::tsig::SignContext;
@@ -129,7 +130,9 @@ pub async fn handle<R: ResponseHandler>(
     let (form, serial, records) = match contents(cx, request, zone, key.as_ref(), qtype).await {
         Ok(c) => c,
         Err(rcode) => {
-            let reply = Reply::new(request, rcode);
+            // The one REFUSED here is the zone's transfer ACL.
+            let ede = (rcode == ResponseCode::Refused).then_some(Ede::Prohibited);
+            let reply = Reply::new(request, rcode).with_ede(ede);
             return cx
                 .send(request, handle, reply, Signing::with(signer.as_ref()))
                 .await;
@@ -144,7 +147,7 @@ pub async fn handle<R: ResponseHandler>(
     let chunks = xfr::chunk(records);
     if chunks.len() > xfr::MAX_MESSAGES {
         tracing::error!(zone = %origin, messages = chunks.len(), "zone too large for one transfer");
-        let reply = Reply::new(request, ResponseCode::ServFail);
+        let reply = Reply::new(request, ResponseCode::ServFail).with_ede(Some(Ede::TooLarge));
         return cx
             .send(request, handle, reply, Signing::with(signer.as_ref()))
             .await;

@@ -14,6 +14,7 @@ use hickory_proto::rr::Name;
 use hickory_server::server::Request;
 
 use super::Context;
+use super::edns::Ede;
 use super::refusal::{Refused, WriteLog};
 use crate::acl::{Machine, PolicyState};
 use crate::metrics::RefusalReason;
@@ -48,14 +49,14 @@ pub fn admit(
 }
 
 /// Handle one UPDATE for `zone`, signed by `signer` (verified under
-/// `policy`). Returns the RCODE to answer with.
+/// `policy`). Returns the RCODE to answer with and its extended error.
 pub async fn handle(
     cx: &Context,
     request: &Request,
     zone: Arc<ZoneHandle>,
     signer: Option<&SignContext>,
     policy: &PolicyState,
-) -> ResponseCode {
+) -> (ResponseCode, Option<Ede>) {
     let source = request.src().ip();
     let mut log = WriteLog::new(
         Some(zone.origin.clone()),
@@ -66,7 +67,7 @@ pub async fn handle(
     let refuse = |log: &WriteLog, refused: Refused| {
         cx.refusals
             .record(&cx.metrics, log, &refused, cx.clock.now());
-        refused.rcode
+        (refused.rcode, Ede::for_refusal(refused.reason))
     };
     let Some(signer) = signer else {
         let r = Refused::plain(RefusalReason::Unsigned, ResponseCode::Refused, "unsigned");
@@ -114,7 +115,7 @@ pub async fn handle(
                     );
                 }
             }
-            ResponseCode::NoError
+            (ResponseCode::NoError, None)
         }
         Ok(Err(WriteError::Refused(r))) => refuse(&log, Refused::from(r)),
         Ok(Err(WriteError::Store(e))) => {
@@ -126,14 +127,14 @@ pub async fn handle(
                 source = %log.source, owner = %log.owners, rtype = %log.types, outcome = "failed",
                 error = %e, "update not committed; nothing changed"
             );
-            ResponseCode::ServFail
+            (ResponseCode::ServFail, Some(Ede::NotCommitted))
         }
         Err(e) => {
             cx.metrics
                 .updates_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(zone = %zone_label, outcome = "failed", error = %e, "update task failed; nothing changed");
-            ResponseCode::ServFail
+            (ResponseCode::ServFail, Some(Ede::NotCommitted))
         }
     }
 }
