@@ -7,7 +7,7 @@
 //! a CNAME chain is that of its last name), RFC 8482 (ANY gets one RRset),
 //! referrals below delegations, and additional-section processing: the
 //! in-zone A/AAAA of NS name servers, MX exchanges (RFC 1035 §3.3.9) and
-//! SRV targets (RFC 2782), glue below a zone cut only in referrals.
+//! SRV targets (RFC 2782); glue below a zone cut goes unsigned.
 //! Minimal responses: no NS in AUTHORITY of positive answers.
 //!
 //! DNSSEC (RFC 4035 §3.1), when the query has the DO bit and the zone is
@@ -65,14 +65,13 @@ fn additional_targets(records: &[Record]) -> Vec<Name> {
 }
 
 /// Additional-section processing: the A and AAAA RRsets of every in-zone
-/// target of `records`. Addresses at or below a zone cut are glue: sent
-/// only with a referral (`glue`), and never signed. Authoritative addresses
-/// carry their RRSIGs when DNSSEC is asked for (RFC 4035 §3.1.1).
+/// target of `records`. Authoritative addresses carry their RRSIGs when
+/// DNSSEC is asked for (RFC 4035 §3.1.1); addresses at or below a zone cut
+/// are glue, sent as Knot sends them, unsigned.
 fn additional(
     zone: &ZoneData,
     proofs: Option<&Proofs<'_>>,
     records: &[Record],
-    glue: bool,
     out: &mut Vec<Record>,
 ) {
     for target in additional_targets(records) {
@@ -80,9 +79,6 @@ fn additional(
             continue;
         }
         let below_cut = zone.delegation_for(&target).is_some();
-        if below_cut && !glue {
-            continue;
-        }
         for rtype in [RecordType::A, RecordType::AAAA] {
             let set = zone.records(&target, rtype);
             out.extend(set.iter().cloned());
@@ -200,7 +196,7 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
             && !(qtype == RecordType::DS && cut == name)
         {
             let ns = zone.records(&cut, RecordType::NS);
-            additional(zone, proofs, &ns, true, &mut answer.additionals);
+            additional(zone, proofs, &ns, &mut answer.additionals);
             answer.authorities = ns;
             if let Some(p) = proofs {
                 // RFC 4035 §3.1.4: the DS, or the NSEC proving there is none.
@@ -249,7 +245,7 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
         let found = zone.records(&name, qtype);
         if !found.is_empty() {
             if matches!(qtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
-                additional(zone, proofs, &found, false, &mut answer.additionals);
+                additional(zone, proofs, &found, &mut answer.additionals);
             }
             answer.answers.extend(found.iter().cloned());
             if let Some(p) = proofs

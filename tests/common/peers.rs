@@ -227,3 +227,105 @@ zone:
         _tmp: tmp,
     }
 }
+
+/// Knot DNS as a primary of `zone`, serving `zone_text` (a master file),
+/// signed by Knot itself (ECDSA P-256, NSEC) when `sign`; `extra` is added
+/// to the `server:` section (e.g. `nsid: ...`).
+pub fn knot_primary(zone: &str, zone_text: &str, port: u16, sign: bool, extra: &str) -> Peer {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    for sub in ["run", "db", "zones"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::write(dir.join("zones/primary.zone"), zone_text).unwrap();
+    let signing = if sign {
+        "    dnssec-signing: on\n    dnssec-policy: p\n"
+    } else {
+        ""
+    };
+    let conf = format!(
+        r#"server:
+    rundir: "{d}/run"
+    listen: 127.0.0.1@{port}
+{extra}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{d}/db"
+policy:
+  - id: p
+    algorithm: ecdsap256sha256
+template:
+  - id: default
+    storage: "{d}/zones"
+zone:
+  - domain: {zone}
+    file: primary.zone
+    zonefile-sync: -1
+    zonefile-load: difference-no-serial
+    journal-content: all
+{signing}"#,
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("knot.conf"), conf).unwrap();
+    let log = dir.join("knot.log");
+    let conf_path = dir.join("knot.conf");
+    let child = spawn(
+        &which("knotd", "knot"),
+        &["-c", conf_path.to_str().unwrap()],
+        &dir,
+        &log,
+    );
+    Peer {
+        name: "knot",
+        port,
+        child,
+        dir,
+        log,
+        _tmp: tmp,
+    }
+}
+
+/// BIND (named) as a primary of `zone`, serving `zone_text` unsigned.
+pub fn bind_primary(zone: &str, zone_text: &str, port: u16) -> Peer {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    std::fs::write(dir.join("primary.db"), zone_text).unwrap();
+    let conf = format!(
+        r#"options {{
+    directory "{d}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    pid-file none;
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    recursion no;
+    notify no;
+    dnssec-validation no;
+}};
+zone "{zone}" {{
+    type primary;
+    file "{d}/primary.db";
+}};
+"#,
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("named.conf"), conf).unwrap();
+    let log = dir.join("named.log");
+    let conf_path = dir.join("named.conf");
+    let child = spawn(
+        &which("named", "bind9"),
+        &["-g", "-n", "1", "-c", conf_path.to_str().unwrap()],
+        &dir,
+        &log,
+    );
+    Peer {
+        name: "bind",
+        port,
+        child,
+        dir,
+        log,
+        _tmp: tmp,
+    }
+}
