@@ -58,6 +58,74 @@ data = "192.0.2.53"
 name = "below"
 type = "MX"
 data = "10 ns.sub.conf.test."
+[[record]]
+name = "big"
+type = "MX"
+data = "10 many.conf.test."
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::1"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::2"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::3"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::4"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::5"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::6"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::7"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::8"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::9"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::10"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::11"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::12"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::13"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::14"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::15"
+[[record]]
+name = "many"
+type = "AAAA"
+data = "2001:db8::16"
 "#;
 
 /// The same zone as Knot and BIND read it.
@@ -74,6 +142,23 @@ _sip._tcp SRV 0 0 5060 mail
 sub NS ns.sub
 ns.sub A 192.0.2.53
 below MX 10 ns.sub
+big MX 10 many
+many AAAA 2001:db8::1
+many AAAA 2001:db8::2
+many AAAA 2001:db8::3
+many AAAA 2001:db8::4
+many AAAA 2001:db8::5
+many AAAA 2001:db8::6
+many AAAA 2001:db8::7
+many AAAA 2001:db8::8
+many AAAA 2001:db8::9
+many AAAA 2001:db8::10
+many AAAA 2001:db8::11
+many AAAA 2001:db8::12
+many AAAA 2001:db8::13
+many AAAA 2001:db8::14
+many AAAA 2001:db8::15
+many AAAA 2001:db8::16
 ";
 
 /// Knot's identity settings, and ours set the same.
@@ -231,6 +316,30 @@ async fn additional_section_matches_knot_with_rrsigs_for_authoritative_addresses
         ["ns.sub.conf.test. A"],
         "glue below the cut, unsigned"
     );
+}
+
+#[tokio::test]
+async fn additional_data_that_does_not_fit_is_left_out_without_tc() {
+    let h = start().await;
+    // Signed, the exchange's sixteen AAAA and their RRSIG do not fit in 512
+    // octets; the answer does (RFC 4035 §3.1.1, RFC 2181 §9: no TC for that).
+    let mut q = msg(&format!("big.{ORIGIN}"), RecordType::MX, DNSClass::IN, true);
+    q.edns.as_mut().unwrap().set_max_payload(512);
+    let m = ask(h.addr, &q, false).await;
+    assert!(!m.metadata.truncation, "TC not set for additional data");
+    assert_eq!(
+        shape(&m.answers),
+        ["big.conf.test. MX", "big.conf.test. RRSIG(MX)"]
+    );
+    assert!(m.additionals.is_empty(), "{:?}", shape(&m.additionals));
+    // With room for it, it is all there.
+    let m = ask(
+        h.addr,
+        &msg(&format!("big.{ORIGIN}"), RecordType::MX, DNSClass::IN, true),
+        false,
+    )
+    .await;
+    assert_eq!(m.additionals.len(), 17, "{:?}", shape(&m.additionals));
 }
 
 #[tokio::test]

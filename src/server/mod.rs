@@ -10,8 +10,9 @@
 //!    FORMERR, NOTIMP, BADVERS, NOTAUTH or REFUSED, decided there only.
 //! 3. One handler per kind: `query` (answers from the snapshot),
 //!    `transfer` (AXFR/IXFR streams), `update` (the gate, then one draft to
-//!    the zone writer), notify (acknowledged).
-//! 4. One response (`response`): truncated to fit, TSIG-signed, sent.
+//!    the zone writer), notify (acknowledged), `identity` (class CH).
+//! 4. One response (`response`): truncated to fit, TSIG-signed, sent; the
+//!    EDNS options of the answer (EDE, NSID) are `edns`'s.
 //!
 //! The same policy snapshot travels from step 1 to the UPDATE gate, so a
 //! reload in between cannot split a request across two policies. Refused
