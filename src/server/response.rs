@@ -32,6 +32,8 @@ pub struct Reply {
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// The COOKIE option data of the answer (RFC 7873), if any.
+    pub cookie: Option<[u8; 24]>,
 }
 
 impl Reply {
@@ -43,6 +45,7 @@ impl Reply {
             answers: Vec::new(),
             authorities: Vec::new(),
             additionals: Vec::new(),
+            cookie: None,
         }
     }
 }
@@ -144,7 +147,10 @@ pub async fn send<R: ResponseHandler>(
     our_udp_size: u16,
     now: u64,
 ) -> ResponseInfo {
-    let edns = response_edns(request, our_udp_size);
+    let mut edns = response_edns(request, our_udp_size);
+    if let (Some(e), Some(cookie)) = (edns.as_mut(), &reply.cookie) {
+        e.options_mut().insert(super::cookie::option(cookie));
+    }
     let limit = size_limit(request, our_udp_size);
     let signature = match sign {
         // Unsigned over TCP: nothing to measure or sign (hickory encodes).
