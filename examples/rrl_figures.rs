@@ -80,12 +80,24 @@ async fn amplify(server: SocketAddr, from: &str, qps: u64, seconds: u64) {
         sent += 1;
         sent_bytes += q.len() as u64;
         by_kind[k].0 += q.len() as u64;
-        drain(&sock, &mut received, &mut received_bytes, &mut truncated, &mut by_kind);
+        drain(
+            &sock,
+            &mut received,
+            &mut received_bytes,
+            &mut truncated,
+            &mut by_kind,
+        );
     }
     let end = Instant::now() + Duration::from_secs(1);
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        drain(&sock, &mut received, &mut received_bytes, &mut truncated, &mut by_kind);
+        drain(
+            &sock,
+            &mut received,
+            &mut received_bytes,
+            &mut truncated,
+            &mut by_kind,
+        );
     }
     println!(
         "sent {sent} queries ({sent_bytes} bytes) in {:.1} s; received {received} answers ({received_bytes} bytes, {truncated} truncated); reflected bytes per attack byte: {:.2}",

@@ -120,14 +120,14 @@ pub fn classify<'a>(
         ResponseCode::NoError => {}
         _ => return (Class::Error, zone()),
     }
-    if reply.answers.is_empty() && !reply.metadata.authoritative {
-        if let Some(ns) = reply
+    if reply.answers.is_empty()
+        && !reply.metadata.authoritative
+        && let Some(ns) = reply
             .authorities
             .iter()
             .find(|r| r.record_type() == RecordType::NS)
-        {
-            return (Class::Referral, Some(&ns.name));
-        }
+    {
+        return (Class::Referral, Some(&ns.name));
     }
     match qtype {
         RecordType::ANY => (Class::Any, qname),
@@ -258,7 +258,7 @@ impl Table {
             return Verdict::Send;
         }
         e.limited = e.limited.wrapping_add(1);
-        if self.slip > 0 && e.limited % self.slip == 0 {
+        if self.slip > 0 && e.limited.is_multiple_of(self.slip) {
             Verdict::Slip
         } else {
             Verdict::Drop
