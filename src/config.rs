@@ -58,6 +58,43 @@ pub struct ConfigFile {
     pub identity: Option<toml::Spanned<String>>,
     /// TXT answer to `version.server` and `version.bind` in class CH.
     pub version: Option<toml::Spanned<String>>,
+    // --- Issue 11, rate limiting and cookies (server/rrl.rs, server/cookie.rs) ---
+    /// Response rate limiting of UDP answers on or off.
+    pub rrl: Option<bool>,
+    /// Answers per second per bucket (source prefix, answer class, name).
+    pub rrl_responses_per_second: Option<toml::Spanned<u32>>,
+    /// Every Nth limited answer goes out truncated (0: none, 1: all).
+    pub rrl_slip: Option<toml::Spanned<u32>>,
+    pub rrl_ipv4_prefix: Option<toml::Spanned<u8>>,
+    pub rrl_ipv6_prefix: Option<toml::Spanned<u8>>,
+    /// Buckets in the fixed table.
+    pub rrl_table_size: Option<toml::Spanned<usize>>,
+    /// Source networks never limited.
+    pub rrl_exempt: Option<Vec<toml::Spanned<String>>>,
+    /// DNS COOKIEs (RFC 7873/9018) on or off.
+    pub dns_cookies: Option<bool>,
+    /// UPDATEs per TSIG key per second (0: no limit) and the burst allowed.
+    pub update_rate_per_key: Option<toml::Spanned<u32>>,
+    pub update_burst_per_key: Option<toml::Spanned<u32>>,
+}
+
+/// Response rate limiting (issue 11; see `server::rrl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrlConfig {
+    pub enabled: bool,
+    pub responses_per_second: u32,
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub table_size: usize,
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+/// The UPDATE token bucket per TSIG key (`per_second` 0: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateRate {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// The validated runtime configuration.
@@ -88,6 +125,10 @@ pub struct Config {
     pub nsid: Option<String>,
     pub identity: Option<String>,
     pub version: Option<String>,
+    /// Issue 11: response rate limiting, DNS COOKIEs, UPDATEs per key.
+    pub rrl: RrlConfig,
+    pub dns_cookies: bool,
+    pub update_rate: UpdateRate,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
@@ -117,6 +158,7 @@ impl Config {
     }
 
     fn from_file(f: ConfigFile, base: &Path, path: &Path, text: &str) -> Result<Self, FileError> {
+        let (rrl, update_rate) = rate_limits(&f, path, text)?;
         let rel = |p: String| {
             let p = PathBuf::from(p);
             if p.is_absolute() || base == Path::new(".") {
@@ -206,6 +248,9 @@ impl Config {
             nsid,
             identity,
             version,
+            rrl,
+            dns_cookies: f.dns_cookies.unwrap_or(true),
+            update_rate,
         })
     }
 
@@ -248,6 +293,130 @@ fn server_name(
         )),
         None => Ok(Some(s.clone())),
     }
+}
+
+// --- Issue 11, rate limiting and cookies: defaults and validation ---
+
+/// Answers per second per RRL bucket: NSD's and Knot's order of magnitude
+/// for an authoritative server whose legitimate clients are resolvers.
+pub const DEFAULT_RRL_RESPONSES_PER_SECOND: u32 = 20;
+pub const DEFAULT_RRL_SLIP: u32 = 2;
+pub const DEFAULT_RRL_TABLE_SIZE: usize = 65_536;
+/// Loopback cannot be spoofed from outside (martian sources are dropped),
+/// and the operator's own tools on the host must not be limited.
+pub const DEFAULT_RRL_EXEMPT: &[&str] = &["127.0.0.0/8", "::1/128"];
+pub const DEFAULT_UPDATE_RATE_PER_KEY: u32 = 50;
+pub const DEFAULT_UPDATE_BURST_PER_KEY: u32 = 100;
+
+/// The `rrl-*` and `update-*-per-key` keys, validated.
+fn rate_limits(
+    f: &ConfigFile,
+    path: &Path,
+    text: &str,
+) -> Result<(RrlConfig, UpdateRate), FileError> {
+    fn ranged<T: Copy + PartialOrd + std::fmt::Display>(
+        v: &Option<toml::Spanned<T>>,
+        key: &str,
+        default: T,
+        (lo, hi): (T, T),
+        path: &Path,
+        text: &str,
+    ) -> Result<T, FileError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() >= lo && *s.get_ref() <= hi => Ok(*s.get_ref()),
+            Some(s) => Err(FileError::at_offset(
+                path,
+                text,
+                s.span().start,
+                format!("{key} must be from {lo} to {hi}, not {}", s.get_ref()),
+            )),
+        }
+    }
+    let rrl = RrlConfig {
+        enabled: f.rrl.unwrap_or(true),
+        responses_per_second: ranged(
+            &f.rrl_responses_per_second,
+            "rrl-responses-per-second",
+            DEFAULT_RRL_RESPONSES_PER_SECOND,
+            (1, 1_000_000),
+            path,
+            text,
+        )?,
+        slip: ranged(
+            &f.rrl_slip,
+            "rrl-slip",
+            DEFAULT_RRL_SLIP,
+            (0, 10),
+            path,
+            text,
+        )?,
+        ipv4_prefix: ranged(
+            &f.rrl_ipv4_prefix,
+            "rrl-ipv4-prefix",
+            24,
+            (8, 32),
+            path,
+            text,
+        )?,
+        ipv6_prefix: ranged(
+            &f.rrl_ipv6_prefix,
+            "rrl-ipv6-prefix",
+            56,
+            (16, 128),
+            path,
+            text,
+        )?,
+        table_size: ranged(
+            &f.rrl_table_size,
+            "rrl-table-size",
+            DEFAULT_RRL_TABLE_SIZE,
+            (1024, 1 << 24),
+            path,
+            text,
+        )?,
+        exempt: match &f.rrl_exempt {
+            None => DEFAULT_RRL_EXEMPT
+                .iter()
+                .map(|n| n.parse().expect("valid default"))
+                .collect(),
+            Some(list) => list
+                .iter()
+                .map(|item| {
+                    item.get_ref().parse::<ipnet::IpNet>().map_err(|_| {
+                        FileError::at_offset(
+                            path,
+                            text,
+                            item.span().start,
+                            format!(
+                                "rrl-exempt: {:?} is not a network (ADDR/PREFIX)",
+                                item.get_ref()
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        },
+    };
+    let update_rate = UpdateRate {
+        per_second: ranged(
+            &f.update_rate_per_key,
+            "update-rate-per-key",
+            DEFAULT_UPDATE_RATE_PER_KEY,
+            (0, 1_000_000),
+            path,
+            text,
+        )?,
+        burst: ranged(
+            &f.update_burst_per_key,
+            "update-burst-per-key",
+            DEFAULT_UPDATE_BURST_PER_KEY,
+            (1, 1_000_000),
+            path,
+            text,
+        )?,
+    };
+    Ok((rrl, update_rate))
 }
 
 #[cfg(test)]
@@ -298,5 +467,42 @@ mod tests {
         assert_eq!(c.keys_dir, PathBuf::from("/etc/zw/state/keys"));
         assert_eq!(c.zones_dir, PathBuf::from("/srv/zones"));
         assert_eq!(c.acl_dir, PathBuf::from("/etc/zw/acl"));
+    }
+
+    #[test]
+    fn rate_limit_keys_have_safe_defaults_and_bad_values_point_at_themselves() {
+        let c = Config::embedded_default();
+        assert!(c.rrl.enabled && c.dns_cookies);
+        assert_eq!(c.rrl.responses_per_second, DEFAULT_RRL_RESPONSES_PER_SECOND);
+        assert_eq!(
+            (c.rrl.ipv4_prefix, c.rrl.ipv6_prefix, c.rrl.slip),
+            (24, 56, 2)
+        );
+        assert_eq!(c.update_rate.per_second, 50);
+        let load = |text: &str| {
+            let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text)?;
+            Config::from_file(file, Path::new("/etc/zw"), Path::new("z.toml"), text)
+        };
+        let c = load(
+            "rrl = false\nrrl-slip = 1\nrrl-exempt = [\"192.0.2.0/24\"]\nupdate-rate-per-key = 0\n",
+        )
+        .unwrap();
+        assert!(!c.rrl.enabled);
+        assert_eq!(c.rrl.slip, 1);
+        assert_eq!(
+            c.rrl.exempt,
+            vec!["192.0.2.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+        assert_eq!(c.update_rate.per_second, 0);
+        for (text, line, col) in [
+            ("rrl-slip = 1\nrrl-ipv4-prefix = 33\n", 2, 19),
+            ("rrl-responses-per-second = 0\n", 1, 28),
+            ("rrl-exempt = [\"10.0.0.0/8\", \"nonsense\"]\n", 1, 29),
+            ("rrl-table-size = 10\n", 1, 18),
+            ("update-burst-per-key = 0\n", 1, 24),
+        ] {
+            let err = load(text).unwrap_err();
+            assert_eq!((err.line, err.column), (line, col), "{text}: {err}");
+        }
     }
 }

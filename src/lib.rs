@@ -223,6 +223,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
             .map_err(FileErrors::from)?,
         )),
     };
+    let log_gate_refusals = refusals.clone();
     let cx = Arc::new(server::Context {
         zones: zones.clone(),
         policy: policy.clone(),
@@ -234,6 +235,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         stats: stats.clone(),
         edns_udp_size: config.edns_udp_size,
         identity: server::Identity::from_config(&config),
+        protection: Arc::new(server::Protection::new(&config)),
     });
     let sockets = server::bind(&config.listen).await?;
     let mut server = hickory_server::Server::new(server::Handler::new(cx));
@@ -302,6 +304,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         true,
         "signature refresh",
         move || z.refresh_signatures().map(drop),
+    ));
+    // Issue 11: lines about unauthenticated events suppressed by the log
+    // gate are summarised even when the flood has stopped.
+    tasks.push(every(
+        server::LOG_SUMMARY_INTERVAL,
+        true,
+        "log summary",
+        move || {
+            log_gate_refusals.log_gate().flush();
+            Ok::<(), std::convert::Infallible>(())
+        },
     ));
     let p = policy.clone();
     tasks.push(every(

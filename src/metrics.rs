@@ -67,6 +67,8 @@ pub enum RefusalReason {
     Limit,
     /// The server is shutting down.
     ShuttingDown,
+    /// The key sent more UPDATEs than `update-rate-per-key` allows.
+    RateLimited,
 }
 
 impl RefusalReason {
@@ -82,6 +84,7 @@ impl RefusalReason {
             Self::Acl => "acl",
             Self::Limit => "limit",
             Self::ShuttingDown => "shutting_down",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -257,6 +260,99 @@ impl Collector for QueryCounter {
     }
 }
 
+/// A counter family over fixed label values, counted without a lock or an
+/// allocation (one atomic per combination), like [`QueryCounter`]: for
+/// events an attacker can cause at packet rate (rate-limited answers,
+/// cookies, suppressed log lines). `labels` pairs each label name with
+/// its closed set of values; `inc` takes one index per label.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [(&'static str, &'static [&'static str])],
+    slots: Arc<[AtomicU64]>,
+}
+
+impl Tally {
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [(&'static str, &'static [&'static str])],
+    ) -> Self {
+        let n: usize = labels.iter().map(|(_, v)| v.len()).product();
+        Self {
+            name,
+            help,
+            labels,
+            slots: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(&self, at: &[usize]) -> usize {
+        debug_assert_eq!(at.len(), self.labels.len(), "{}", self.name);
+        at.iter().zip(self.labels).fold(0, |acc, (i, (_, values))| {
+            acc * values.len() + i.min(&(values.len() - 1))
+        })
+    }
+
+    pub fn inc(&self, at: &[usize]) {
+        self.slots[self.slot(at)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, at: &[usize]) -> u64 {
+        self.slots[self.slot(at)].load(Ordering::Relaxed)
+    }
+
+    /// The sum over every label combination.
+    pub fn total(&self) -> u64 {
+        self.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl Collector for Tally {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.total() == 0 {
+            return Ok(());
+        }
+        let mut family =
+            encoder.encode_descriptor(self.name, self.help, None, MetricType::Counter)?;
+        for (i, slot) in self.slots.iter().enumerate() {
+            let n = slot.load(Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let mut rest = i;
+            let mut labels: Vec<(&'static str, &'static str)> = Vec::new();
+            for (name, values) in self.labels.iter().rev() {
+                labels.push((name, values[rest % values.len()]));
+                rest /= values.len();
+            }
+            labels.reverse();
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The answer classes of response rate limiting, in `server::rrl::Class`
+/// order.
+pub const RRL_CLASSES: &[&str] = &[
+    "positive", "nodata", "nxdomain", "referral", "error", "any", "rrsig", "dnskey",
+];
+/// What the limiter did with an answer it limited.
+pub const RRL_DROPPED: usize = 0;
+pub const RRL_SLIPPED: usize = 1;
+/// Requests by their COOKIE option: valid server cookie, client cookie
+/// only (or a server cookie not accepted), malformed (FORMERR).
+pub const COOKIE_VALID: usize = 0;
+pub const COOKIE_CLIENT_ONLY: usize = 1;
+pub const COOKIE_MALFORMED: usize = 2;
+/// Log lines of unauthenticated events: TSIG failures, and refusals of
+/// UPDATEs that carried no valid key.
+pub const LOG_TSIG_FAILURE: usize = 0;
+pub const LOG_UNAUTHENTICATED_REFUSAL: usize = 1;
+pub const LOG_KINDS: &[&str] = &["tsig_failure", "unauthenticated_refusal"];
+
 /// Upper bounds (seconds) of the commit latency buckets: an fsync on an SSD
 /// is about a millisecond, on a busy disk tens.
 pub const COMMIT_BUCKETS: &[f64] = &[
@@ -291,6 +387,12 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     /// Whether the last commit failed (readiness).
     pub last_commit_failed: AtomicBool,
+    /// Issue 11: UDP answers limited by RRL: [action, class].
+    pub rrl_limited: Tally,
+    /// Requests carrying a COOKIE option: [result].
+    pub cookies: Tally,
+    /// Log lines of unauthenticated events not written: [kind].
+    pub log_suppressed: Tally,
 }
 
 impl Default for Metrics {
@@ -309,6 +411,21 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(COMMIT_BUCKETS.iter().copied()),
             commit_failures: AtomicU64::new(0),
             last_commit_failed: AtomicBool::new(false),
+            rrl_limited: Tally::new(
+                "zonewarden_rrl_limited",
+                "UDP answers limited by response rate limiting, by action (dropped, or slipped: sent truncated or BADCOOKIE) and answer class",
+                &[("action", &["dropped", "slipped"]), ("class", RRL_CLASSES)],
+            ),
+            cookies: Tally::new(
+                "zonewarden_cookies",
+                "Requests with a DNS COOKIE option, by result (valid server cookie, client cookie only, malformed)",
+                &[("result", &["valid", "client_only", "malformed"])],
+            ),
+            log_suppressed: Tally::new(
+                "zonewarden_log_lines_suppressed",
+                "Log lines of unauthenticated events not written (past the per-second allowance; summarised in the log)",
+                &[("kind", LOG_KINDS)],
+            ),
         }
     }
 }
@@ -334,6 +451,9 @@ impl Metrics {
     pub fn registry(&self) -> Registry {
         let mut r = Registry::default();
         r.register_collector(Box::new(self.queries.clone()));
+        for t in [&self.rrl_limited, &self.cookies, &self.log_suppressed] {
+            r.register_collector(Box::new(t.clone()));
+        }
         let families: [(&str, &str, &CounterVec); 8] = [
             (
                 "zonewarden_updates_accepted",
@@ -556,5 +676,27 @@ mod tests {
             assert!(text.contains(line), "{line:?} in\n{text}");
         }
         assert!(!text.contains("g_empty"), "{text}");
+    }
+
+    #[test]
+    fn tallies_count_by_fixed_labels_and_appear_once_counted() {
+        let m = Metrics::default();
+        assert!(!exposition(&m).contains("zonewarden_rrl_limited"));
+        m.rrl_limited.inc(&[RRL_SLIPPED, 2]);
+        m.rrl_limited.inc(&[RRL_SLIPPED, 2]);
+        m.rrl_limited.inc(&[RRL_DROPPED, 7]);
+        m.log_suppressed.inc(&[LOG_TSIG_FAILURE]);
+        let text = exposition(&m);
+        for line in [
+            "# TYPE zonewarden_rrl_limited_total counter\n",
+            "zonewarden_rrl_limited_total{action=\"slipped\",class=\"nxdomain\"} 2\n",
+            "zonewarden_rrl_limited_total{action=\"dropped\",class=\"dnskey\"} 1\n",
+            "zonewarden_log_lines_suppressed_total{kind=\"tsig_failure\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        assert!(!text.contains("zonewarden_cookies"), "{text}");
+        assert_eq!(m.rrl_limited.get(&[RRL_SLIPPED, 2]), 2);
+        assert_eq!(m.rrl_limited.total(), 3);
     }
 }

@@ -67,7 +67,9 @@ impl Ede {
     pub fn for_refusal(reason: RefusalReason) -> Option<Ede> {
         use RefusalReason as R;
         match reason {
-            R::Unsigned | R::NoAcl | R::Network | R::Acl | R::Limit => Some(Ede::Prohibited),
+            R::Unsigned | R::NoAcl | R::Network | R::Acl | R::Limit | R::RateLimited => {
+                Some(Ede::Prohibited)
+            }
             R::NotAuthoritative => Some(Ede::NotAuthoritative),
             R::ShuttingDown => Some(Ede::NotReady),
             R::Tsig | R::Format | R::Prerequisite => None,

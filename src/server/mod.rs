@@ -14,16 +14,24 @@
 //! 4. One response (`response`): truncated to fit, TSIG-signed, sent; the
 //!    EDNS options of the answer (EDE, NSID) are `edns`'s.
 //!
+//! Before step 1, a malformed COOKIE option is answered FORMERR (RFC 7873
+//! §5.2.2); at step 4, a UDP answer to a request that proved neither its
+//! key (TSIG) nor its address (a valid server cookie) passes response rate
+//! limiting, and an UPDATE with a valid key passes its key's rate (`rrl`).
+//! Lines about unauthenticated events are rate-limited (`refusal`).
+//!
 //! The same policy snapshot travels from step 1 to the UPDATE gate, so a
 //! reload in between cannot split a request across two policies. Refused
 //! writes are accounted in `refusal`, which the HTTP TLSA API shares.
 
+pub mod cookie;
 mod edns;
 mod identity;
 mod query;
 mod refusal;
 pub mod request;
 mod response;
+pub mod rrl;
 mod transfer;
 mod update;
 
@@ -32,18 +40,22 @@ use std::sync::Arc;
 
 use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 
 use crate::acl::{LivePolicy, PolicyState};
 use crate::clock::Clock;
-use crate::metrics::{Metrics, RefusalReason};
+use crate::metrics::{self, Metrics, RefusalReason};
 use crate::tsig::{self, RejectRcode, Rejection, TsigFailure};
 use crate::writer::{Drain, Zones};
 
 pub use edns::Ede;
 pub use identity::Identity;
-pub use refusal::{LastRefusal, Refusals, Refused, WriteLog};
+pub use refusal::{
+    LastRefusal, LogGate, Refusals, Refused, SUMMARY_INTERVAL as LOG_SUMMARY_INTERVAL, WriteLog,
+};
 pub use response::Reply;
+pub use rrl::Protection;
 pub use transfer::Stats;
 pub use update::admit;
 
@@ -64,17 +76,58 @@ pub struct Context {
     pub edns_udp_size: u16,
     /// NSID and the CH names, when configured.
     pub identity: Identity,
+    /// Response rate limiting, cookies, UPDATEs per key (issue 11).
+    pub protection: Arc<Protection>,
 }
 
 impl Context {
-    /// Send one response (see `response::send`), counting answered queries.
+    /// Send one response (see `response::send`), counting answered queries:
+    /// rate-limited first if it goes over UDP to a request that proved
+    /// neither its key nor its address, with our COOKIE if it sent one.
     async fn send<R: ResponseHandler>(
         &self,
         request: &Request,
         handle: R,
         mut reply: Reply,
-        sign: Signing<'_>,
+        mut sign: Signing<'_>,
     ) -> ResponseInfo {
+        let now = self.clock.now();
+        let seen = self.protection.cookie(request, now);
+        if request.protocol() == Protocol::Udp
+            && !matches!(sign, Signing::Response(_))
+            && !seen.is_valid()
+        {
+            let (verdict, class) = self.protection.limit(request, &reply);
+            match verdict {
+                rrl::Verdict::Send => {}
+                rrl::Verdict::Drop => {
+                    self.metrics
+                        .rrl_limited
+                        .inc(&[metrics::RRL_DROPPED, class.index()]);
+                    return ResponseInfo::from(hickory_proto::op::Header {
+                        metadata: reply.metadata,
+                        counts: Default::default(),
+                    });
+                }
+                rrl::Verdict::Slip => {
+                    self.metrics
+                        .rrl_limited
+                        .inc(&[metrics::RRL_SLIPPED, class.index()]);
+                    if matches!(seen, cookie::Seen::ClientOnly { .. }) {
+                        // RFC 7873 §5.2.3: BADCOOKIE with a fresh cookie; the
+                        // client retries with it and is no longer limited.
+                        reply = Reply::new(request, ResponseCode::BADCOOKIE);
+                        sign = Signing::None;
+                    } else {
+                        reply.metadata.truncation = true;
+                        reply.answers.clear();
+                        reply.authorities.clear();
+                        reply.additionals.clear();
+                    }
+                }
+            }
+        }
+        reply.cookie = self.protection.cookie_answer(&seen, request, now);
         if let Some(nsid) = edns::nsid_option(request, self.identity.nsid.as_deref()) {
             reply.options.push(nsid);
         }
@@ -84,20 +137,26 @@ impl Context {
                 .queries
                 .inc(qtype, reply.metadata.response_code);
         }
-        let now = self.clock.now();
         response::send(request, handle, reply, sign, self.edns_udp_size, now).await
     }
 
     /// Count a TSIG failure (by configured key, or "(unknown)"); on an
-    /// UPDATE it is also that update's refusal.
+    /// UPDATE it is also that update's refusal. Its log line passes the
+    /// gate on unauthenticated events.
     fn tsig_failed(&self, request: &Request, rej: &Rejection, policy: &PolicyState) {
-        tracing::warn!(
-            source = %request.src(),
-            key = %rej.key_name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
-            reason = %rej.reason,
-            opcode = %request.metadata.op_code,
-            "TSIG verification failed"
-        );
+        if self
+            .refusals
+            .log_gate()
+            .allow(metrics::LOG_TSIG_FAILURE, &self.metrics)
+        {
+            tracing::warn!(
+                source = %request.src(),
+                key = %rej.key_name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                reason = %rej.reason,
+                opcode = %request.metadata.op_code,
+                "TSIG verification failed"
+            );
+        }
         let known = rej
             .key_name
             .as_ref()
@@ -162,6 +221,20 @@ impl RequestHandler for Handler {
         handle: R,
     ) -> ResponseInfo {
         let cx = &*self.cx;
+        // RFC 7873 §5.2.2: a malformed COOKIE option is FORMERR, before
+        // anything else is looked at.
+        match cx.protection.cookie(request, cx.clock.now()) {
+            cookie::Seen::Absent => {}
+            cookie::Seen::Malformed => {
+                cx.metrics.cookies.inc(&[metrics::COOKIE_MALFORMED]);
+                let reply = Reply::new(request, ResponseCode::FormErr);
+                return cx.send(request, handle, reply, Signing::None).await;
+            }
+            cookie::Seen::ClientOnly { .. } => {
+                cx.metrics.cookies.inc(&[metrics::COOKIE_CLIENT_ONLY]);
+            }
+            cookie::Seen::Valid { .. } => cx.metrics.cookies.inc(&[metrics::COOKIE_VALID]),
+        }
         let policy = cx.policy.get();
         let signer = match cx
             .verifier
@@ -213,6 +286,22 @@ impl RequestHandler for Handler {
                         Reply::new(request, ResponseCode::ServFail).with_ede(Some(Ede::NotReady));
                     return cx.send(request, handle, reply, sign).await;
                 };
+                if let Some(key) = signer.as_ref().map(|s| &s.key.name)
+                    && !cx.protection.update_allowed(key)
+                {
+                    let mut log = cx.write_log(request, Some(key.clone()));
+                    log.machine = policy.policy.machine_for_key(key).map(|m| m.name.clone());
+                    let refused = Refused::plain(
+                        RefusalReason::RateLimited,
+                        ResponseCode::Refused,
+                        "more UPDATEs than update-rate-per-key allows",
+                    );
+                    cx.refusals
+                        .record(&cx.metrics, &log, &refused, cx.clock.now());
+                    let reply = Reply::new(request, ResponseCode::Refused)
+                        .with_ede(Ede::for_refusal(RefusalReason::RateLimited));
+                    return cx.send(request, handle, reply, sign).await;
+                }
                 let (rcode, ede) =
                     update::handle(cx, request, zone, signer.as_ref(), &policy).await;
                 let reply = Reply::new(request, rcode).with_ede(ede);

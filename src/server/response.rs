@@ -40,6 +40,8 @@ pub struct Reply {
     /// Other EDNS options of the answer (NSID), sent when the request had
     /// EDNS.
     pub options: Vec<EdnsOption>,
+    /// The COOKIE option data of the answer (RFC 7873), if any.
+    pub cookie: Option<[u8; 24]>,
 }
 
 impl Reply {
@@ -61,6 +63,7 @@ impl Reply {
             additionals: Vec::new(),
             ede: None,
             options: Vec::new(),
+            cookie: None,
         }
     }
 
@@ -167,7 +170,7 @@ pub async fn send<R: ResponseHandler>(
     our_udp_size: u16,
     now: u64,
 ) -> ResponseInfo {
-    let edns = response_edns(request, our_udp_size).map(|mut e| {
+    let mut edns = response_edns(request, our_udp_size).map(|mut e| {
         let opt = e.options_mut();
         for o in &reply.options {
             opt.insert(o.clone());
@@ -177,6 +180,9 @@ pub async fn send<R: ResponseHandler>(
         }
         e
     });
+    if let (Some(e), Some(cookie)) = (edns.as_mut(), &reply.cookie) {
+        e.options_mut().insert(super::cookie::option(cookie));
+    }
     let limit = size_limit(request, our_udp_size);
     let signature = match sign {
         // Unsigned over TCP: nothing to measure or sign (hickory encodes).
