@@ -13,7 +13,9 @@ use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use zonewarden::client::api;
+use zonewarden::client::cli;
 use zonewarden::http::tlsa_api::PATH;
+use zonewarden::tsig::{Algorithm, Key};
 
 /// A self-signed ECDSA certificate made by openssl, valid `days` days.
 fn cert(dir: &Path, name: &str, days: u32) -> PathBuf {
@@ -85,4 +87,73 @@ async fn the_tlsa_api_refuses_port_zero() {
         let m = h.query(&format!("{owner}.{ZONE}"), RecordType::TLSA).await;
         assert!(m.answers.is_empty(), "{owner}: nothing published");
     }
+}
+
+/// A key file in the harness's keys directory.
+fn write_key(h: &Harness, file: &str, key: &Key) {
+    write(&h.path(&format!("data/keys/{file}")), &key.to_key_file());
+}
+
+#[tokio::test]
+async fn a_key_defined_in_two_files_is_an_error_naming_both_and_the_running_keys_stay() {
+    let h = Harness::start().await;
+    let n = zname("_acme-challenge.mx1");
+    // Another file defines mx1 again, with another secret (it sorts after
+    // mx1.key, so file order would let it win).
+    let imposter = Key::generate(name("mx1."), Algorithm::HmacSha256).unwrap();
+    write_key(&h, "zz-copy.key", &imposter);
+
+    let (report, ok) = cli::check(&h.config);
+    assert!(!ok, "{report}");
+    for file in ["mx1.key", "zz-copy.key"] {
+        assert!(report.contains(file), "names {file}: {report}");
+    }
+    assert!(report.contains("zz-copy.key:1:"), "located: {report}");
+
+    // On reload: refused, the running keys stay.
+    assert!(h.server().policy.reload(true).is_err());
+    let status = h.server().policy.status();
+    let (_, error) = status.last_error.expect("the reload failed");
+    assert!(
+        error.contains("mx1.key") && error.contains("zz-copy.key"),
+        "{error}"
+    );
+    let first = update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "v")]);
+    assert_eq!(h.update_rcode("mx1", first).await, ResponseCode::NoError);
+    let bytes = sign(
+        update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "w")]),
+        &imposter,
+        h.clock_now(),
+    );
+    let answer = Message::from_vec(&h.tcp(&bytes).await).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::NotAuth);
+    assert_eq!(h.txt(&n.to_string()).await, vec!["v".to_string()]);
+}
+
+#[tokio::test]
+async fn check_warns_about_a_secret_below_128_bits_and_still_passes() {
+    let h = Harness::start().await;
+    write(
+        &h.path("acl/weak.toml"),
+        "[[grant]]\nname = \"_acme-challenge.{machine}\"\ntypes = [\"TXT\"]\n",
+    );
+    write_key(
+        &h,
+        "weak.key",
+        &Key::new(name("weak."), Algorithm::HmacSha256, vec![7]),
+    );
+    let (report, ok) = cli::check(&h.config);
+    assert!(ok, "a weak secret is allowed: {report}");
+    let line = report
+        .lines()
+        .find(|l| l.contains("weak.key:"))
+        .unwrap_or_else(|| panic!("no warning for weak.key: {report}"));
+    assert!(
+        line.starts_with("warning: ") && line.contains("128 bits"),
+        "{line}"
+    );
+    assert!(!line.contains("Bw=="), "never the secret: {line}");
+    // The server takes it, and logs the same warning (seen by the reload).
+    assert!(h.server().policy.reload(true).unwrap());
+    assert!(h.server().policy.get().keys.get(&name("weak.")).is_some());
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 
+use super::load::log_warnings;
 use super::{MissingKeys, PolicyState, files_fingerprint, load_policy, report_generated};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -53,6 +54,7 @@ impl LivePolicy {
     ) -> Result<Self, FileErrors> {
         let policy = load_policy(&config, &zones, missing_keys_mode(&config))?;
         report_generated(&policy);
+        log_warnings(&policy);
         let fingerprint = files_fingerprint(&[&config.acl_dir, &config.keys_dir]);
         Ok(Self {
             current: ArcSwap::from_pointee(policy),
@@ -93,6 +95,7 @@ impl LivePolicy {
         match load_policy(&self.config, &self.zones, missing_keys_mode(&self.config)) {
             Ok(p) => {
                 report_generated(&p);
+                log_warnings(&p);
                 tracing::info!(
                     machines = p.policy.machines().len(),
                     keys = p.keys.len(),

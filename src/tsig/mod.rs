@@ -86,7 +86,10 @@ pub use algorithm::Algorithm;
 pub use client::{TsigEncodeError, append_tsig, sign_request, verify_response};
 use key::canonical_name;
 pub use key::{Key, KeyRing};
-pub use keyfile::{KeyFileError, KeyFileReadError, parse_key_file, read_key_file, write_key_file};
+pub use keyfile::{
+    KeyDef, KeyFileError, KeyFileReadError, MIN_SECRET_OCTETS, parse_key_defs, parse_key_file,
+    read_key_defs, read_key_file, write_key_file,
+};
 pub use reject::{RejectRcode, Rejection, TsigFailure};
 pub use response::SignContext;
 pub use verify::Verifier;
