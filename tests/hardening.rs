@@ -157,3 +157,41 @@ async fn check_warns_about_a_secret_below_128_bits_and_still_passes() {
     assert!(h.server().policy.reload(true).unwrap());
     assert!(h.server().policy.get().keys.get(&name("weak.")).is_some());
 }
+
+#[tokio::test]
+async fn an_acl_file_caught_mid_write_is_not_applied_until_it_settles() {
+    // The test polls by hand: the timer must not poll in between.
+    let h = Harness::start_with(|c| c.reload_interval = std::time::Duration::from_secs(3600)).await;
+    let policy = &h.server().policy;
+    let tlsa = zname("_443._tcp.mx1");
+    let may_tlsa = || {
+        let p = policy.get();
+        let m = p.policy.machine_for_key(&name("mx1.")).unwrap().clone();
+        m.grantable_types_at(&name(ZONE), &tlsa) != zonewarden::acl::TypesAt::None
+    };
+    assert!(may_tlsa());
+    // mx1.toml rewritten in place: the first poll sees it half-written (a
+    // valid policy that lacks the TLSA grant, which comes later).
+    let full = format!("{MX1_ACL}[[grant]]\nname = \"shared\"\ntypes = [\"TXT\"]\n");
+    let half = &full[..full.find("[[grant]]\nname = \"_*._tcp").unwrap()];
+    write(&h.path("acl/mx1.toml"), half);
+    assert!(
+        !policy.reload(false).unwrap(),
+        "a file seen changed once is not applied"
+    );
+    assert!(may_tlsa(), "the running policy stays");
+    // The writer finishes: changed again, so still not applied ...
+    write(&h.path("acl/mx1.toml"), &full);
+    assert!(!policy.reload(false).unwrap());
+    assert!(may_tlsa());
+    // ... until it is the same at the next poll.
+    assert!(policy.reload(false).unwrap());
+    assert!(may_tlsa(), "the whole file is in force");
+    let shared = zname("shared");
+    let p = policy.get();
+    let m = p.policy.machine_for_key(&name("mx1.")).unwrap();
+    assert_ne!(
+        m.grantable_types_at(&name(ZONE), &shared),
+        zonewarden::acl::TypesAt::None
+    );
+}
