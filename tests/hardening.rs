@@ -12,6 +12,7 @@ use std::process::Command;
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::tsig::TsigError;
 use zonewarden::client::api;
 use zonewarden::client::cli;
 use zonewarden::http::tlsa_api::PATH;
@@ -193,5 +194,57 @@ async fn an_acl_file_caught_mid_write_is_not_applied_until_it_settles() {
     assert_ne!(
         m.grantable_types_at(&name(ZONE), &shared),
         zonewarden::acl::TypesAt::None
+    );
+}
+
+#[tokio::test]
+async fn a_captured_update_replayed_after_a_restart_is_refused() {
+    let mut h = Harness::start().await;
+    let n = zname("_acme-challenge.mx1");
+    let key = h.key("mx1");
+    let captured = sign(
+        update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "once")]),
+        &key,
+        h.clock_now(),
+    );
+    let first = Message::from_vec(&h.tcp(&captured).await).unwrap();
+    assert_eq!(first.metadata.response_code, ResponseCode::NoError);
+    // An UPDATE that changes nothing (the value is there): no commit
+    // carries its MAC, it must be remembered all the same.
+    let unchanged = sign(
+        update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "once")]),
+        &key,
+        h.clock_now(),
+    );
+    assert_ne!(unchanged, captured);
+    let answer = Message::from_vec(&h.tcp(&unchanged).await).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    let del = update_msg(ZONE, vec![], vec![del_rrset(&n, RecordType::TXT)]);
+    assert_eq!(h.update_rcode("mx1", del).await, ResponseCode::NoError);
+    assert!(h.txt(&n.to_string()).await.is_empty());
+
+    h.restart().await;
+    // Inside the fudge window, after the restart: both copies refused
+    // (signed BADTIME, the verifier's answer to a replay), nothing back.
+    h.clock.advance(60);
+    for (what, bytes) in [("the add", &captured), ("the unchanged add", &unchanged)] {
+        let again = Message::from_vec(&h.tcp(bytes).await).unwrap();
+        assert_eq!(
+            again.metadata.response_code,
+            ResponseCode::NotAuth,
+            "{what}"
+        );
+        let tsig = again.signature().expect("a signed answer");
+        assert_eq!(tsig.data.error, Some(TsigError::BadTime), "{what}");
+        assert!(
+            h.txt(&n.to_string()).await.is_empty(),
+            "{what}: the value stays deleted"
+        );
+    }
+    // A new UPDATE with the same key still works.
+    let add_again = update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "twice")]);
+    assert_eq!(
+        h.update_rcode("mx1", add_again).await,
+        ResponseCode::NoError
     );
 }

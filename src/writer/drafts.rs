@@ -26,6 +26,7 @@ fn prepared(base: Arc<ZoneData>, next: ZoneData, change: Change) -> Prepared {
         plan: Vec::new(),
         settled: Vec::new(),
         fingerprint: None,
+        accepted: None,
     }
 }
 

@@ -36,7 +36,7 @@ use crate::clock::Clock;
 use crate::dnssec::ZoneSigner;
 use crate::metrics::Metrics;
 use crate::notify::Propagation;
-use crate::store::{Extra, Planned, Store, StoreError};
+use crate::store::{Accepted, Extra, Planned, Store, StoreError};
 use crate::update::{Refusal, Requester};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Change, JournalEntry};
@@ -54,6 +54,10 @@ pub enum Draft<'a> {
         prereqs: &'a [Record],
         updates: &'a [Record],
         by: Requester<'a>,
+        /// The signed request, remembered for the TSIG replay window
+        /// whatever the outcome: with the change it made, or on its own
+        /// when it changed nothing or was refused (`store::Accepted`).
+        accepted: Option<&'a Accepted>,
     },
     /// TLSA records for a machine's certificate; the records they replace
     /// are planned for retirement (RFC 7671 §8.1).
@@ -118,6 +122,8 @@ struct Prepared {
     settled: Vec<i64>,
     /// The zone file's fingerprint, when the change reconciles it.
     fingerprint: Option<String>,
+    /// The signed UPDATE that asked for it (replay window).
+    accepted: Option<Accepted>,
 }
 
 pub struct ZoneHandle {
@@ -178,11 +184,27 @@ impl ZoneHandle {
                 prereqs,
                 updates,
                 by,
-            } => {
-                if let Some(p) = drafts::update(base, prereqs, updates, &by, Action::Update)? {
+                accepted,
+            } => match drafts::update(base, prereqs, updates, &by, Action::Update) {
+                Ok(Some(mut p)) => {
+                    p.accepted = accepted.cloned();
                     self.apply_into(&mut store, p, now, &mut written)?;
                 }
-            }
+                outcome => {
+                    // No commit carries its MAC: remember it on its own, so
+                    // that a copy replayed after a restart (when the zone may
+                    // have changed so that it would apply) is refused too.
+                    if let Some(a) = accepted
+                        && let Err(e) = store.remember_accepted(a, now)
+                    {
+                        tracing::error!(
+                            zone = %self.origin, error = %e,
+                            "cannot store an UPDATE's MAC; its replay is refused until a restart only"
+                        );
+                    }
+                    outcome?;
+                }
+            },
             Draft::Tlsa { sets, ttl, by } => {
                 let published = tlsa::publish(&store, base.clone(), sets, ttl, &by)?;
                 written.tlsa = published.results;
@@ -195,6 +217,7 @@ impl ZoneHandle {
                             fingerprint: None,
                             plan: &published.plan,
                             settled: &published.settled,
+                            accepted: None,
                         };
                         store.settle_retirements(&self.origin, base.serial, &extra, now)?;
                     }
@@ -285,6 +308,7 @@ impl ZoneHandle {
             plan,
             settled,
             fingerprint,
+            accepted,
         } = p;
         if let (Some(signer), Some(touched)) = (&self.signer, &resign) {
             signer
@@ -295,6 +319,7 @@ impl ZoneHandle {
             fingerprint: fingerprint.as_deref(),
             plan: &plan,
             settled: &settled,
+            accepted: accepted.as_ref(),
         };
         let started = std::time::Instant::now();
         let committed = store.commit(&self.origin, &change, now, &extra);

@@ -11,7 +11,7 @@ use super::{Draft, OpenError, WriteError, ZoneHandle};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{AuditRow, StoreError};
+use crate::store::{Accepted, AuditRow, StoreError};
 use crate::zonefile::ZoneSpec;
 
 pub struct Zones {
@@ -95,6 +95,17 @@ impl Zones {
             || Draft::RefreshSignatures,
             |w| usize::from(w.serial.is_some()),
         )
+    }
+
+    /// The signed UPDATEs accepted recently enough that a copy could still
+    /// pass the TSIG time check (every zone shares one database), for the
+    /// verifier's replay cache at start. Blocking.
+    pub fn accepted_updates(&self) -> Result<Vec<Accepted>, StoreError> {
+        let now = self.clock.now();
+        match self.list.first() {
+            Some(z) => z.with_reader(|s| s.accepted_since(now)),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Wait until no zone is committing (shutdown). Blocking.
