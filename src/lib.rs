@@ -296,6 +296,15 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         "retiring old TLSA records",
         move || z.retire_due().map(drop),
     ));
+    // Issue 11 (clock steps): signatures made while the clock was ahead
+    // are re-signed as soon as it is set back (one comparison a second).
+    let z = zones.clone();
+    tasks.push(every(
+        Duration::from_secs(1),
+        false,
+        "re-signing after a clock step",
+        move || z.resign_after_clock_step().map(drop),
+    ));
     let (z, max_age) = (zones.clone(), config.challenge_max_age);
     tasks.push(every(
         config.expiry_interval,

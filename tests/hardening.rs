@@ -248,3 +248,70 @@ async fn a_captured_update_replayed_after_a_restart_is_refused() {
         ResponseCode::NoError
     );
 }
+
+#[tokio::test]
+async fn a_clock_step_forward_expires_no_live_challenge_but_a_restart_counts_wall_time() {
+    let mut h = Harness::start().await;
+    let max_age = h.config.challenge_max_age.as_secs();
+    let n = zname("_acme-challenge.mx1");
+    let t0 = h.clock_now();
+    let add_txt = update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "live")]);
+    assert_eq!(h.update_rcode("mx1", add_txt).await, ResponseCode::NoError);
+    // The wall clock jumps a day ahead (monotonic time does not move).
+    h.clock.set(t0 + 86_400);
+    assert_eq!(h.server().sweep_expired().unwrap(), 0, "nothing is old yet");
+    assert_eq!(h.txt(&n.to_string()).await, vec!["live".to_string()]);
+    // Time really passes: then it expires.
+    h.clock.set(t0);
+    h.clock.advance(max_age + 1);
+    assert_eq!(h.server().sweep_expired().unwrap(), 1);
+    assert!(h.txt(&n.to_string()).await.is_empty());
+
+    // Across a restart there is only wall time: a record older than the
+    // limit by the wall clock at start expires.
+    let add_txt = update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "old")]);
+    assert_eq!(h.update_rcode("mx1", add_txt).await, ResponseCode::NoError);
+    h.restart().await;
+    assert_eq!(h.server().sweep_expired().unwrap(), 0);
+    h.clock.set(h.clock_now() + max_age + 1);
+    h.restart().await;
+    assert_eq!(h.server().sweep_expired().unwrap(), 1);
+}
+
+/// The inceptions of every RRSIG the zone holds.
+fn inceptions(h: &Harness) -> Vec<u64> {
+    let zone = h.server().zones.zone_exact(&name(ZONE)).unwrap().snapshot();
+    zone.all_records()
+        .iter()
+        .filter_map(|r| zonewarden::zone::as_rrsig(&r.data))
+        .map(|s| u64::from(s.input().sig_inception.get()))
+        .collect()
+}
+
+#[tokio::test]
+async fn signatures_made_while_the_clock_was_ahead_are_remade_when_it_goes_back() {
+    let h = Harness::start().await;
+    let t0 = h.clock_now();
+    let n = zname("_acme-challenge.mx1");
+    // A day ahead: an UPDATE is signed with inceptions in the future.
+    h.clock.set(t0 + 86_400);
+    let add_txt = update_msg(ZONE, vec![], vec![add(&n, 60, RecordType::TXT, "v")]);
+    assert_eq!(h.update_rcode("mx1", add_txt).await, ResponseCode::NoError);
+    assert!(inceptions(&h).iter().any(|i| *i > t0 + 3_600));
+    // The step is undone: the server notices by itself (its timer) and
+    // makes every signature valid now again, within a bounded wait.
+    h.clock.set(t0 + 5);
+    let mut ahead = usize::MAX;
+    for _ in 0..150 {
+        ahead = inceptions(&h)
+            .iter()
+            .filter(|i| **i > h.clock_now())
+            .count();
+        if ahead == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ahead, 0, "signatures not yet valid remain");
+    assert_eq!(h.txt(&n.to_string()).await, vec!["v".to_string()]);
+}

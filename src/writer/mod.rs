@@ -20,6 +20,7 @@
 //! HTTP API decide that), what RFC 2136 means (`update`), how RRsets are
 //! signed (`dnssec`), how rows are laid out (`store`).
 
+mod ages;
 mod drafts;
 mod drain;
 mod open;
@@ -27,6 +28,7 @@ mod tlsa;
 mod zones;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -66,8 +68,9 @@ pub enum Draft<'a> {
         ttl: u32,
         by: Requester<'a>,
     },
-    /// Challenge TXT records added before `before` (Unix seconds) removed.
-    Expire { before: u64 },
+    /// Challenge TXT records older than `max_age` seconds removed (aged
+    /// by monotonic time while the process runs: `ages`).
+    Expire { max_age: u64 },
     /// Planned TLSA retirements that are due carried out, one change per
     /// machine they are for.
     Retire,
@@ -138,6 +141,11 @@ pub struct ZoneHandle {
     pub signer: Option<ZoneSigner>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// When the challenge records were added, as clock steps cannot change.
+    ages: Mutex<ages::Ages>,
+    /// The latest RRSIG inception in the zone (or above it: see
+    /// [`ZoneHandle::resign_if_clock_went_back`]).
+    latest_inception: AtomicU64,
 }
 
 impl ZoneHandle {
@@ -224,8 +232,12 @@ impl ZoneHandle {
                     None => {}
                 }
             }
-            Draft::Expire { before } => {
-                if let Some(p) = drafts::expire(&store, base, before)? {
+            Draft::Expire { max_age } => {
+                let mono = self.clock.monotonic();
+                let ages = self.ages.lock().unwrap_or_else(|p| p.into_inner());
+                let stale = drafts::expire(&store, base, |a| ages.age(a, mono) > max_age)?;
+                drop(ages);
+                if let Some(p) = stale {
                     let n = p.change.removed.len();
                     self.apply_into(&mut store, p, now, &mut written)?;
                     written.removed = n;
@@ -326,6 +338,13 @@ impl ZoneHandle {
         self.metrics
             .commit_done(started.elapsed(), committed.is_ok());
         committed?;
+        self.ages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .committed(&change, self.clock.monotonic());
+        if let Some(i) = crate::dnssec::latest_inception(&change.added) {
+            self.latest_inception.fetch_max(i, Ordering::Relaxed);
+        }
         let serial = next.serial;
         if change.audit.action != Action::Update {
             tracing::info!(
@@ -337,6 +356,33 @@ impl ZoneHandle {
         self.propagation
             .announce(serial, self.snapshot().soa_record());
         Ok((serial, change.audit.detail))
+    }
+}
+
+impl ZoneHandle {
+    /// RRSIGs made while the wall clock was stepped forward carry an
+    /// inception in the future; once the step is undone validators take
+    /// them as not yet valid (RFC 4035 §5.3.1). When any inception is
+    /// ahead of the clock, renew those signatures now (the refresh draft
+    /// renews every signature not yet valid, `dnssec::signer`) rather
+    /// than at the hourly refresh. Cheap when nothing is ahead (one
+    /// comparison). Returns whether the zone was re-signed. Blocking.
+    pub fn resign_if_clock_went_back(&self) -> Result<bool, WriteError> {
+        let now = self.clock.now();
+        if self.signer.is_none() || self.latest_inception.load(Ordering::Relaxed) <= now {
+            return Ok(false);
+        }
+        let w = self.write(Draft::RefreshSignatures)?;
+        // What is left is exact again (the value only grows between scans).
+        let latest = crate::dnssec::latest_inception(&self.snapshot().all_records()).unwrap_or(0);
+        self.latest_inception.store(latest, Ordering::Relaxed);
+        if w.serial.is_some() {
+            tracing::warn!(
+                zone = %self.origin, serial = ?w.serial,
+                "the clock went back past signatures' inception; re-signed them"
+            );
+        }
+        Ok(w.serial.is_some())
     }
 }
 
