@@ -301,7 +301,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let z = zones.clone();
     tasks.push(every(
         Duration::from_secs(1),
-        false,
+        true,
         "re-signing after a clock step",
         move || z.resign_after_clock_step().map(drop),
     ));

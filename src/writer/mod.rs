@@ -68,9 +68,10 @@ pub enum Draft<'a> {
         ttl: u32,
         by: Requester<'a>,
     },
-    /// Challenge TXT records older than `max_age` seconds removed (aged
-    /// by monotonic time while the process runs: `ages`).
-    Expire { max_age: u64 },
+    /// Challenge TXT records older than `max_age` seconds at monotonic
+    /// time `at` (when the sweep was asked for) removed: aged by monotonic
+    /// time while the process runs (`ages`).
+    Expire { max_age: u64, at: u64 },
     /// Planned TLSA retirements that are due carried out, one change per
     /// machine they are for.
     Retire,
@@ -232,10 +233,9 @@ impl ZoneHandle {
                     None => {}
                 }
             }
-            Draft::Expire { max_age } => {
-                let mono = self.clock.monotonic();
+            Draft::Expire { max_age, at } => {
                 let ages = self.ages.lock().unwrap_or_else(|p| p.into_inner());
-                let stale = drafts::expire(&store, base, |a| ages.age(a, mono) > max_age)?;
+                let stale = drafts::expire(&store, base, |a| ages.age(a, at) > max_age)?;
                 drop(ages);
                 if let Some(p) = stale {
                     let n = p.change.removed.len();

@@ -80,8 +80,8 @@ impl Zones {
     /// Ages are monotonic while the process runs (a clock step expires
     /// nothing), wall time across restarts (`writer::ages`). Blocking.
     pub fn sweep_expired(&self, max_age: Duration) -> Result<usize, StoreError> {
-        let max_age = max_age.as_secs();
-        self.each(|| Draft::Expire { max_age }, |w| w.removed)
+        let (max_age, at) = (max_age.as_secs(), self.clock.monotonic());
+        self.each(|| Draft::Expire { max_age, at }, |w| w.removed)
     }
 
     /// Re-sign, in every zone, the signatures whose inception the wall
