@@ -1,11 +1,15 @@
 //! Time as the server sees it, injected so TSIG windows, challenge expiry and
-//! (later) signature refresh are tested without sleeping.
+//! signature refresh are tested without sleeping.
 //!
-//! Owns nothing but "what second is it". Unix seconds are what TSIG (RFC 8945
-//! §4.3.3 "Time Signed") and the audit rows need.
+//! Owns nothing but "what second is it", in two readings: wall time (Unix
+//! seconds: what TSIG, RFC 8945 §4.3.3 "Time Signed", RRSIGs and the audit
+//! rows need), which an operator or NTP may step, and monotonic time, which
+//! never steps (how long the process has waited: challenge ages while the
+//! process runs). [`ManualClock`] moves them together ([`ManualClock::advance`])
+//! or steps the wall clock alone ([`ManualClock::set`]), as a clock step does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// `2026-11-22 18:53:06 UTC` for Unix seconds: how the status page, the CLI
 /// and the DANE messages print a time. Beyond the years 1..9999 (where no
@@ -19,9 +23,16 @@ pub fn utc(t: i64) -> String {
         .unwrap_or_else(|| format!("{t} seconds after 1970-01-01 UTC"))
 }
 
-/// A source of Unix time in seconds.
+/// A source of Unix time in seconds, and of monotonic time.
 pub trait Clock: Send + Sync + 'static {
+    /// Wall time: Unix seconds. May step.
     fn now(&self) -> u64;
+    /// Seconds since an arbitrary origin fixed for the process, on a clock
+    /// that never steps (`CLOCK_MONOTONIC`). A clock without one falls back
+    /// to wall time.
+    fn monotonic(&self) -> u64 {
+        self.now()
+    }
 }
 
 /// The real wall clock.
@@ -35,31 +46,49 @@ impl Clock for SystemClock {
             .map(|d| d.as_secs())
             .unwrap_or(0)
     }
+
+    fn monotonic(&self) -> u64 {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(Instant::now).elapsed().as_secs()
+    }
 }
 
 /// A clock that only moves when told to; for tests.
 #[derive(Debug)]
-pub struct ManualClock(AtomicU64);
+pub struct ManualClock {
+    wall: AtomicU64,
+    monotonic: AtomicU64,
+}
 
 impl ManualClock {
     pub fn new(start: u64) -> Self {
-        Self(AtomicU64::new(start))
+        Self {
+            wall: AtomicU64::new(start),
+            monotonic: AtomicU64::new(0),
+        }
     }
     /// Starts at the real current time.
     pub fn starting_now() -> Self {
         Self::new(SystemClock.now())
     }
+    /// Step the wall clock to `t` (either way); monotonic time stays.
     pub fn set(&self, t: u64) {
-        self.0.store(t, Ordering::SeqCst);
+        self.wall.store(t, Ordering::SeqCst);
     }
+    /// Let `secs` seconds pass: both clocks move.
     pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        self.wall.fetch_add(secs, Ordering::SeqCst);
+        self.monotonic.fetch_add(secs, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.wall.load(Ordering::SeqCst)
+    }
+
+    fn monotonic(&self) -> u64 {
+        self.monotonic.load(Ordering::SeqCst)
     }
 }
 

@@ -194,17 +194,25 @@ fn every<E: std::fmt::Display + Send + 'static>(
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
-    let (zones, policy) = {
+    let (zones, policy, accepted) = {
         let (config, clock, metrics) = (config.clone(), clock.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let specs = zonefile::load_dir(&config.zones_dir)?;
             let zones = Zones::open(specs, &config, clock.clone(), metrics.clone())?;
             let policy = LivePolicy::load(config.clone(), zones.origins(), clock, metrics)?;
-            Ok((Arc::new(zones), Arc::new(policy)))
+            let accepted = zones.accepted_updates().map_err(OpenError::from)?;
+            Ok((Arc::new(zones), Arc::new(policy), accepted))
         })
         .await
         .expect("start-up task does not panic")?
     };
+    // The replay window of TSIG survives the restart (`store::Accepted`).
+    let verifier = Arc::new(tsig::Verifier::new(config.tsig_fudge));
+    for a in &accepted {
+        if let Ok(key) = hickory_proto::rr::Name::from_ascii(&a.key) {
+            verifier.restore(&key, &a.id, a.expires);
+        }
+    }
     let drain = Arc::new(Drain::default());
     let refusals = Arc::new(Refusals::default());
     let stats = Arc::new(Stats::default());
@@ -227,7 +235,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let cx = Arc::new(server::Context {
         zones: zones.clone(),
         policy: policy.clone(),
-        verifier: Arc::new(tsig::Verifier::new(config.tsig_fudge)),
+        verifier,
         metrics: metrics.clone(),
         clock: clock.clone(),
         drain: drain.clone(),
@@ -290,6 +298,15 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         false,
         "retiring old TLSA records",
         move || z.retire_due().map(drop),
+    ));
+    // Issue 11 (clock steps): signatures made while the clock was ahead
+    // are re-signed as soon as it is set back (one comparison a second).
+    let z = zones.clone();
+    tasks.push(every(
+        Duration::from_secs(1),
+        true,
+        "re-signing after a clock step",
+        move || z.resign_after_clock_step().map(drop),
     ));
     let (z, max_age) = (zones.clone(), config.challenge_max_age);
     tasks.push(every(

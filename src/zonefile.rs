@@ -38,6 +38,22 @@ pub fn is_dnssec_type(t: RecordType) -> bool {
     )
 }
 
+/// The most RDATA one record holds: RDLENGTH is 16 bits (RFC 1035 §3.2.1).
+pub const MAX_RDATA: usize = 65_535;
+
+/// The RDATA's length on the wire (uncompressed), None if it cannot be
+/// encoded.
+fn wire_len(data: &RData) -> Option<usize> {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+    let mut buf = Vec::new();
+    {
+        let mut enc = BinEncoder::new(&mut buf);
+        let mut enc = enc.with_name_encoding(NameEncoding::Uncompressed);
+        data.emit(&mut enc).ok()?;
+    }
+    Some(buf.len())
+}
+
 /// A zone's signing algorithm (RFC 8624 §3.1: both MUST be signable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlgorithm {
@@ -260,7 +276,7 @@ struct TtlFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct LimitsFile {
     records_per_name: Option<usize>,
-    records_per_zone: Option<usize>,
+    records_per_zone: Option<toml::Spanned<usize>>,
     rdata_size: Option<usize>,
 }
 
@@ -512,7 +528,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
     }
     let limits = Limits {
         records_per_name: f.limits.records_per_name.unwrap_or(32),
-        records_per_zone: f.limits.records_per_zone.unwrap_or(20_000),
+        records_per_zone: f
+            .limits
+            .records_per_zone
+            .as_ref()
+            .map_or(20_000, |n| *n.get_ref()),
         rdata_size: f.limits.rdata_size.unwrap_or(4096),
     };
 
@@ -592,11 +612,46 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
                 format!("bad {rtype} data {:?}: {e}", r.data.get_ref()),
             )
         })?;
+        // RFC 1035 §3.2.1: RDLENGTH is 16 bits. Longer RDATA parses (a TXT
+        // of many strings) but cannot be signed, sent or transferred.
+        match wire_len(&rdata) {
+            Some(n) if n <= MAX_RDATA => {}
+            size => {
+                return Err(at(
+                    r.data.span(),
+                    format!(
+                        "{rtype} data of {}; a record's RDATA holds at most {MAX_RDATA} octets (RFC 1035 §3.2.1), so the server could neither sign nor send it",
+                        size.map_or_else(
+                            || format!("more than {MAX_RDATA} octets"),
+                            |n| format!("{n} octets")
+                        )
+                    ),
+                ));
+            }
+        }
         records.push(Record::from_rdata(
             name,
             r.ttl.unwrap_or(ttl.default),
             rdata,
         ));
+    }
+    // Static records count against records-per-zone like any other: a
+    // file that fills the limit leaves no room, and every UPDATE that adds
+    // a record would be refused.
+    let statics = records
+        .iter()
+        .map(|r| (r.name.to_lowercase(), r.record_type(), &r.data))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if statics >= limits.records_per_zone {
+        let message = format!(
+            "records-per-zone {} leaves no room for updates: the zone file alone has {statics} records (NS, glue and [[record]]); raise it above {statics}",
+            limits.records_per_zone
+        );
+        return Err(match &f.limits.records_per_zone {
+            Some(n) => at(n.span(), message),
+            None => FileError::whole_file(path, message),
+        });
     }
     let key_name = |s: &toml::Spanned<String>| {
         let raw = s.get_ref().trim();
@@ -703,6 +758,44 @@ data = "\"hello world\""
         let bad = GOOD.replace("type = \"TXT\"", "type = \"RRSIG\"");
         let e = parse(Path::new("z.toml"), &bad).unwrap_err();
         assert!(e.message.contains("signer"), "{e}");
+    }
+
+    #[test]
+    fn static_rdata_over_65535_octets_is_an_error_at_its_data() {
+        // 300 strings of 255 octets: 76,800 octets of TXT RDATA.
+        let big = format!("\\\"{}\\\" ", "x".repeat(255)).repeat(300);
+        let text = GOOD.replace(
+            "data = \"\\\"hello world\\\"\"",
+            &format!("data = \"{big}\""),
+        );
+        assert_ne!(text, GOOD);
+        let e = parse(Path::new("z.toml"), &text).unwrap_err();
+        assert_eq!((e.line, e.column), (10, 8), "{e}");
+        assert!(e.message.contains("more than 65535 octets"), "{e}");
+        // 255 strings of 255 octets fit (65,280 octets).
+        let fits = format!("\\\"{}\\\" ", "x".repeat(255)).repeat(255);
+        let text = GOOD.replace(
+            "data = \"\\\"hello world\\\"\"",
+            &format!("data = \"{fits}\""),
+        );
+        assert!(parse(Path::new("z.toml"), &text).is_ok());
+    }
+
+    #[test]
+    fn static_records_filling_records_per_zone_are_an_error() {
+        // 2 NS + 2 glue + 1 TXT = 5 records.
+        let text = format!("{GOOD}\n[limits]\nrecords-per-zone = 5\n");
+        let e = parse(Path::new("z.toml"), &text).unwrap_err();
+        assert_eq!((e.line, e.column), (13, 20), "{e}");
+        assert!(e.message.contains("5 records"), "{e}");
+        let text = format!("{GOOD}\n[limits]\nrecords-per-zone = 6\n");
+        assert_eq!(
+            parse(Path::new("z.toml"), &text)
+                .unwrap()
+                .limits
+                .records_per_zone,
+            6
+        );
     }
 
     #[test]

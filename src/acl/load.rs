@@ -2,6 +2,7 @@
 //! nothing), and the ACLs together with the TSIG key files into a
 //! [`PolicyState`], generating a missing key when allowed.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -21,6 +22,9 @@ pub struct PolicyState {
     pub keys: KeyRing,
     /// Keys generated for ACLs that named a missing key: (key name, file).
     pub generated: Vec<(Name, PathBuf)>,
+    /// What is allowed but unwise (a secret shorter than RFC 8945 §6
+    /// recommends), located; `check` prints them, the server logs them.
+    pub warnings: Vec<FileError>,
 }
 
 /// What to do about an ACL whose key file does not exist.
@@ -43,6 +47,11 @@ pub fn load_policy(
     let policy = Policy::load_dir(&config.acl_dir, zones)?;
     let mut keys = Vec::new();
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    // Where each key name was first defined: a second definition in
+    // another file is an error naming both (which secret wins must not
+    // depend on how the files sort).
+    let mut defined: HashMap<Name, (PathBuf, (usize, usize))> = HashMap::new();
     match std::fs::read_dir(&config.keys_dir) {
         Ok(rd) => {
             let mut paths: Vec<PathBuf> = rd
@@ -51,9 +60,39 @@ pub fn load_policy(
                 .collect();
             paths.sort();
             for p in paths {
-                match tsig::read_key_file(&p) {
-                    Ok(k) => keys.extend(k),
-                    Err(e) => errors.push(key_error(&p, &e)),
+                let defs = match tsig::read_key_defs(&p) {
+                    Ok(defs) => defs,
+                    Err(e) => {
+                        errors.push(key_error(&p, &e));
+                        continue;
+                    }
+                };
+                for def in defs {
+                    let at = |message: String| FileError {
+                        path: p.clone(),
+                        line: def.at.0,
+                        column: def.at.1,
+                        message,
+                    };
+                    let name = def.key.name.to_lowercase();
+                    if let Some((first, (line, column))) = defined.get(&name) {
+                        errors.push(at(format!(
+                            "key {} is also defined in {}:{line}:{column}; a key name must be defined in one file only",
+                            def.key.name,
+                            first.display()
+                        )));
+                        continue;
+                    }
+                    if let Some(message) = def.weak_secret() {
+                        warnings.push(FileError {
+                            path: p.clone(),
+                            line: def.secret_at.0,
+                            column: def.secret_at.1,
+                            message,
+                        });
+                    }
+                    defined.insert(name, (p.clone(), def.at));
+                    keys.push(def.key);
                 }
             }
         }
@@ -114,6 +153,7 @@ pub fn load_policy(
         policy,
         keys: ring,
         generated,
+        warnings,
     })
 }
 
@@ -131,6 +171,13 @@ fn key_error(path: &Path, e: &tsig::KeyFileReadError) -> FileError {
             message: message.clone(),
         },
         other => FileError::whole_file(path, other.to_string()),
+    }
+}
+
+/// Log what [`load_policy`] found unwise (weak secrets), once per load.
+pub fn log_warnings(p: &PolicyState) {
+    for w in &p.warnings {
+        tracing::warn!(warning = %w, "weak TSIG key");
     }
 }
 

@@ -69,6 +69,9 @@ pub fn check(config: &Config) -> (String, bool) {
     };
     match load_policy(config, &origins, mode) {
         Ok(p) => {
+            for w in &p.warnings {
+                let _ = writeln!(out, "warning: {w}");
+            }
             for m in p.policy.machines() {
                 if p.keys.get(&m.key).is_none() {
                     let _ = writeln!(

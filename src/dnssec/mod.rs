@@ -147,6 +147,18 @@ pub fn refresh(signer: &ZoneSigner, zone: &mut ZoneData, now: u64) -> Option<Cha
     (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, Action::DnssecRefresh))
 }
 
+/// The latest inception (Unix seconds) of the RRSIGs among `records`,
+/// None when there is none. A signature whose inception is ahead of the
+/// clock is not yet valid (RFC 4035 §5.3.1): the writer compares this with
+/// the clock to notice that the clock went back.
+pub fn latest_inception(records: &[Record]) -> Option<u64> {
+    records
+        .iter()
+        .filter_map(|r| crate::zone::as_rrsig(&r.data))
+        .map(|s| u64::from(s.input().sig_inception.get()))
+        .max()
+}
+
 /// Remove every record the signer makes (DS stays: it is delegation data).
 /// Moves the serial when anything was removed.
 pub fn strip(zone: &mut ZoneData) -> Delta {

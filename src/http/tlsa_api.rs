@@ -19,6 +19,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -89,8 +90,12 @@ pub(super) async fn publish(
     AxState(state): AxState<State>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // A body over the limit (`DefaultBodyLimit`, 413) or one that cannot be
+    // read: the JSON error every answer of the API promises, not axum's
+    // text/plain rejection.
+    let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let app = &state.app;
     let now = app.clock.now();
     let policy = app.policy();
@@ -131,6 +136,14 @@ pub(super) async fn publish(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "ports: at least one",
+        ));
+    }
+    // `_0._tcp` names no service: port 0 is reserved (RFC 6335 §6) and
+    // nothing listens on it, so a TLSA record there is a mistake.
+    if req.ports.contains(&0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ports: 0 is not a port a service listens on (1-65535)",
         ));
     }
     let zone = match &req.zone {

@@ -18,7 +18,8 @@ use super::edns::Ede;
 use super::refusal::{Refused, WriteLog};
 use crate::acl::{Machine, PolicyState};
 use crate::metrics::RefusalReason;
-use crate::tsig::SignContext;
+use crate::store::Accepted;
+use crate::tsig::{SignContext, Verifier};
 use crate::update::Requester;
 use crate::writer::{Draft, WriteError, ZoneHandle};
 
@@ -80,6 +81,13 @@ pub async fn handle(
     };
     let prereqs = request.answers.clone();
     let updates = request.authorities.clone();
+    // Its MAC, stored with whatever the writer does: the replay window
+    // survives a restart (`store::Accepted`).
+    let accepted = Accepted {
+        key: key.to_lowercase().to_ascii(),
+        id: Verifier::replay_id(signer),
+        expires: cx.clock.now() + cx.verifier.replay_window(),
+    };
     let written = tokio::task::spawn_blocking(move || {
         zone.write(Draft::Update {
             prereqs: &prereqs,
@@ -89,6 +97,7 @@ pub async fn handle(
                 key: &key,
                 source,
             },
+            accepted: Some(&accepted),
         })
     })
     .await;

@@ -12,16 +12,19 @@
 //! and when. Diffs are stored as concatenated wire-format RRs.
 //!
 //! Here: the schema, opening, zone state and [`Store::commit`]. Beside it:
-//! `journal` (IXFR history), `audit` (who changed what, and its reads) and
-//! `retire` (the DANE retirement queue). The store knows nothing of
+//! `journal` (IXFR history), `audit` (who changed what, and its reads),
+//! `retire` (the DANE retirement queue) and `replay` (the MACs of accepted
+//! UPDATEs, so the TSIG replay window survives a restart). The store knows nothing of
 //! metrics, policy or the network; the zone writer (`writer`) is its only
 //! caller that writes.
 
 mod audit;
 mod journal;
+mod replay;
 mod retire;
 
 pub use audit::AuditRow;
+pub use replay::Accepted;
 pub use retire::{Extra, Planned, Retirement};
 
 use std::path::{Path, PathBuf};
@@ -93,6 +96,14 @@ const MIGRATIONS: &[&str] = &[
     // is the server acting for a machine; it used to sit in the key column)
     "ALTER TABLE audit ADD COLUMN machine TEXT;
      UPDATE audit SET machine = key, key = NULL WHERE action = 'dane-retire';",
+    // 4: the TSIG replay window survives restarts (`replay`)
+    "CREATE TABLE tsig_replay (
+        key TEXT NOT NULL,
+        mac BLOB NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY (key, mac)
+     ) WITHOUT ROWID;
+     CREATE INDEX tsig_replay_expires ON tsig_replay (expires);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -404,6 +415,9 @@ impl Store {
         journal::append(&tx, &zname, change, now).map_err(sql)?;
         audit::append(&tx, &zname, &change.audit, now).map_err(sql)?;
         retire::settle(&tx, &zname, change.serial_to, extra, now).map_err(sql)?;
+        if let Some(a) = extra.accepted {
+            replay::remember(&tx, a, now).map_err(sql)?;
+        }
         tx.commit().map_err(sql)
     }
 

@@ -37,6 +37,9 @@ pub struct Extra<'a> {
     pub plan: &'a [Planned],
     /// Planned retirements this change carries out or cancels.
     pub settled: &'a [i64],
+    /// The signed UPDATE that made this change, remembered for the replay
+    /// window (`replay`).
+    pub accepted: Option<&'a super::Accepted>,
 }
 
 /// Write `extra`'s plans (waiting for `serial`) and drop its settled ones,

@@ -282,10 +282,49 @@ impl Parser {
     }
 }
 
+/// RFC 8945 §6: "The minimum recommended size [of a secret] is 128
+/// bits" (the output of the hash, RFC 2104 §3). A shorter secret is
+/// accepted, with a warning (`check` and the server log).
+pub const MIN_SECRET_OCTETS: usize = 16;
+
+/// A key as its key file defines it, with where: the position of its name
+/// (for "defined twice" errors) and of its secret (for weak-secret
+/// warnings).
+#[derive(Clone, Debug)]
+pub struct KeyDef {
+    pub key: Key,
+    /// Line and column of the key's name.
+    pub at: (usize, usize),
+    /// Line and column of the secret's value.
+    pub secret_at: (usize, usize),
+}
+
+impl KeyDef {
+    /// A warning when the secret is shorter than RFC 8945 §6 recommends
+    /// (never the secret itself).
+    pub fn weak_secret(&self) -> Option<String> {
+        let n = self.key.secret.len();
+        (n < MIN_SECRET_OCTETS).then(|| {
+            format!(
+                "the secret of key {} is {n} octet(s) ({} bits); RFC 8945 §6 recommends at least {} bits (`tsig-keygen` makes {} bits)",
+                self.key.name,
+                n * 8,
+                MIN_SECRET_OCTETS * 8,
+                self.key.algorithm.output_len() * 8
+            )
+        })
+    }
+}
+
 /// Parses BIND key-file text: one or more `key "name" { algorithm X;
 /// secret "B64"; };` blocks, with `#`, `//` and `/* */` comments and any
 /// whitespace; key names quoted or bare. A name defined twice is an error.
 pub fn parse_key_file(text: &str) -> Result<Vec<Key>, KeyFileError> {
+    Ok(parse_key_defs(text)?.into_iter().map(|d| d.key).collect())
+}
+
+/// [`parse_key_file`], keeping where each key is defined.
+pub fn parse_key_defs(text: &str) -> Result<Vec<KeyDef>, KeyFileError> {
     let (tokens, eof) = tokenize(text)?;
     let mut parser = Parser {
         tokens: tokens.into_iter(),
@@ -348,7 +387,7 @@ pub fn parse_key_file(text: &str) -> Result<Vec<Key>, KeyFileError> {
                         .decode(compact.as_bytes())
                         .map_err(|_| value_token.error("the secret is not valid base64"))?;
                     parser.semicolon("the secret", false)?;
-                    secret = Some(bytes);
+                    secret = Some((bytes, (value_token.line, value_token.column)));
                 }
                 _ => {
                     return Err(statement.error(format!(
@@ -360,10 +399,14 @@ pub fn parse_key_file(text: &str) -> Result<Vec<Key>, KeyFileError> {
         };
         let algorithm = algorithm
             .ok_or_else(|| close.error(format!("key `{name_text}` has no `algorithm`")))?;
-        let secret =
+        let (secret, secret_at) =
             secret.ok_or_else(|| close.error(format!("key `{name_text}` has no `secret`")))?;
         parser.semicolon("`}`", true)?;
-        keys.push(Key::new(name, algorithm, secret));
+        keys.push(KeyDef {
+            key: Key::new(name, algorithm, secret),
+            at: (name_token.line, name_token.column),
+            secret_at,
+        });
     }
     Ok(keys)
 }
@@ -371,12 +414,17 @@ pub fn parse_key_file(text: &str) -> Result<Vec<Key>, KeyFileError> {
 /// Reads and parses a key file. Warns (without failing) when the file is
 /// readable by group or others.
 pub fn read_key_file(path: &Path) -> Result<Vec<Key>, KeyFileReadError> {
+    Ok(read_key_defs(path)?.into_iter().map(|d| d.key).collect())
+}
+
+/// [`read_key_file`], keeping where each key is defined.
+pub fn read_key_defs(path: &Path) -> Result<Vec<KeyDef>, KeyFileReadError> {
     let text = fs::read_to_string(path).map_err(|source| KeyFileReadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     warn_if_exposed(path);
-    parse_key_file(&text).map_err(|err| KeyFileReadError::Parse {
+    parse_key_defs(&text).map_err(|err| KeyFileReadError::Parse {
         path: path.to_path_buf(),
         line: err.line,
         column: err.column,

@@ -49,9 +49,13 @@
 //!   replays are refused instead (see [`TsigFailure::Replay`]); this also
 //!   refuses a client's byte-identical UDP retransmission after a lost
 //!   answer.
-//! - The replay cache lives in memory: a restart forgets it, and it keeps at
-//!   most [`REPLAY_CACHE_PER_KEY`] MACs per key, each for twice the fudge
-//!   (oldest evicted first when full).
+//! - The replay cache lives in memory and keeps at most
+//!   [`REPLAY_CACHE_PER_KEY`] MACs per key, each for twice the fudge
+//!   (oldest evicted first when full). It survives a restart only for what
+//!   the server stores: the MAC of every UPDATE that reached the zone
+//!   writer (`store::Accepted`), given back by [`Verifier::restore`]. Other
+//!   signed requests (queries, transfers, NOTIFY, UPDATEs refused at the
+//!   gate) are forgotten: replaying them changes nothing.
 //! - Truncated algorithm names (hmac-sha256-128 and friends, BIND's
 //!   `digest-bits`), gss-tsig and TKEY (RFC 2930, RFC 3645) are not
 //!   supported: such requests get BADKEY, such key files an error.
@@ -86,7 +90,10 @@ pub use algorithm::Algorithm;
 pub use client::{TsigEncodeError, append_tsig, sign_request, verify_response};
 use key::canonical_name;
 pub use key::{Key, KeyRing};
-pub use keyfile::{KeyFileError, KeyFileReadError, parse_key_file, read_key_file, write_key_file};
+pub use keyfile::{
+    KeyDef, KeyFileError, KeyFileReadError, MIN_SECRET_OCTETS, parse_key_defs, parse_key_file,
+    read_key_defs, read_key_file, write_key_file,
+};
 pub use reject::{RejectRcode, Rejection, TsigFailure};
 pub use response::SignContext;
 pub use verify::Verifier;

@@ -262,6 +262,33 @@ impl Verifier {
         }))
     }
 
+    /// How long an accepted request is remembered, in seconds: a copy can
+    /// pass the time check until Time Signed + fudge, at most twice the
+    /// fudge after it was accepted.
+    pub fn replay_window(&self) -> u64 {
+        2 * u64::from(self.fudge)
+    }
+
+    /// What the replay cache keys a request verified into `ctx` on: the
+    /// first octets of its MAC, shared by every accepted variant of it
+    /// (see `verify`). Stored by the zone writer, given back to
+    /// [`Self::restore`] after a restart.
+    pub fn replay_id(ctx: &SignContext) -> Vec<u8> {
+        let n = ctx.key.algorithm.min_mac_len();
+        ctx.request_mac
+            .get(..n)
+            .unwrap_or(&ctx.request_mac)
+            .to_vec()
+    }
+
+    /// Remember a request accepted before a restart (by `key`, identified
+    /// by `id` from [`Self::replay_id`], refused as a replay until
+    /// `expires`), so that its copies are refused as they were before.
+    pub fn restore(&self, key: &Name, id: &[u8], expires: u64) {
+        let accepted = expires.saturating_sub(self.replay_window());
+        self.remember(key, id, accepted);
+    }
+
     fn remember(&self, key_name: &Name, id: &[u8], now: u64) -> bool {
         let mut caches = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
         caches

@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::{Prepared, WriteError};
 use crate::dnssec::{self, ZoneSigner};
-use crate::store::{Store, StoreError};
+use crate::store::{AgedRecord, Store, StoreError};
 use crate::update::{self, Applied, Requester};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Audit, Change, Source, describe};
@@ -26,6 +26,7 @@ fn prepared(base: Arc<ZoneData>, next: ZoneData, change: Change) -> Prepared {
         plan: Vec::new(),
         settled: Vec::new(),
         fingerprint: None,
+        accepted: None,
     }
 }
 
@@ -91,23 +92,27 @@ pub(super) fn removal(
     Some(p)
 }
 
-/// Challenge TXT records (at `_acme-challenge` names) added before
-/// `before`, removed by the server.
+/// Challenge TXT records (at `_acme-challenge` names) that are `stale`,
+/// removed by the server. Whether one is stale is the caller's (the
+/// writer ages records by monotonic time while it runs, `ages`), never a
+/// comparison with the wall clock, which may step.
 pub(super) fn expire(
     store: &Store,
     base: Arc<ZoneData>,
-    before: u64,
+    stale: impl Fn(&AgedRecord) -> bool,
 ) -> Result<Option<Prepared>, StoreError> {
     let stale: Vec<Record> = store
-        .dynamic_older_than(base.origin(), RecordType::TXT, before)?
+        .dynamic_older_than(base.origin(), RecordType::TXT, i64::MAX as u64)?
         .into_iter()
-        .map(|a| a.record)
-        .filter(|r| {
-            r.name
+        .filter(|a| {
+            a.record
+                .name
                 .iter()
                 .next()
                 .is_some_and(|l| l.eq_ignore_ascii_case(CHALLENGE_LABEL))
+                && stale(a)
         })
+        .map(|a| a.record)
         .collect();
     if stale.is_empty() {
         return Ok(None);

@@ -20,6 +20,7 @@
 //! HTTP API decide that), what RFC 2136 means (`update`), how RRsets are
 //! signed (`dnssec`), how rows are laid out (`store`).
 
+mod ages;
 mod drafts;
 mod drain;
 mod open;
@@ -27,6 +28,7 @@ mod tlsa;
 mod zones;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -36,7 +38,7 @@ use crate::clock::Clock;
 use crate::dnssec::ZoneSigner;
 use crate::metrics::Metrics;
 use crate::notify::Propagation;
-use crate::store::{Extra, Planned, Store, StoreError};
+use crate::store::{Accepted, Extra, Planned, Store, StoreError};
 use crate::update::{Refusal, Requester};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Change, JournalEntry};
@@ -54,6 +56,10 @@ pub enum Draft<'a> {
         prereqs: &'a [Record],
         updates: &'a [Record],
         by: Requester<'a>,
+        /// The signed request, remembered for the TSIG replay window
+        /// whatever the outcome: with the change it made, or on its own
+        /// when it changed nothing or was refused (`store::Accepted`).
+        accepted: Option<&'a Accepted>,
     },
     /// TLSA records for a machine's certificate; the records they replace
     /// are planned for retirement (RFC 7671 §8.1).
@@ -62,8 +68,10 @@ pub enum Draft<'a> {
         ttl: u32,
         by: Requester<'a>,
     },
-    /// Challenge TXT records added before `before` (Unix seconds) removed.
-    Expire { before: u64 },
+    /// Challenge TXT records older than `max_age` seconds at monotonic
+    /// time `at` (when the sweep was asked for) removed: aged by monotonic
+    /// time while the process runs (`ages`).
+    Expire { max_age: u64, at: u64 },
     /// Planned TLSA retirements that are due carried out, one change per
     /// machine they are for.
     Retire,
@@ -118,6 +126,8 @@ struct Prepared {
     settled: Vec<i64>,
     /// The zone file's fingerprint, when the change reconciles it.
     fingerprint: Option<String>,
+    /// The signed UPDATE that asked for it (replay window).
+    accepted: Option<Accepted>,
 }
 
 pub struct ZoneHandle {
@@ -132,6 +142,11 @@ pub struct ZoneHandle {
     pub signer: Option<ZoneSigner>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// When the challenge records were added, as clock steps cannot change.
+    ages: Mutex<ages::Ages>,
+    /// The latest RRSIG inception in the zone (or above it: see
+    /// [`ZoneHandle::resign_if_clock_went_back`]).
+    latest_inception: AtomicU64,
 }
 
 impl ZoneHandle {
@@ -178,11 +193,27 @@ impl ZoneHandle {
                 prereqs,
                 updates,
                 by,
-            } => {
-                if let Some(p) = drafts::update(base, prereqs, updates, &by, Action::Update)? {
+                accepted,
+            } => match drafts::update(base, prereqs, updates, &by, Action::Update) {
+                Ok(Some(mut p)) => {
+                    p.accepted = accepted.cloned();
                     self.apply_into(&mut store, p, now, &mut written)?;
                 }
-            }
+                outcome => {
+                    // No commit carries its MAC: remember it on its own, so
+                    // that a copy replayed after a restart (when the zone may
+                    // have changed so that it would apply) is refused too.
+                    if let Some(a) = accepted
+                        && let Err(e) = store.remember_accepted(a, now)
+                    {
+                        tracing::error!(
+                            zone = %self.origin, error = %e,
+                            "cannot store an UPDATE's MAC; its replay is refused until a restart only"
+                        );
+                    }
+                    outcome?;
+                }
+            },
             Draft::Tlsa { sets, ttl, by } => {
                 let published = tlsa::publish(&store, base.clone(), sets, ttl, &by)?;
                 written.tlsa = published.results;
@@ -195,14 +226,18 @@ impl ZoneHandle {
                             fingerprint: None,
                             plan: &published.plan,
                             settled: &published.settled,
+                            accepted: None,
                         };
                         store.settle_retirements(&self.origin, base.serial, &extra, now)?;
                     }
                     None => {}
                 }
             }
-            Draft::Expire { before } => {
-                if let Some(p) = drafts::expire(&store, base, before)? {
+            Draft::Expire { max_age, at } => {
+                let ages = self.ages.lock().unwrap_or_else(|p| p.into_inner());
+                let stale = drafts::expire(&store, base, |a| ages.age(a, at) > max_age)?;
+                drop(ages);
+                if let Some(p) = stale {
                     let n = p.change.removed.len();
                     self.apply_into(&mut store, p, now, &mut written)?;
                     written.removed = n;
@@ -285,6 +320,7 @@ impl ZoneHandle {
             plan,
             settled,
             fingerprint,
+            accepted,
         } = p;
         if let (Some(signer), Some(touched)) = (&self.signer, &resign) {
             signer
@@ -295,12 +331,20 @@ impl ZoneHandle {
             fingerprint: fingerprint.as_deref(),
             plan: &plan,
             settled: &settled,
+            accepted: accepted.as_ref(),
         };
         let started = std::time::Instant::now();
         let committed = store.commit(&self.origin, &change, now, &extra);
         self.metrics
             .commit_done(started.elapsed(), committed.is_ok());
         committed?;
+        self.ages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .committed(&change, self.clock.monotonic());
+        if let Some(i) = crate::dnssec::latest_inception(&change.added) {
+            self.latest_inception.fetch_max(i, Ordering::Relaxed);
+        }
         let serial = next.serial;
         if change.audit.action != Action::Update {
             tracing::info!(
@@ -312,6 +356,33 @@ impl ZoneHandle {
         self.propagation
             .announce(serial, self.snapshot().soa_record());
         Ok((serial, change.audit.detail))
+    }
+}
+
+impl ZoneHandle {
+    /// RRSIGs made while the wall clock was stepped forward carry an
+    /// inception in the future; once the step is undone validators take
+    /// them as not yet valid (RFC 4035 §5.3.1). When any inception is
+    /// ahead of the clock, renew those signatures now (the refresh draft
+    /// renews every signature not yet valid, `dnssec::signer`) rather
+    /// than at the hourly refresh. Cheap when nothing is ahead (one
+    /// comparison). Returns whether the zone was re-signed. Blocking.
+    pub fn resign_if_clock_went_back(&self) -> Result<bool, WriteError> {
+        let now = self.clock.now();
+        if self.signer.is_none() || self.latest_inception.load(Ordering::Relaxed) <= now {
+            return Ok(false);
+        }
+        let w = self.write(Draft::RefreshSignatures)?;
+        // What is left is exact again (the value only grows between scans).
+        let latest = crate::dnssec::latest_inception(&self.snapshot().all_records()).unwrap_or(0);
+        self.latest_inception.store(latest, Ordering::Relaxed);
+        if w.serial.is_some() {
+            tracing::warn!(
+                zone = %self.origin, serial = ?w.serial,
+                "the clock went back past signatures' inception; re-signed them"
+            );
+        }
+        Ok(w.serial.is_some())
     }
 }
 

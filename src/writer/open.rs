@@ -106,6 +106,8 @@ impl ZoneHandle {
             store: Mutex::new(store),
             reader: Mutex::new(reader),
             signer,
+            ages: Mutex::new(super::ages::Ages::new(now, clock.monotonic())),
+            latest_inception: std::sync::atomic::AtomicU64::new(0),
             clock,
             metrics,
         };
@@ -114,6 +116,9 @@ impl ZoneHandle {
             tracing::info!(zone = %zone.origin, serial = ?w.serial, "zone file changed; serial bumped");
         }
         zone.write(Draft::SyncDnssec)?;
+        let latest = crate::dnssec::latest_inception(&zone.snapshot().all_records()).unwrap_or(0);
+        zone.latest_inception
+            .store(latest, std::sync::atomic::Ordering::Relaxed);
         let snap = zone.snapshot();
         tracing::info!(zone = %zone.origin, serial = snap.serial, records = snap.record_count(), "zone loaded");
         if let Some(max) = config.database_max_size {

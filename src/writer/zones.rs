@@ -11,7 +11,7 @@ use super::{Draft, OpenError, WriteError, ZoneHandle};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{AuditRow, StoreError};
+use crate::store::{Accepted, AuditRow, StoreError};
 use crate::zonefile::ZoneSpec;
 
 pub struct Zones {
@@ -77,10 +77,22 @@ impl Zones {
     }
 
     /// Remove challenge TXT records older than `max_age`. Returns how many.
-    /// Blocking.
+    /// Ages are monotonic while the process runs (a clock step expires
+    /// nothing), wall time across restarts (`writer::ages`). Blocking.
     pub fn sweep_expired(&self, max_age: Duration) -> Result<usize, StoreError> {
-        let before = self.clock.now().saturating_sub(max_age.as_secs());
-        self.each(|| Draft::Expire { before }, |w| w.removed)
+        let (max_age, at) = (max_age.as_secs(), self.clock.monotonic());
+        self.each(|| Draft::Expire { max_age, at }, |w| w.removed)
+    }
+
+    /// Re-sign, in every zone, the signatures whose inception the wall
+    /// clock went back past (see [`ZoneHandle::resign_if_clock_went_back`]).
+    /// Returns how many zones were re-signed. Blocking.
+    pub fn resign_after_clock_step(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for z in &self.list {
+            n += usize::from(z.resign_if_clock_went_back().map_err(store_error)?);
+        }
+        Ok(n)
     }
 
     /// Retire the TLSA records that are due. Returns how many. Blocking.
@@ -95,6 +107,17 @@ impl Zones {
             || Draft::RefreshSignatures,
             |w| usize::from(w.serial.is_some()),
         )
+    }
+
+    /// The signed UPDATEs accepted recently enough that a copy could still
+    /// pass the TSIG time check (every zone shares one database), for the
+    /// verifier's replay cache at start. Blocking.
+    pub fn accepted_updates(&self) -> Result<Vec<Accepted>, StoreError> {
+        let now = self.clock.now();
+        match self.list.first() {
+            Some(z) => z.with_reader(|s| s.accepted_since(now)),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Wait until no zone is committing (shutdown). Blocking.
