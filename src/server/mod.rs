@@ -17,10 +17,12 @@
 //! reload in between cannot split a request across two policies. Refused
 //! writes are accounted in `refusal`, which the HTTP TLSA API shares.
 
+pub mod conn;
 mod query;
 mod refusal;
 pub mod request;
 mod response;
+pub mod tcp;
 mod transfer;
 mod update;
 
@@ -37,6 +39,7 @@ use crate::metrics::{Metrics, RefusalReason};
 use crate::tsig::{self, RejectRcode, Rejection, TsigFailure};
 use crate::writer::{Drain, Zones};
 
+pub use conn::{ConnLimiter, raise_fd_limit};
 pub use refusal::{LastRefusal, Refusals, Refused, WriteLog};
 pub use response::Reply;
 pub use transfer::Stats;
@@ -57,6 +60,8 @@ pub struct Context {
     pub stats: Arc<Stats>,
     /// Our EDNS UDP payload size.
     pub edns_udp_size: u16,
+    /// Zone transfers sent at once (`transfers-max`); past it, REFUSED.
+    pub transfer_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Context {
