@@ -62,6 +62,7 @@ pub struct ConfigFile {
     pub http_header_timeout: Option<toml::Spanned<u64>>,
     pub http_body_timeout: Option<toml::Spanned<u64>>,
     pub http_body_limit: Option<toml::Spanned<u64>>,
+    pub tsig_failure_answers: Option<toml::Spanned<u64>>,
 }
 
 /// Connection limits as written in the file (issue 11: TCP and HTTP
@@ -80,6 +81,7 @@ pub struct ConnectionLimitsFile {
     pub http_header_timeout: Option<toml::Spanned<u64>>,
     pub http_body_timeout: Option<toml::Spanned<u64>>,
     pub http_body_limit: Option<toml::Spanned<u64>>,
+    pub tsig_failure_answers: Option<toml::Spanned<u64>>,
 }
 
 /// Connection limits of the DNS TCP and HTTP listeners (issue 11, defect
@@ -112,6 +114,9 @@ pub struct ConnectionLimits {
     pub http_body_timeout: Duration,
     /// HTTP: request bodies above this many bytes are refused (413).
     pub http_body_limit: usize,
+    /// TSIG failures over UDP answered per second; past it they are
+    /// dropped unanswered (issue 11, defect 4).
+    pub tsig_failure_answers: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -128,6 +133,7 @@ impl Default for ConnectionLimits {
             http_header_timeout: Duration::from_secs(10),
             http_body_timeout: Duration::from_secs(10),
             http_body_limit: 64 * 1024,
+            tsig_failure_answers: 100,
         }
     }
 }
@@ -214,6 +220,12 @@ impl ConnectionLimits {
                 64 * 1024 * 1024,
                 d.http_body_limit as u64,
             )? as usize,
+            tsig_failure_answers: num(
+                f.tsig_failure_answers,
+                "tsig-failure-answers",
+                1_000_000,
+                d.tsig_failure_answers,
+            )?,
         };
         let over = |span: Option<usize>, key: &str, total: &str| match span {
             Some(at) => {
@@ -370,6 +382,7 @@ impl Config {
                 http_header_timeout: f.http_header_timeout,
                 http_body_timeout: f.http_body_timeout,
                 http_body_limit: f.http_body_limit,
+                tsig_failure_answers: f.tsig_failure_answers,
             },
             path,
             text,
@@ -424,6 +437,25 @@ mod tests {
         let err =
             Config::from_file(file, Path::new("/etc/zw"), Path::new("z.toml"), text).unwrap_err();
         assert_eq!((err.line, err.column), (3, 3), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_default_and_bad_values_point_at_them() {
+        let c = Config::embedded_default();
+        assert_eq!(c.connections, ConnectionLimits::default());
+        let text = "tcp-idle-timeout = 5\ntcp-max-connections = 0\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let err = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 23), "{err}");
+        let text = "http-max-connections = 4\nhttp-max-connections-per-source = 8\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let err = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let text = "tcp-max-lifetime = 30\ntsig-failure-answers = 5\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let c = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap();
+        assert_eq!(c.connections.tcp_max_lifetime, Duration::from_secs(30));
+        assert_eq!(c.connections.tsig_failure_answers, 5);
     }
 
     #[test]

@@ -239,6 +239,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         transfer_slots: Arc::new(tokio::sync::Semaphore::new(
             config.connections.transfers_max,
         )),
+        failure_budget: Arc::new(server::FailureBudget::new(
+            config.connections.tsig_failure_answers,
+        )),
     });
     let sockets = server::bind(&config.listen).await?;
     let handler = server::Handler::new(cx);

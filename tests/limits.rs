@@ -103,7 +103,11 @@ async fn past_the_per_source_cap_a_tcp_connection_is_closed_while_another_source
     // open another.
     let q = query_msg(ZONE, RecordType::SOA, false).to_vec().unwrap();
     send_dns(&mut held[0], &q).await.unwrap();
-    assert!(read_dns(&mut held[0], Duration::from_secs(5)).await.is_some());
+    assert!(
+        read_dns(&mut held[0], Duration::from_secs(5))
+            .await
+            .is_some()
+    );
     drop(held.remove(0));
     let mut again = None;
     for _ in 0..50 {
@@ -184,7 +188,10 @@ async fn a_tcp_connection_trickling_a_message_is_closed_at_its_idle_timeout() {
             break;
         }
     }
-    assert!(closed, "a trickling connection was held past its idle timeout");
+    assert!(
+        closed,
+        "a trickling connection was held past its idle timeout"
+    );
     // The connection of a well-behaved client is not affected.
     assert!(soa_over_tcp("127.0.0.2", h.addr).await.is_some());
 }
@@ -317,11 +324,67 @@ async fn start_raises_the_soft_open_files_limit_to_the_hard_limit() {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
     if lim.rlim_max <= 1024 {
-        eprintln!("hard limit {} already at or below 1,024: nothing to raise", lim.rlim_max);
+        eprintln!(
+            "hard limit {} already at or below 1,024: nothing to raise",
+            lim.rlim_max
+        );
     }
     let (soft, hard) = open_files_limits();
     assert!(lim.rlim_max <= 1024 || soft != hard, "{soft} {hard}");
     let _h = Harness::start().await;
     let (soft, hard) = open_files_limits();
     assert_eq!(soft, hard, "the soft limit was not raised");
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_key_updates_over_udp_is_mostly_dropped_and_signed_updates_still_answer() {
+    let h = Harness::start_with(|c| {
+        c.connections.tsig_failure_answers = 10;
+    })
+    .await;
+    // 200 UPDATEs signed with a key the server does not know, sent at once.
+    let stranger =
+        zonewarden::tsig::Key::generate(name("stranger."), zonewarden::tsig::Algorithm::HmacSha256)
+            .unwrap();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..200 {
+        let msg = update_msg(
+            ZONE,
+            vec![],
+            vec![add(
+                &zname(&format!("_acme-challenge.f{i}")),
+                60,
+                RecordType::TXT,
+                "\"x\"",
+            )],
+        );
+        sock.send_to(&sign(msg, &stranger, h.clock_now()), h.addr)
+            .await
+            .unwrap();
+    }
+    let mut answered = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await
+    {
+        answered += 1;
+    }
+    // At most 10 a second are answered (BADKEY); sending took well under
+    // the 20 s that would allow 200.
+    assert!(answered >= 1, "no TSIG failure was answered at all");
+    assert!(answered < 100, "{answered} of 200 bad-key UPDATEs answered");
+    // A signed UPDATE over UDP is answered.
+    let msg = update_msg(
+        ZONE,
+        vec![],
+        vec![add(
+            &zname("_acme-challenge.mx1"),
+            60,
+            RecordType::TXT,
+            "\"ok\"",
+        )],
+    );
+    let bytes = sign(msg, &h.key("mx1"), h.clock_now());
+    let answer = Message::from_vec(&h.udp(&bytes).await.expect("an answer")).unwrap();
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
 }

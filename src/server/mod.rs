@@ -24,13 +24,15 @@ pub mod request;
 mod response;
 pub mod tcp;
 mod transfer;
+mod unanswered;
 mod update;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::op::{Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 
 use crate::acl::{LivePolicy, PolicyState};
@@ -43,6 +45,7 @@ pub use conn::{ConnLimiter, raise_fd_limit};
 pub use refusal::{LastRefusal, Refusals, Refused, WriteLog};
 pub use response::Reply;
 pub use transfer::Stats;
+pub use unanswered::FailureBudget;
 pub use update::admit;
 
 use request::Kind;
@@ -62,6 +65,8 @@ pub struct Context {
     pub edns_udp_size: u16,
     /// Zone transfers sent at once (`transfers-max`); past it, REFUSED.
     pub transfer_slots: Arc<tokio::sync::Semaphore>,
+    /// TSIG failures over UDP answered per second (`tsig-failure-answers`).
+    pub failure_budget: Arc<FailureBudget>,
 }
 
 impl Context {
@@ -164,6 +169,15 @@ impl RequestHandler for Handler {
         {
             Ok(s) => s,
             Err(rej) => {
+                // Past the budget, a UDP TSIG failure costs a key lookup and
+                // a counter, and no answer (issue 11, defect 4).
+                if request.protocol() == Protocol::Udp && !cx.failure_budget.allow() {
+                    cx.metrics.tsig_failures.inc(&["(any)", "dropped"]);
+                    return ResponseInfo::from(Header {
+                        metadata: Metadata::response_from_request(&request.metadata),
+                        counts: HeaderCounts::default(),
+                    });
+                }
                 cx.tsig_failed(request, &rej, &policy);
                 let reply = Reply::new(request, tsig_rcode(rej.rcode));
                 return cx.send(request, handle, reply, Signing::Error(&rej)).await;
