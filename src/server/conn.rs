@@ -191,7 +191,7 @@ pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
         }
         lim = raised;
     }
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 #[cfg(test)]
