@@ -76,6 +76,20 @@ pub struct ConfigFile {
     /// UPDATEs per TSIG key per second (0: no limit) and the burst allowed.
     pub update_rate_per_key: Option<toml::Spanned<u32>>,
     pub update_burst_per_key: Option<toml::Spanned<u32>>,
+    // Connection limits (issue 11, defect 1: TCP and HTTP exhaustion; the
+    // request front's part). Validated into `ConnectionLimits`.
+    pub tcp_max_connections: Option<toml::Spanned<u64>>,
+    pub tcp_max_connections_per_source: Option<toml::Spanned<u64>>,
+    pub tcp_idle_timeout: Option<toml::Spanned<u64>>,
+    pub tcp_max_lifetime: Option<toml::Spanned<u64>>,
+    pub tcp_max_queries: Option<toml::Spanned<u64>>,
+    pub transfers_max: Option<toml::Spanned<u64>>,
+    pub http_max_connections: Option<toml::Spanned<u64>>,
+    pub http_max_connections_per_source: Option<toml::Spanned<u64>>,
+    pub http_header_timeout: Option<toml::Spanned<u64>>,
+    pub http_body_timeout: Option<toml::Spanned<u64>>,
+    pub http_body_limit: Option<toml::Spanned<u64>>,
+    pub tsig_failure_answers: Option<toml::Spanned<u64>>,
 }
 
 /// Response rate limiting (issue 11; see `server::rrl`).
@@ -95,6 +109,192 @@ pub struct RrlConfig {
 pub struct UpdateRate {
     pub per_second: u32,
     pub burst: u32,
+}
+
+/// Connection limits as written in the file (issue 11: TCP and HTTP
+/// exhaustion), taken out of [`ConfigFile`]. Each is optional; see
+/// [`ConnectionLimits`] for defaults.
+#[derive(Debug, Default)]
+pub struct ConnectionLimitsFile {
+    pub tcp_max_connections: Option<toml::Spanned<u64>>,
+    pub tcp_max_connections_per_source: Option<toml::Spanned<u64>>,
+    pub tcp_idle_timeout: Option<toml::Spanned<u64>>,
+    pub tcp_max_lifetime: Option<toml::Spanned<u64>>,
+    pub tcp_max_queries: Option<toml::Spanned<u64>>,
+    pub transfers_max: Option<toml::Spanned<u64>>,
+    pub http_max_connections: Option<toml::Spanned<u64>>,
+    pub http_max_connections_per_source: Option<toml::Spanned<u64>>,
+    pub http_header_timeout: Option<toml::Spanned<u64>>,
+    pub http_body_timeout: Option<toml::Spanned<u64>>,
+    pub http_body_limit: Option<toml::Spanned<u64>>,
+    pub tsig_failure_answers: Option<toml::Spanned<u64>>,
+}
+
+/// Connection limits of the DNS TCP and HTTP listeners (issue 11, defect
+/// 1). A "source" is one IPv4 address or one IPv6 /64. What a client sees
+/// past each limit is in docs/operations.md, "Connection limits".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// DNS over TCP: connections open at once, all sources together.
+    pub tcp_max_connections: usize,
+    /// DNS over TCP: connections open at once from one source.
+    pub tcp_max_connections_per_source: usize,
+    /// DNS over TCP: a connection is closed when no complete message
+    /// arrives for this long (not restarted by a half-sent message).
+    pub tcp_idle_timeout: Duration,
+    /// DNS over TCP: a connection is closed this long after it was opened,
+    /// however busy (RFC 7766 §6.2.3); the message in progress is answered.
+    pub tcp_max_lifetime: Duration,
+    /// DNS over TCP: messages answered on one connection before it is closed.
+    pub tcp_max_queries: usize,
+    /// Zone transfers (AXFR/IXFR) sent at once; more are REFUSED.
+    pub transfers_max: usize,
+    /// HTTP: connections open at once, all sources together.
+    pub http_max_connections: usize,
+    /// HTTP: connections open at once from one source.
+    pub http_max_connections_per_source: usize,
+    /// HTTP: a request's header must arrive within this; an idle keep-alive
+    /// connection is closed after it too.
+    pub http_header_timeout: Duration,
+    /// HTTP: a request's body must arrive within this (408 otherwise).
+    pub http_body_timeout: Duration,
+    /// HTTP: request bodies above this many bytes are refused (413).
+    pub http_body_limit: usize,
+    /// TSIG failures over UDP answered per second; past it they are
+    /// dropped unanswered (issue 11, defect 4).
+    pub tsig_failure_answers: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            tcp_max_connections: 512,
+            tcp_max_connections_per_source: 16,
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_lifetime: Duration::from_secs(120),
+            tcp_max_queries: 100,
+            transfers_max: 16,
+            http_max_connections: 128,
+            http_max_connections_per_source: 16,
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(10),
+            http_body_limit: 64 * 1024,
+            tsig_failure_answers: 100,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Validate the file's values (each must be at least 1 and within a
+    /// sane maximum; a per-source cap may not exceed its total).
+    fn from_file(f: ConnectionLimitsFile, path: &Path, text: &str) -> Result<Self, FileError> {
+        let d = Self::default();
+        let num = |v: Option<toml::Spanned<u64>>,
+                   key: &str,
+                   max: u64,
+                   default: u64|
+         -> Result<u64, FileError> {
+            match v {
+                None => Ok(default),
+                Some(v) if (1..=max).contains(v.get_ref()) => Ok(*v.get_ref()),
+                Some(v) => Err(FileError::at_offset(
+                    path,
+                    text,
+                    v.span().start,
+                    format!("{key} must be between 1 and {max}, not {}", v.get_ref()),
+                )),
+            }
+        };
+        let secs = |v, key, default: Duration| {
+            num(v, key, 86_400, default.as_secs()).map(Duration::from_secs)
+        };
+        let per_source_span = |v: &Option<toml::Spanned<u64>>| v.as_ref().map(|v| v.span().start);
+        let tcp_span = per_source_span(&f.tcp_max_connections_per_source);
+        let http_span = per_source_span(&f.http_max_connections_per_source);
+        let limits = Self {
+            tcp_max_connections: num(
+                f.tcp_max_connections,
+                "tcp-max-connections",
+                1_000_000,
+                d.tcp_max_connections as u64,
+            )? as usize,
+            tcp_max_connections_per_source: num(
+                f.tcp_max_connections_per_source,
+                "tcp-max-connections-per-source",
+                1_000_000,
+                d.tcp_max_connections_per_source as u64,
+            )? as usize,
+            tcp_idle_timeout: secs(f.tcp_idle_timeout, "tcp-idle-timeout", d.tcp_idle_timeout)?,
+            tcp_max_lifetime: secs(f.tcp_max_lifetime, "tcp-max-lifetime", d.tcp_max_lifetime)?,
+            tcp_max_queries: num(
+                f.tcp_max_queries,
+                "tcp-max-queries",
+                1_000_000,
+                d.tcp_max_queries as u64,
+            )? as usize,
+            transfers_max: num(
+                f.transfers_max,
+                "transfers-max",
+                10_000,
+                d.transfers_max as u64,
+            )? as usize,
+            http_max_connections: num(
+                f.http_max_connections,
+                "http-max-connections",
+                1_000_000,
+                d.http_max_connections as u64,
+            )? as usize,
+            http_max_connections_per_source: num(
+                f.http_max_connections_per_source,
+                "http-max-connections-per-source",
+                1_000_000,
+                d.http_max_connections_per_source as u64,
+            )? as usize,
+            http_header_timeout: secs(
+                f.http_header_timeout,
+                "http-header-timeout",
+                d.http_header_timeout,
+            )?,
+            http_body_timeout: secs(
+                f.http_body_timeout,
+                "http-body-timeout",
+                d.http_body_timeout,
+            )?,
+            http_body_limit: num(
+                f.http_body_limit,
+                "http-body-limit",
+                64 * 1024 * 1024,
+                d.http_body_limit as u64,
+            )? as usize,
+            tsig_failure_answers: num(
+                f.tsig_failure_answers,
+                "tsig-failure-answers",
+                1_000_000,
+                d.tsig_failure_answers,
+            )?,
+        };
+        let over = |span: Option<usize>, key: &str, total: &str| match span {
+            Some(at) => {
+                FileError::at_offset(path, text, at, format!("{key} may not exceed {total}"))
+            }
+            None => FileError::whole_file(path, format!("{key} may not exceed {total}")),
+        };
+        if limits.tcp_max_connections_per_source > limits.tcp_max_connections {
+            return Err(over(
+                tcp_span,
+                "tcp-max-connections-per-source",
+                "tcp-max-connections",
+            ));
+        }
+        if limits.http_max_connections_per_source > limits.http_max_connections {
+            return Err(over(
+                http_span,
+                "http-max-connections-per-source",
+                "http-max-connections",
+            ));
+        }
+        Ok(limits)
+    }
 }
 
 /// The validated runtime configuration.
@@ -129,6 +329,8 @@ pub struct Config {
     pub rrl: RrlConfig,
     pub dns_cookies: bool,
     pub update_rate: UpdateRate,
+    /// TCP and HTTP connection limits (issue 11).
+    pub connections: ConnectionLimits,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
@@ -226,7 +428,26 @@ impl Config {
         let nsid = server_name(path, text, "nsid", f.nsid)?;
         let identity = server_name(path, text, "identity", f.identity)?;
         let version = server_name(path, text, "version", f.version)?;
+        let connections = ConnectionLimits::from_file(
+            ConnectionLimitsFile {
+                tcp_max_connections: f.tcp_max_connections,
+                tcp_max_connections_per_source: f.tcp_max_connections_per_source,
+                tcp_idle_timeout: f.tcp_idle_timeout,
+                tcp_max_lifetime: f.tcp_max_lifetime,
+                tcp_max_queries: f.tcp_max_queries,
+                transfers_max: f.transfers_max,
+                http_max_connections: f.http_max_connections,
+                http_max_connections_per_source: f.http_max_connections_per_source,
+                http_header_timeout: f.http_header_timeout,
+                http_body_timeout: f.http_body_timeout,
+                http_body_limit: f.http_body_limit,
+                tsig_failure_answers: f.tsig_failure_answers,
+            },
+            path,
+            text,
+        )?;
         Ok(Self {
+            connections,
             listen,
             http,
             http_token_file: f.http_token_file.map(rel),
@@ -457,6 +678,25 @@ mod tests {
         let text = format!("identity = \"{}\"\n", "x".repeat(256));
         let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), &text).unwrap();
         assert!(Config::from_file(file, Path::new("."), Path::new("z.toml"), &text).is_err());
+    }
+
+    #[test]
+    fn connection_limits_default_and_bad_values_point_at_them() {
+        let c = Config::embedded_default();
+        assert_eq!(c.connections, ConnectionLimits::default());
+        let text = "tcp-idle-timeout = 5\ntcp-max-connections = 0\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let err = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap_err();
+        assert_eq!((err.line, err.column), (2, 23), "{err}");
+        let text = "http-max-connections = 4\nhttp-max-connections-per-source = 8\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let err = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let text = "tcp-max-lifetime = 30\ntsig-failure-answers = 5\n";
+        let file: ConfigFile = diag::parse_toml(Path::new("z.toml"), text).unwrap();
+        let c = Config::from_file(file, Path::new("."), Path::new("z.toml"), text).unwrap();
+        assert_eq!(c.connections.tcp_max_lifetime, Duration::from_secs(30));
+        assert_eq!(c.connections.tsig_failure_answers, 5);
     }
 
     #[test]

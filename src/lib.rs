@@ -71,9 +71,6 @@ use crate::metrics::Metrics;
 use crate::server::{Refusals, Stats};
 use crate::writer::{Drain, OpenError, Zones};
 
-/// How long an idle TCP connection is kept.
-const TCP_IDLE: Duration = Duration::from_secs(10);
-
 /// How long a shutdown waits for UPDATEs and HTTP requests in flight.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -107,6 +104,8 @@ pub struct Running {
     dns_addrs: Vec<SocketAddr>,
     http_addr: Option<SocketAddr>,
     server: hickory_server::Server<server::Handler>,
+    /// Our DNS-over-TCP accept loops (`server::tcp`).
+    tcp_tasks: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     http_task: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
@@ -148,6 +147,9 @@ impl Running {
             );
         }
         for t in &self.tasks {
+            t.abort();
+        }
+        for t in &self.tcp_tasks {
             t.abort();
         }
         let _ = self.server.shutdown_gracefully().await;
@@ -193,6 +195,7 @@ fn every<E: std::fmt::Display + Send + 'static>(
 /// and say which file or address is at fault.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     let config = Arc::new(config);
+    check_fd_limit(&config.connections);
     let metrics = Arc::new(Metrics::default());
     let (zones, policy, accepted) = {
         let (config, clock, metrics) = (config.clone(), clock.clone(), metrics.clone());
@@ -244,18 +247,35 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         edns_udp_size: config.edns_udp_size,
         identity: server::Identity::from_config(&config),
         protection: Arc::new(server::Protection::new(&config)),
+        transfer_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.connections.transfers_max,
+        )),
+        failure_budget: Arc::new(server::FailureBudget::new(
+            config.connections.tsig_failure_answers,
+        )),
     });
     let sockets = server::bind(&config.listen).await?;
-    let mut server = hickory_server::Server::new(server::Handler::new(cx));
+    let handler = server::Handler::new(cx);
+    let mut server = hickory_server::Server::new(handler.clone());
+    // UDP on hickory's loop; TCP on ours (connection caps and limits).
+    let tcp_limiter = server::ConnLimiter::new(
+        "dns-tcp",
+        config.connections.tcp_max_connections,
+        config.connections.tcp_max_connections_per_source,
+    );
     let mut dns_addrs = Vec::new();
+    let mut tcp_tasks = Vec::new();
     for (udp, tcp) in sockets {
         if let Ok(a) = udp.local_addr() {
             dns_addrs.push(a);
         }
         server.register_socket(udp);
-        // Room for the largest zone transfer (see `xfr`): the buffer is only
-        // allocated as it fills.
-        server.register_listener(tcp, TCP_IDLE, xfr::MAX_MESSAGES + 8);
+        tcp_tasks.push(tokio::spawn(server::tcp::serve(
+            tcp,
+            handler.clone(),
+            tcp_limiter.clone(),
+            (&config.connections).into(),
+        )));
     }
     let mut tasks = Vec::new();
     let mut http_task = None;
@@ -358,9 +378,33 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         dns_addrs,
         http_addr,
         server,
+        tcp_tasks,
         tasks,
         http_task,
     })
+}
+
+/// Raise the soft limit on open files to the hard one (issue 11), and warn
+/// when the connection caps could still exhaust it.
+fn check_fd_limit(limits: &config::ConnectionLimits) {
+    match server::raise_fd_limit() {
+        Ok((soft, hard)) => {
+            let wanted = (limits.tcp_max_connections + limits.http_max_connections) as u64
+                + server::conn::FD_RESERVE;
+            if soft < wanted {
+                tracing::warn!(
+                    soft,
+                    hard,
+                    wanted,
+                    "the open-files limit is below tcp-max-connections + http-max-connections + {}: raise LimitNOFILE / ulimit -n, or lower the caps",
+                    server::conn::FD_RESERVE
+                );
+            } else {
+                tracing::debug!(soft, hard, "open-files limit");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
 }
 
 /// Run until SIGINT or SIGTERM; SIGHUP reloads ACLs and keys.

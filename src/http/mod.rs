@@ -22,8 +22,8 @@ mod context;
 pub mod page;
 pub mod tlsa_api;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -32,10 +32,6 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 pub use context::{Check, Context};
-
-/// Request bodies above this are refused (413); a certificate chain is a
-/// few KiB.
-const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct State {
@@ -76,6 +72,8 @@ async fn healthz() -> &'static str {
 }
 
 pub fn router(app: Arc<Context>) -> Router {
+    let body_limit = app.config.connections.http_body_limit;
+    let body_timeout = app.config.connections.http_body_timeout;
     let state = State {
         auth: Arc::new(auth::Verifier::new(app.config.tsig_fudge)),
         app,
@@ -101,25 +99,144 @@ pub fn router(app: Arc<Context>) -> Router {
         .route("/api/v1/tlsa", post(tlsa_api::publish))
         .merge(reads)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            (body_limit, body_timeout),
+            read_body,
+        ))
         .with_state(state)
 }
 
 /// Serve the API on `listener` until `stop` fires; requests in progress
 /// are finished first.
+///
+/// Our own accept loop over hyper's HTTP/1.1 connection (axum::serve has
+/// no timeouts or caps; issue 11): connections past
+/// `http-max-connections` (total) or `http-max-connections-per-source` are
+/// closed at once; a request header (and, between requests, the next one
+/// on a keep-alive connection) must arrive within `http-header-timeout`;
+/// a body within `http-body-timeout` (408) and `http-body-limit` (413),
+/// see [`read_body`].
 pub async fn serve(
     app: Arc<Context>,
     listener: tokio::net::TcpListener,
-    stop: tokio::sync::oneshot::Receiver<()>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let router = router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = async move {
-        let _ = stop.await;
+    use hyper::service::Service as _;
+
+    let limits = app.config.connections.clone();
+    let limiter = crate::server::ConnLimiter::new(
+        "http",
+        limits.http_max_connections,
+        limits.http_max_connections_per_source,
+    );
+    let router = router(app);
+    let (closing, close) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut stop => break,
+        };
+        let (stream, src) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(10);
+                a
+            }
+            Err(e) => {
+                // Out of descriptors or memory: back off rather than spin.
+                tracing::debug!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        while conns.try_join_next().is_some() {}
+        let Ok(guard) = limiter.admit(src.ip()) else {
+            drop(stream);
+            continue;
+        };
+        let inner = hyper_util::service::TowerToHyperService::new(router.clone());
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(src));
+            inner.call(req)
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.http_header_timeout);
+        let mut close = close.clone();
+        conns.spawn(async move {
+            let _guard = guard;
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = close.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    while conns.join_next().await.is_some() {}
+}
+
+/// Read the whole request body before the handler runs, within
+/// `http-body-timeout` (else 408) and `http-body-limit` (else 413), so a
+/// client trickling a body cannot hold a handler (and its connection)
+/// open. Bodies here are small (a certificate chain is a few KiB).
+async fn read_body(
+    axum::extract::State((limit, within)): axum::extract::State<(usize, Duration)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::body::{Body, HttpBody};
+
+    let (parts, mut body) = req.into_parts();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes"),
+        )
+        .into_response()
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP API stopped");
+    if body.size_hint().lower() > limit as u64 {
+        return too_large();
+    }
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let Ok(frame) = frame else {
+                return Err(
+                    ApiError::new(StatusCode::BAD_REQUEST, "request body unreadable")
+                        .into_response(),
+                );
+            };
+            if let Ok(data) = frame.into_data() {
+                if bytes.len() + data.len() > limit {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
+    };
+    match tokio::time::timeout(within, read).await {
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body not received within {within:?}"),
+        )
+        .into_response(),
+        Ok(Err(resp)) => resp,
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
     }
 }

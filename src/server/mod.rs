@@ -24,6 +24,7 @@
 //! reload in between cannot split a request across two policies. Refused
 //! writes are accounted in `refusal`, which the HTTP TLSA API shares.
 
+pub mod conn;
 pub mod cookie;
 mod edns;
 mod identity;
@@ -32,13 +33,15 @@ mod refusal;
 pub mod request;
 mod response;
 pub mod rrl;
+pub mod tcp;
 mod transfer;
+mod unanswered;
 mod update;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::op::{Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
@@ -49,6 +52,7 @@ use crate::metrics::{self, Metrics, RefusalReason};
 use crate::tsig::{self, RejectRcode, Rejection, TsigFailure};
 use crate::writer::{Drain, Zones};
 
+pub use conn::{ConnLimiter, raise_fd_limit};
 pub use edns::Ede;
 pub use identity::Identity;
 pub use refusal::{
@@ -57,6 +61,7 @@ pub use refusal::{
 pub use response::Reply;
 pub use rrl::Protection;
 pub use transfer::Stats;
+pub use unanswered::FailureBudget;
 pub use update::admit;
 
 use request::Kind;
@@ -78,6 +83,10 @@ pub struct Context {
     pub identity: Identity,
     /// Response rate limiting, cookies, UPDATEs per key (issue 11).
     pub protection: Arc<Protection>,
+    /// Zone transfers sent at once (`transfers-max`); past it, REFUSED.
+    pub transfer_slots: Arc<tokio::sync::Semaphore>,
+    /// TSIG failures over UDP answered per second (`tsig-failure-answers`).
+    pub failure_budget: Arc<FailureBudget>,
 }
 
 impl Context {
@@ -242,6 +251,15 @@ impl RequestHandler for Handler {
         {
             Ok(s) => s,
             Err(rej) => {
+                // Past the budget, a UDP TSIG failure costs a key lookup and
+                // a counter, and no answer (issue 11, defect 4).
+                if request.protocol() == Protocol::Udp && !cx.failure_budget.allow() {
+                    cx.metrics.tsig_failures.inc(&["(any)", "dropped"]);
+                    return ResponseInfo::from(Header {
+                        metadata: Metadata::response_from_request(&request.metadata),
+                        counts: HeaderCounts::default(),
+                    });
+                }
                 cx.tsig_failed(request, &rej, &policy);
                 let reply = Reply::new(request, tsig_rcode(rej.rcode));
                 return cx.send(request, handle, reply, Signing::Error(&rej)).await;

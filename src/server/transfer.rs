@@ -138,6 +138,15 @@ pub async fn handle<R: ResponseHandler>(
                 .await;
         }
     };
+    // At most `transfers-max` at once; a secondary refused here retries
+    // at its SOA retry interval.
+    let Ok(_slot) = cx.transfer_slots.clone().try_acquire_owned() else {
+        tracing::warn!(zone = %origin, source = %src, "transfer refused: transfers-max transfers already running");
+        let reply = Reply::new(request, ResponseCode::Refused);
+        return cx
+            .send(request, handle, reply, Signing::with(signer.as_ref()))
+            .await;
+    };
     let count = records.len();
     cx.metrics.queries.inc(Some(qtype), ResponseCode::NoError);
     if let Some((c, label)) = form.counter(&cx.stats) {
