@@ -1,6 +1,7 @@
-//! The DNS request front. hickory-server's `Server` owns the UDP and TCP
-//! sockets and hands each parsed request to our [`Handler`]; from there a
-//! request takes one path:
+//! The DNS request front. hickory-server's `Server` owns the UDP socket,
+//! our own loop (`tcp`) the TCP listeners (connection caps, idle, lifetime
+//! and message limits); both hand each parsed request to our [`Handler`];
+//! from there a request takes one path:
 //!
 //! 1. TSIG verification under one policy snapshot (`tsig`; a request that
 //!    carries a TSIG RR is answered under it, RFC 8945 §5.2); a failure is

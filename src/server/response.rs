@@ -9,11 +9,12 @@
 //! encoder: the bytes we measure and sign are the bytes it sends.
 //!
 //! # Limitations
-//! hickory-server's `ResponseHandler` only sends a `MessageResponse` (it
-//! encodes it itself), so a UDP or TSIG-signed response is encoded here to
-//! measure or sign it, and again by hickory to send it. An unsigned TCP
-//! response is encoded once (by hickory). Sending our own bytes needs our
-//! own socket loop (the performance work).
+//! A `ResponseHandler` sends a `MessageResponse`, which it encodes itself,
+//! so a UDP or TSIG-signed response is encoded here to measure or sign it,
+//! and again by the handler to send it (hickory's for UDP, `tcp`'s for
+//! TCP). An unsigned TCP response is encoded once. Sending the bytes
+//! encoded here needs our own UDP loop and a raw-bytes path in `tcp` (the
+//! performance work).
 
 use std::iter;
 
