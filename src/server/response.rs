@@ -19,7 +19,7 @@ use std::iter;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_proto::rr::{Name, Record};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::serialize::binary::{BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
@@ -146,6 +146,8 @@ pub async fn send<R: ResponseHandler>(
 ) -> ResponseInfo {
     let edns = response_edns(request, our_udp_size);
     let limit = size_limit(request, our_udp_size);
+    let no_questions = Queries::read(&mut BinDecoder::new(&[]), 0).expect("no questions read");
+    let mut queries = &request.queries;
     let signature = match sign {
         // Unsigned over TCP: nothing to measure or sign (hickory encodes).
         Signing::None if request.protocol() != Protocol::Udp => None,
@@ -159,13 +161,19 @@ pub async fn send<R: ResponseHandler>(
                 ),
                 Signing::Error(_) => 200,
             };
-            let mut bytes = encode(&request.queries, &reply, edns.as_ref());
+            let mut bytes = encode(queries, &reply, edns.as_ref());
             if bytes.len() + tsig_room > limit {
                 reply.metadata.truncation = true;
                 reply.answers.clear();
                 reply.authorities.clear();
                 reply.additionals.clear();
-                bytes = encode(&request.queries, &reply, edns.as_ref());
+                bytes = encode(queries, &reply, edns.as_ref());
+                if bytes.len() + tsig_room > limit {
+                    // Still too large: a question section no answer can
+                    // echo (a FORMERR for many questions). Header alone.
+                    queries = &no_questions;
+                    bytes = encode(queries, &reply, edns.as_ref());
+                }
             }
             match sign {
                 Signing::None => None,
@@ -176,7 +184,7 @@ pub async fn send<R: ResponseHandler>(
     };
     match send_message(
         &mut handle,
-        &request.queries,
+        queries,
         &reply,
         edns.as_ref(),
         signature,
