@@ -179,6 +179,18 @@ impl Front {
         } else {
             std::env::temp_dir()
         };
+        // Directories of earlier runs whose process is gone (libFuzzer
+        // exits without dropping statics).
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("zonewarden-fuzz-")
+                    && !Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let dir = base.join(format!("zonewarden-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let write = |rel: &str, text: &str| {
