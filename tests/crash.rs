@@ -14,6 +14,7 @@
 //!   server is down, right after the kill);
 //! - the signed zone verifies: an AXFR of it through `ldns-verify-zone`
 //!   (every tenth cycle and the last).
+//!
 //! The seed of the random kill times is printed; `CRASH_SEED` replays it,
 //! `CRASH_CYCLES` changes the number of cycles (default 50).
 
@@ -71,7 +72,10 @@ impl Rng {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn names(stream: usize) -> (Name, Name) {
@@ -81,7 +85,11 @@ fn names(stream: usize) -> (Name, Name) {
 
 /// One UPDATE replacing the TXT at both of the stream's names with `value`.
 fn update(stream: usize, value: u64, key: &Key) -> Vec<u8> {
-    let mut m = Message::new((value as u16) ^ (stream as u16) << 12, MessageType::Query, OpCode::Update);
+    let mut m = Message::new(
+        (value as u16) ^ (stream as u16) << 12,
+        MessageType::Query,
+        OpCode::Update,
+    );
     let mut zone = Query::query(Name::from_ascii(ZONE).unwrap(), RecordType::SOA);
     zone.set_query_class(DNSClass::IN);
     m.add_query(zone);
@@ -102,7 +110,9 @@ fn update(stream: usize, value: u64, key: &Key) -> Vec<u8> {
 }
 
 fn rcode(bytes: &[u8]) -> Option<ResponseCode> {
-    Message::from_vec(bytes).ok().map(|m| m.metadata.response_code)
+    Message::from_vec(bytes)
+        .ok()
+        .map(|m| m.metadata.response_code)
 }
 
 async fn send_udp(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
@@ -133,7 +143,9 @@ async fn send_tcp(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
         s.read_exact(&mut buf).await.ok()?;
         Some(buf)
     };
-    tokio::time::timeout(Duration::from_secs(2), work).await.ok()?
+    tokio::time::timeout(Duration::from_secs(2), work)
+        .await
+        .ok()?
 }
 
 fn query(name: &Name, rtype: RecordType) -> Vec<u8> {
@@ -195,7 +207,10 @@ async fn ready(addr: SocketAddr, child: &mut Child) -> u32 {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("zonewarden exited at start: {status}");
         }
-        assert!(Instant::now() < deadline, "zonewarden did not answer within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "zonewarden did not answer within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -205,7 +220,9 @@ async fn values(addr: SocketAddr, stream: usize) -> (Option<u64>, Option<u64>) {
     let (a, b) = names(stream);
     let mut out = [None, None];
     for (i, name) in [a, b].iter().enumerate() {
-        let answer = send_tcp(addr, &query(name, RecordType::TXT)).await.expect("a TXT answer");
+        let answer = send_tcp(addr, &query(name, RecordType::TXT))
+            .await
+            .expect("a TXT answer");
         let m = Message::from_vec(&answer).unwrap();
         let vals: Vec<u64> = m
             .answers
@@ -238,11 +255,18 @@ fn verify_zone(addr: SocketAddr, dir: &Path) {
         .args([ZONE, "AXFR"])
         .output()
         .expect("kdig runs (knot-dnsutils)");
-    assert!(out.status.success(), "kdig AXFR failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kdig AXFR failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = dir.join("axfr.zone");
     // The AXFR's closing SOA repeats the first one: drop it.
     let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(';')).collect();
+    let mut lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
     if lines.len() > 1 && lines.last() == lines.first() {
         lines.pop();
     }
@@ -261,11 +285,20 @@ fn verify_zone(addr: SocketAddr, dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_updates_survive_sigkill_at_random_moments() {
-    let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let cycles: usize = std::env::var("CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let seed: u64 = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     println!("crash: seed {seed} (CRASH_SEED to replay), {cycles} cycles");
     let started = Instant::now();
     let mut rng = Rng(seed);
@@ -316,7 +349,10 @@ async fn acknowledged_updates_survive_sigkill_at_random_moments() {
             if have < want {
                 lost += want - have;
             }
-            assert!(have >= want, "cycle {cycle}, stream {s}: acknowledged {want}, found {have}");
+            assert!(
+                have >= want,
+                "cycle {cycle}, stream {s}: acknowledged {want}, found {have}"
+            );
         }
         if cycle % 10 == 0 && cycle > 0 {
             verify_zone(addr, &dir);
@@ -328,8 +364,13 @@ async fn acknowledged_updates_survive_sigkill_at_random_moments() {
         let acked_this = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for s in 0..streams {
-            let (stop, next, acked, key, acked_this) =
-                (stop.clone(), next.clone(), acked.clone(), key.clone(), acked_this.clone());
+            let (stop, next, acked, key, acked_this) = (
+                stop.clone(),
+                next.clone(),
+                acked.clone(),
+                key.clone(),
+                acked_this.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
                     let value = next[s].fetch_add(1, Ordering::SeqCst);

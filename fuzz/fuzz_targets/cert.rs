@@ -8,7 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zonewarden::dane::{Certificate, Chain, NextKey, TlsaParams, chain_matches, tlsa, tlsa_for_next};
+use zonewarden::dane::{
+    Certificate, Chain, NextKey, TlsaParams, chain_matches, tlsa, tlsa_for_next,
+};
 
 fn params() -> impl Iterator<Item = TlsaParams> {
     (0..4u8).flat_map(|u| {
@@ -22,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         let now = chain.leaf().not_before();
         for p in params() {
             if let Ok(rr) = tlsa(&chain, p, now) {
-                assert!(chain_matches(&chain, &rr), "{rr} does not match its own chain");
+                assert!(
+                    chain_matches(&chain, &rr),
+                    "{rr} does not match its own chain"
+                );
             }
         }
     }

@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
     // A fresh time per request: the same signed bytes twice would be a replay.
     front.clock.advance(1);
     let now = front.now();
-    let protocol = if flags & 1 != 0 { Protocol::Tcp } else { Protocol::Udp };
+    let protocol = if flags & 1 != 0 {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
     let src: SocketAddr = if flags & 8 != 0 {
         "192.0.2.7:5353".parse().unwrap()
     } else {
@@ -101,7 +105,9 @@ fuzz_target!(|data: &[u8]| {
         if let (0, true, Some(key), Some(mac)) = (i, well_signed, &signer, &mac) {
             if let Err(e) = tsig::verify_response(bytes, key, mac, now, 300) {
                 let rcode = answer.metadata.response_code;
-                panic!("the answer to a signed request does not verify: {e:?} (rcode {rcode}): {answer:?}");
+                panic!(
+                    "the answer to a signed request does not verify: {e:?} (rcode {rcode}): {answer:?}"
+                );
             }
         }
     }

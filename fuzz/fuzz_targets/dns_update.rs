@@ -20,9 +20,9 @@ use hickory_proto::rr::Record;
 use libfuzzer_sys::fuzz_target;
 use zonewarden::acl::Machine;
 use zonewarden::update::{self, Requester};
+use zonewarden::xfr;
 use zonewarden::zone::ZoneData;
 use zonewarden::zone::change::{Action, JournalEntry, rdata_bytes};
-use zonewarden::xfr;
 
 struct Fixed {
     zone: ZoneData,
@@ -61,7 +61,11 @@ fn round_trips(records: &[Record]) {
         m.answers = chunk;
         let bytes = m.to_vec().expect("a transfer message encodes");
         let back = Message::from_vec(&bytes).expect("a transfer message parses");
-        assert_eq!(content(&back.answers), content(&m.answers), "a record changed on the wire");
+        assert_eq!(
+            content(&back.answers),
+            content(&m.answers),
+            "a record changed on the wire"
+        );
     }
 }
 
@@ -79,14 +83,27 @@ fuzz_target!(|data: &[u8]| {
         key,
         source: "127.0.0.1".parse().unwrap(),
     };
-    match update::process(&f.zone, &m.answers, &m.authorities, &requester, Action::Update) {
-        Err(refusal) => assert_ne!(refusal.rcode, ResponseCode::NoError, "a refusal with NOERROR"),
+    match update::process(
+        &f.zone,
+        &m.answers,
+        &m.authorities,
+        &requester,
+        Action::Update,
+    ) {
+        Err(refusal) => assert_ne!(
+            refusal.rcode,
+            ResponseCode::NoError,
+            "a refusal with NOERROR"
+        ),
         Ok(None) => {}
         Ok(Some(applied)) => {
             let new = &applied.zone;
             let change = &applied.change;
             assert_eq!(change.serial_from, f.zone.serial);
-            assert!(zonewarden::serial::at_least(change.serial_to, change.serial_from));
+            assert!(zonewarden::serial::at_least(
+                change.serial_to,
+                change.serial_from
+            ));
             assert_ne!(change.serial_to, change.serial_from);
             assert!(new.record_count() <= new.spec.limits.records_per_zone);
             // Replaying the journal entry on the old zone gives the new one.

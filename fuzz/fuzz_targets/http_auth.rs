@@ -38,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
     let got = v.verify(Some(&ours), ring(), "POST", PATH, body, now);
     assert_eq!(got.expect("our own header verifies").name, key.name);
     assert_eq!(
-        v.verify(Some(&ours), ring(), "POST", PATH, body, now).unwrap_err(),
+        v.verify(Some(&ours), ring(), "POST", PATH, body, now)
+            .unwrap_err(),
         AuthError::Replay
     );
     if header != ours {

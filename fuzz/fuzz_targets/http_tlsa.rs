@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let again = serde_json::to_vec(&req).expect("a request serialises");
     let back: PublishRequest = serde_json::from_slice(&again).expect("our JSON parses");
-    assert_eq!(serde_json::to_vec(&back).unwrap(), again, "the body does not round-trip");
+    assert_eq!(
+        serde_json::to_vec(&back).unwrap(),
+        again,
+        "the body does not round-trip"
+    );
 
     let origin = common::origin();
     let Ok(host) = Name::parse(&req.host, Some(&origin)) else {
@@ -29,7 +33,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let proto = req.proto.clone().unwrap_or_else(|| "tcp".into());
     for port in &req.ports {
-        if let Ok(owner) = Name::from_ascii(format!("_{port}._{proto}")).and_then(|n| n.append_name(&host)) {
+        if let Ok(owner) =
+            Name::from_ascii(format!("_{port}._{proto}")).and_then(|n| n.append_name(&host))
+        {
             let _ = origin.zone_of(&owner);
         }
     }

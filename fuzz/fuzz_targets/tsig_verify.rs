@@ -45,12 +45,16 @@ fuzz_target!(|data: &[u8]| {
     if hickory_proto::op::Message::from_vec(data).is_ok_and(|m| {
         m.signature.is_none()
             && m.to_vec().is_ok_and(|b| b == data)
-            && m.additionals.iter().chain(&m.answers).chain(&m.authorities).all(|r| {
-                !matches!(
-                    r.record_type(),
-                    hickory_proto::rr::RecordType::TSIG | hickory_proto::rr::RecordType::SIG
-                )
-            })
+            && m.additionals
+                .iter()
+                .chain(&m.answers)
+                .chain(&m.authorities)
+                .all(|r| {
+                    !matches!(
+                        r.record_type(),
+                        hickory_proto::rr::RecordType::TSIG | hickory_proto::rr::RecordType::SIG
+                    )
+                })
     }) {
         let ctx = first.expect("a message we signed verifies");
         assert!(ctx.is_some(), "a signed message verified as unsigned");

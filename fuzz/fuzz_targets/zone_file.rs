@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(spec) => {
             assert!(spec.origin.is_fqdn());
             for r in &spec.records {
-                assert!(spec.origin.zone_of(&r.name), "{} outside {}", r.name, spec.origin);
+                assert!(
+                    spec.origin.zone_of(&r.name),
+                    "{} outside {}",
+                    r.name,
+                    spec.origin
+                );
             }
             assert!(spec.ttl.min <= spec.ttl.max);
             let zone = ZoneData::new(Arc::new(spec), 1, []);

@@ -182,15 +182,7 @@ pub async fn send<R: ResponseHandler>(
             }
         }
     };
-    match send_message(
-        &mut handle,
-        queries,
-        &reply,
-        edns.as_ref(),
-        signature,
-    )
-    .await
-    {
+    match send_message(&mut handle, queries, &reply, edns.as_ref(), signature).await {
         Ok(info) => info,
         Err(error) => {
             tracing::debug!(%error, src = %request.src(), "failed to send response");

@@ -95,7 +95,8 @@ pub fn origin() -> Name {
 }
 
 pub fn zone_spec() -> ZoneSpec {
-    zonefile::parse(Path::new("fuzz/_acme.example.org.toml"), ZONE_FILE).expect("the fuzz zone parses")
+    zonefile::parse(Path::new("fuzz/_acme.example.org.toml"), ZONE_FILE)
+        .expect("the fuzz zone parses")
 }
 
 /// The fixed zone snapshot: the zone file's records plus a few dynamic
@@ -216,8 +217,13 @@ impl Front {
             Zones::open(specs, &config, clock.clone(), metrics.clone()).expect("fuzz zones open"),
         );
         let policy = Arc::new(
-            LivePolicy::load(config.clone(), zones.origins(), clock.clone(), metrics.clone())
-                .expect("fuzz policy loads"),
+            LivePolicy::load(
+                config.clone(),
+                zones.origins(),
+                clock.clone(),
+                metrics.clone(),
+            )
+            .expect("fuzz policy loads"),
         );
         let cx = Arc::new(zonewarden::server::Context {
             zones,
@@ -272,7 +278,12 @@ pub fn check_location(text: &str, e: &zonewarden::diag::FileError) {
         return;
     }
     let lines: Vec<&str> = text.split('\n').collect();
-    assert!(e.line <= lines.len(), "line {} of {}: {e}", e.line, lines.len());
+    assert!(
+        e.line <= lines.len(),
+        "line {} of {}: {e}",
+        e.line,
+        lines.len()
+    );
     let chars = lines[e.line - 1].chars().count();
     assert!(
         e.column >= 1 && e.column <= chars + 1,
