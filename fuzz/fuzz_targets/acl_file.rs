@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let origin = common::origin();
-    match Policy::parse_file(Path::new("acl/fz1.toml"), text, &[origin.clone()]) {
+    match Policy::parse_file(
+        Path::new("acl/fz1.toml"),
+        text,
+        std::slice::from_ref(&origin),
+    ) {
         Err(errors) => {
             assert!(!errors.is_empty(), "rejected without an error");
             for e in &errors {

@@ -102,13 +102,13 @@ fuzz_target!(|data: &[u8]| {
         }
         // The first message of the answer to a request we signed starts the
         // MAC chain: it must verify under the same key.
-        if let (0, true, Some(key), Some(mac)) = (i, well_signed, &signer, &mac) {
-            if let Err(e) = tsig::verify_response(bytes, key, mac, now, 300) {
-                let rcode = answer.metadata.response_code;
-                panic!(
-                    "the answer to a signed request does not verify: {e:?} (rcode {rcode}): {answer:?}"
-                );
-            }
+        if let (0, true, Some(key), Some(mac)) = (i, well_signed, &signer, &mac)
+            && let Err(e) = tsig::verify_response(bytes, key, mac, now, 300)
+        {
+            let rcode = answer.metadata.response_code;
+            panic!(
+                "the answer to a signed request does not verify: {e:?} (rcode {rcode}): {answer:?}"
+            );
         }
     }
 });

@@ -52,9 +52,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(chain_matches(&chain, &rr));
         }
     }
-    if let Some(pem) = &req.next_key {
-        if let Ok(next) = NextKey::from_bytes(pem.as_bytes()) {
-            let _ = tlsa_for_next(&next, params);
-        }
+    if let Some(pem) = &req.next_key
+        && let Ok(next) = NextKey::from_bytes(pem.as_bytes())
+    {
+        let _ = tlsa_for_next(&next, params);
     }
 });
