@@ -21,7 +21,7 @@ use std::iter;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, Record};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::serialize::binary::{BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
@@ -185,6 +185,8 @@ pub async fn send<R: ResponseHandler>(
         e.options_mut().insert(super::cookie::option(cookie));
     }
     let limit = size_limit(request, our_udp_size);
+    let no_questions = Queries::read(&mut BinDecoder::new(&[]), 0).expect("no questions read");
+    let mut queries = &request.queries;
     let signature = match sign {
         // Unsigned over TCP: nothing to measure or sign (hickory encodes).
         Signing::None if request.protocol() != Protocol::Udp => None,
@@ -198,7 +200,7 @@ pub async fn send<R: ResponseHandler>(
                 ),
                 Signing::Error(_) => 200,
             };
-            let mut bytes = encode(&request.queries, &reply, edns.as_ref());
+            let mut bytes = encode(queries, &reply, edns.as_ref());
             // RFC 4035 §3.1.1, RFC 2181 §9: additional data that does not
             // fit is left out without TC; a referral's glue is needed
             // (RFC 9471), so a referral is truncated instead.
@@ -207,14 +209,20 @@ pub async fn send<R: ResponseHandler>(
                 && !reply.additionals.is_empty()
             {
                 reply.additionals.clear();
-                bytes = encode(&request.queries, &reply, edns.as_ref());
+                bytes = encode(queries, &reply, edns.as_ref());
             }
             if bytes.len() + tsig_room > limit {
                 reply.metadata.truncation = true;
                 reply.answers.clear();
                 reply.authorities.clear();
                 reply.additionals.clear();
-                bytes = encode(&request.queries, &reply, edns.as_ref());
+                bytes = encode(queries, &reply, edns.as_ref());
+                if bytes.len() + tsig_room > limit {
+                    // Still too large: a question section no answer can
+                    // echo (a FORMERR for many questions). Header alone.
+                    queries = &no_questions;
+                    bytes = encode(queries, &reply, edns.as_ref());
+                }
             }
             match sign {
                 Signing::None => None,
@@ -223,15 +231,7 @@ pub async fn send<R: ResponseHandler>(
             }
         }
     };
-    match send_message(
-        &mut handle,
-        &request.queries,
-        &reply,
-        edns.as_ref(),
-        signature,
-    )
-    .await
-    {
+    match send_message(&mut handle, queries, &reply, edns.as_ref(), signature).await {
         Ok(info) => info,
         Err(error) => {
             tracing::debug!(%error, src = %request.src(), "failed to send response");
