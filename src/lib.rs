@@ -235,25 +235,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         )),
     };
     let log_gate_refusals = refusals.clone();
-    let cx = Arc::new(server::Context {
-        zones: zones.clone(),
-        policy: policy.clone(),
-        verifier,
-        metrics: metrics.clone(),
-        clock: clock.clone(),
-        drain: drain.clone(),
-        refusals,
-        stats: stats.clone(),
-        edns_udp_size: config.edns_udp_size,
-        identity: server::Identity::from_config(&config),
-        protection: Arc::new(server::Protection::new(&config)),
-        transfer_slots: Arc::new(tokio::sync::Semaphore::new(
-            config.connections.transfers_max,
-        )),
-        failure_budget: Arc::new(server::FailureBudget::new(
-            config.connections.tsig_failure_answers,
-        )),
-    });
+    let cx = Arc::new(server::Context::new(
+        &config,
+        server::Shared {
+            zones: zones.clone(),
+            policy: policy.clone(),
+            verifier,
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            drain: drain.clone(),
+            refusals,
+            stats: stats.clone(),
+        },
+    ));
     let sockets = server::bind(&config.listen).await?;
     let handler = server::Handler::new(cx);
     let mut server = hickory_server::Server::new(handler.clone());

@@ -90,6 +90,53 @@ pub struct Context {
     pub failure_budget: Arc<FailureBudget>,
 }
 
+/// The shared handles the request front is built from (what
+/// [`Context::new`] does not make from the configuration itself).
+pub struct Shared {
+    pub zones: Arc<Zones>,
+    pub policy: Arc<LivePolicy>,
+    pub verifier: Arc<tsig::Verifier>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub drain: Arc<Drain>,
+    pub refusals: Arc<Refusals>,
+    pub stats: Arc<Stats>,
+}
+
+impl Context {
+    /// The front for `config`: the shared handles, and the limits,
+    /// identity and rate limiting the configuration sets.
+    pub fn new(config: &crate::config::Config, shared: Shared) -> Self {
+        let Shared {
+            zones,
+            policy,
+            verifier,
+            metrics,
+            clock,
+            drain,
+            refusals,
+            stats,
+        } = shared;
+        Self {
+            zones,
+            policy,
+            verifier,
+            metrics,
+            clock,
+            drain,
+            refusals,
+            stats,
+            edns_udp_size: config.edns_udp_size,
+            identity: Identity::from_config(config),
+            protection: Arc::new(Protection::new(config)),
+            transfer_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.connections.transfers_max,
+            )),
+            failure_budget: Arc::new(FailureBudget::new(config.connections.tsig_failure_answers)),
+        }
+    }
+}
+
 impl Context {
     /// Send one response (see `response::send`), counting answered queries:
     /// rate-limited first if it goes over UDP to a request that proved

@@ -209,6 +209,9 @@ impl Front {
         config.zones_dir = dir.join("zones");
         config.acl_dir = dir.join("acl");
         config.http = None;
+        // Every input may be an UPDATE under one key: no per-key rate, so the
+        // write path is reached as often as the fuzzer likes.
+        config.update_rate.per_second = 0;
         let config = Arc::new(config);
         let clock = Arc::new(ManualClock::new(1_800_000_000));
         let metrics = Arc::new(Metrics::default());
@@ -225,17 +228,19 @@ impl Front {
             )
             .expect("fuzz policy loads"),
         );
-        let cx = Arc::new(zonewarden::server::Context {
-            zones,
-            policy,
-            verifier: Arc::new(zonewarden::tsig::Verifier::new(config.tsig_fudge)),
-            metrics,
-            clock: clock.clone(),
-            drain: Arc::new(Drain::default()),
-            refusals: Arc::new(zonewarden::server::Refusals::default()),
-            stats: Arc::new(zonewarden::server::Stats::default()),
-            edns_udp_size: config.edns_udp_size,
-        });
+        let cx = Arc::new(zonewarden::server::Context::new(
+            &config,
+            zonewarden::server::Shared {
+                zones,
+                policy,
+                verifier: Arc::new(zonewarden::tsig::Verifier::new(config.tsig_fudge)),
+                metrics,
+                clock: clock.clone(),
+                drain: Arc::new(Drain::default()),
+                refusals: Arc::new(zonewarden::server::Refusals::default()),
+                stats: Arc::new(zonewarden::server::Stats::default()),
+            },
+        ));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
