@@ -111,25 +111,6 @@ pub struct UpdateRate {
     pub burst: u32,
 }
 
-/// Connection limits as written in the file (issue 11: TCP and HTTP
-/// exhaustion), taken out of [`ConfigFile`]. Each is optional; see
-/// [`ConnectionLimits`] for defaults.
-#[derive(Debug, Default)]
-pub struct ConnectionLimitsFile {
-    pub tcp_max_connections: Option<toml::Spanned<u64>>,
-    pub tcp_max_connections_per_source: Option<toml::Spanned<u64>>,
-    pub tcp_idle_timeout: Option<toml::Spanned<u64>>,
-    pub tcp_max_lifetime: Option<toml::Spanned<u64>>,
-    pub tcp_max_queries: Option<toml::Spanned<u64>>,
-    pub transfers_max: Option<toml::Spanned<u64>>,
-    pub http_max_connections: Option<toml::Spanned<u64>>,
-    pub http_max_connections_per_source: Option<toml::Spanned<u64>>,
-    pub http_header_timeout: Option<toml::Spanned<u64>>,
-    pub http_body_timeout: Option<toml::Spanned<u64>>,
-    pub http_body_limit: Option<toml::Spanned<u64>>,
-    pub tsig_failure_answers: Option<toml::Spanned<u64>>,
-}
-
 /// Connection limits of the DNS TCP and HTTP listeners (issue 11, defect
 /// 1). A "source" is one IPv4 address or one IPv6 /64. What a client sees
 /// past each limit is in docs/operations.md, "Connection limits".
@@ -187,7 +168,7 @@ impl Default for ConnectionLimits {
 impl ConnectionLimits {
     /// Validate the file's values (each must be at least 1 and within a
     /// sane maximum; a per-source cap may not exceed its total).
-    fn from_file(f: ConnectionLimitsFile, path: &Path, text: &str) -> Result<Self, FileError> {
+    fn from_file(f: &ConfigFile, path: &Path, text: &str) -> Result<Self, FileError> {
         let d = Self::default();
         let num = |v: Option<toml::Spanned<u64>>,
                    key: &str,
@@ -213,61 +194,69 @@ impl ConnectionLimits {
         let http_span = per_source_span(&f.http_max_connections_per_source);
         let limits = Self {
             tcp_max_connections: num(
-                f.tcp_max_connections,
+                f.tcp_max_connections.clone(),
                 "tcp-max-connections",
                 1_000_000,
                 d.tcp_max_connections as u64,
             )? as usize,
             tcp_max_connections_per_source: num(
-                f.tcp_max_connections_per_source,
+                f.tcp_max_connections_per_source.clone(),
                 "tcp-max-connections-per-source",
                 1_000_000,
                 d.tcp_max_connections_per_source as u64,
             )? as usize,
-            tcp_idle_timeout: secs(f.tcp_idle_timeout, "tcp-idle-timeout", d.tcp_idle_timeout)?,
-            tcp_max_lifetime: secs(f.tcp_max_lifetime, "tcp-max-lifetime", d.tcp_max_lifetime)?,
+            tcp_idle_timeout: secs(
+                f.tcp_idle_timeout.clone(),
+                "tcp-idle-timeout",
+                d.tcp_idle_timeout,
+            )?,
+            tcp_max_lifetime: secs(
+                f.tcp_max_lifetime.clone(),
+                "tcp-max-lifetime",
+                d.tcp_max_lifetime,
+            )?,
             tcp_max_queries: num(
-                f.tcp_max_queries,
+                f.tcp_max_queries.clone(),
                 "tcp-max-queries",
                 1_000_000,
                 d.tcp_max_queries as u64,
             )? as usize,
             transfers_max: num(
-                f.transfers_max,
+                f.transfers_max.clone(),
                 "transfers-max",
                 10_000,
                 d.transfers_max as u64,
             )? as usize,
             http_max_connections: num(
-                f.http_max_connections,
+                f.http_max_connections.clone(),
                 "http-max-connections",
                 1_000_000,
                 d.http_max_connections as u64,
             )? as usize,
             http_max_connections_per_source: num(
-                f.http_max_connections_per_source,
+                f.http_max_connections_per_source.clone(),
                 "http-max-connections-per-source",
                 1_000_000,
                 d.http_max_connections_per_source as u64,
             )? as usize,
             http_header_timeout: secs(
-                f.http_header_timeout,
+                f.http_header_timeout.clone(),
                 "http-header-timeout",
                 d.http_header_timeout,
             )?,
             http_body_timeout: secs(
-                f.http_body_timeout,
+                f.http_body_timeout.clone(),
                 "http-body-timeout",
                 d.http_body_timeout,
             )?,
             http_body_limit: num(
-                f.http_body_limit,
+                f.http_body_limit.clone(),
                 "http-body-limit",
                 64 * 1024 * 1024,
                 d.http_body_limit as u64,
             )? as usize,
             tsig_failure_answers: num(
-                f.tsig_failure_answers,
+                f.tsig_failure_answers.clone(),
                 "tsig-failure-answers",
                 1_000_000,
                 d.tsig_failure_answers,
@@ -367,6 +356,7 @@ impl Config {
     }
 
     fn from_file(f: ConfigFile, base: &Path, path: &Path, text: &str) -> Result<Self, FileError> {
+        let connections = ConnectionLimits::from_file(&f, path, text)?;
         let (rrl, update_rate) = rate_limits(&f, path, text)?;
         let rel = |p: String| {
             let p = PathBuf::from(p);
@@ -435,24 +425,6 @@ impl Config {
         let nsid = server_name(path, text, "nsid", f.nsid)?;
         let identity = server_name(path, text, "identity", f.identity)?;
         let version = server_name(path, text, "version", f.version)?;
-        let connections = ConnectionLimits::from_file(
-            ConnectionLimitsFile {
-                tcp_max_connections: f.tcp_max_connections,
-                tcp_max_connections_per_source: f.tcp_max_connections_per_source,
-                tcp_idle_timeout: f.tcp_idle_timeout,
-                tcp_max_lifetime: f.tcp_max_lifetime,
-                tcp_max_queries: f.tcp_max_queries,
-                transfers_max: f.transfers_max,
-                http_max_connections: f.http_max_connections,
-                http_max_connections_per_source: f.http_max_connections_per_source,
-                http_header_timeout: f.http_header_timeout,
-                http_body_timeout: f.http_body_timeout,
-                http_body_limit: f.http_body_limit,
-                tsig_failure_answers: f.tsig_failure_answers,
-            },
-            path,
-            text,
-        )?;
         Ok(Self {
             connections,
             listen,
