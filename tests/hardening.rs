@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
@@ -17,36 +15,6 @@ use zonewarden::client::api;
 use zonewarden::client::cli;
 use zonewarden::http::tlsa_api::PATH;
 use zonewarden::tsig::{Algorithm, Key};
-
-/// A self-signed ECDSA certificate made by openssl, valid `days` days.
-fn cert(dir: &Path, name: &str, days: u32) -> PathBuf {
-    require("openssl", "openssl");
-    let (key, crt) = (
-        dir.join(format!("{name}.key.pem")),
-        dir.join(format!("{name}.pem")),
-    );
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args([
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            &days.to_string(),
-        ])
-        .args(["-subj", &format!("/CN={name}.example.org")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    crt
-}
 
 /// POST to the TLSA API signed by mx1's key; (status, raw head, body).
 async fn post_tlsa(h: &Harness, body: &[u8]) -> (u16, String) {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -12,40 +12,6 @@ use hickory_proto::rr::{RData, RecordType};
 use zonewarden::client::api;
 use zonewarden::client::cli::{ApiTlsa, api_tlsa};
 use zonewarden::http::tlsa_api::{PATH, PublishResponse};
-
-/// A self-signed ECDSA certificate made by openssl, valid `days` days.
-fn cert(dir: &Path, name: &str, days: u32) -> PathBuf {
-    let (key, crt) = (
-        dir.join(format!("{name}.key.pem")),
-        dir.join(format!("{name}.pem")),
-    );
-    require("openssl", "openssl");
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            &days.to_string(),
-        ])
-        .args(["-subj", &format!("/CN={name}.example.org")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    crt
-}
 
 /// The 3 1 1 data openssl computes for a certificate (SHA-256 of the SPKI).
 fn openssl_311(crt: &Path) -> String {

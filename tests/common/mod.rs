@@ -432,3 +432,34 @@ pub fn require(program: &str, package: &str) {
         "{program} is not installed: run scripts/test (it installs {package}) or apt-get install -y {package}"
     );
 }
+
+/// A self-signed ECDSA P-256 certificate made by openssl for
+/// `<name>.example.org`, valid `days` days: its PEM file (the key beside it).
+pub fn cert(dir: &Path, name: &str, days: u32) -> PathBuf {
+    let (key, crt) = (
+        dir.join(format!("{name}.key.pem")),
+        dir.join(format!("{name}.pem")),
+    );
+    require("openssl", "openssl");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            &days.to_string(),
+        ])
+        .args(["-subj", &format!("/CN={name}.example.org")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crt
+}
