@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;

@@ -50,6 +50,34 @@ fn spawn(program: &str, args: &[&str], dir: &Path, log: &Path) -> Child {
 
 /// Where a daemon is (Debian puts them in sbin, which PATH may lack); a
 /// missing one fails the test, naming the `package` to install.
+/// Write `conf` into `tmp` and start that daemon on it: "knot" (knotd)
+/// or "bind" (named in the foreground).
+fn start(tmp: tempfile::TempDir, port: u16, name: &'static str, conf: &str) -> Peer {
+    let dir = tmp.path().to_path_buf();
+    let (file, log, program, package) = match name {
+        "knot" => ("knot.conf", "knot.log", "knotd", "knot"),
+        "bind" => ("named.conf", "named.log", "named", "bind9"),
+        other => panic!("no such peer kind {other}"),
+    };
+    let conf_path = dir.join(file);
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = dir.join(log);
+    let conf_arg = conf_path.to_str().unwrap();
+    let args: Vec<&str> = match name {
+        "knot" => vec!["-c", conf_arg],
+        _ => vec!["-g", "-n", "1", "-c", conf_arg],
+    };
+    let child = spawn(&which(program, package), &args, &dir, &log);
+    Peer {
+        name,
+        port,
+        child,
+        dir,
+        log,
+        _tmp: tmp,
+    }
+}
+
 fn which(program: &str, package: &str) -> String {
     for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
         let p = format!("{dir}/{program}");
@@ -108,23 +136,7 @@ zone:
         alg = key.algorithm.key_file_name(),
         secret = key.secret_base64(),
     );
-    std::fs::write(dir.join("knot.conf"), conf).unwrap();
-    let log = dir.join("knot.log");
-    let conf_path = dir.join("knot.conf");
-    let child = spawn(
-        &which("knotd", "knot"),
-        &["-c", conf_path.to_str().unwrap()],
-        &dir,
-        &log,
-    );
-    Peer {
-        name: "knot",
-        port,
-        child,
-        dir,
-        log,
-        _tmp: tmp,
-    }
+    start(tmp, port, "knot", &conf)
 }
 
 /// BIND (named) as a secondary of `zone`.
@@ -157,23 +169,7 @@ zone "{zone}" {{
         alg = key.algorithm.key_file_name(),
         secret = key.secret_base64(),
     );
-    std::fs::write(dir.join("named.conf"), conf).unwrap();
-    let log = dir.join("named.log");
-    let conf_path = dir.join("named.conf");
-    let child = spawn(
-        &which("named", "bind9"),
-        &["-g", "-n", "1", "-c", conf_path.to_str().unwrap()],
-        &dir,
-        &log,
-    );
-    Peer {
-        name: "bind",
-        port,
-        child,
-        dir,
-        log,
-        _tmp: tmp,
-    }
+    start(tmp, port, "bind", &conf)
 }
 
 /// NSD as a secondary of `zone` (IXFR when it can, as NSD does by default).
@@ -268,23 +264,7 @@ zone:
 {signing}"#,
         d = dir.display(),
     );
-    std::fs::write(dir.join("knot.conf"), conf).unwrap();
-    let log = dir.join("knot.log");
-    let conf_path = dir.join("knot.conf");
-    let child = spawn(
-        &which("knotd", "knot"),
-        &["-c", conf_path.to_str().unwrap()],
-        &dir,
-        &log,
-    );
-    Peer {
-        name: "knot",
-        port,
-        child,
-        dir,
-        log,
-        _tmp: tmp,
-    }
+    start(tmp, port, "knot", &conf)
 }
 
 /// BIND (named) as a primary of `zone`, serving `zone_text` unsigned.
@@ -311,21 +291,5 @@ zone "{zone}" {{
 "#,
         d = dir.display(),
     );
-    std::fs::write(dir.join("named.conf"), conf).unwrap();
-    let log = dir.join("named.log");
-    let conf_path = dir.join("named.conf");
-    let child = spawn(
-        &which("named", "bind9"),
-        &["-g", "-n", "1", "-c", conf_path.to_str().unwrap()],
-        &dir,
-        &log,
-    );
-    Peer {
-        name: "bind",
-        port,
-        child,
-        dir,
-        log,
-        _tmp: tmp,
-    }
+    start(tmp, port, "bind", &conf)
 }
