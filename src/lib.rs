@@ -103,9 +103,9 @@ pub struct Running {
     drain: Arc<Drain>,
     dns_addrs: Vec<SocketAddr>,
     http_addr: Option<SocketAddr>,
-    server: hickory_server::Server<server::Handler>,
-    /// Our DNS-over-TCP accept loops (`server::tcp`).
-    tcp_tasks: Vec<JoinHandle<()>>,
+    /// Our DNS socket loops: UDP (`server::udp`) and TCP accept
+    /// (`server::tcp`).
+    dns_tasks: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     http_task: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
@@ -149,10 +149,9 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
-        for t in &self.tcp_tasks {
+        for t in &self.dns_tasks {
             t.abort();
         }
-        let _ = self.server.shutdown_gracefully().await;
         if let Some((stop, task)) = self.http_task.take() {
             let _ = stop.send(());
             if tokio::time::timeout(DRAIN_LIMIT, task).await.is_err() {
@@ -248,23 +247,25 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
             stats: stats.clone(),
         },
     ));
-    let sockets = server::bind(&config.listen).await?;
+    let listeners = server::bind(&config.listen).await?;
     let handler = server::Handler::new(cx);
-    let mut server = hickory_server::Server::new(handler.clone());
-    // UDP on hickory's loop; TCP on ours (connection caps and limits).
+    // Our own loops: UDP with prepared answers, TCP with connection caps
+    // and limits.
     let tcp_limiter = server::ConnLimiter::new(
         "dns-tcp",
         config.connections.tcp_max_connections,
         config.connections.tcp_max_connections_per_source,
     );
     let mut dns_addrs = Vec::new();
-    let mut tcp_tasks = Vec::new();
-    for (udp, tcp) in sockets {
-        if let Ok(a) = udp.local_addr() {
+    let mut dns_tasks = Vec::new();
+    for server::Listener { udp, tcp } in listeners {
+        if let Ok(a) = tcp.local_addr() {
             dns_addrs.push(a);
         }
-        server.register_socket(udp);
-        tcp_tasks.push(tokio::spawn(server::tcp::serve(
+        for socket in udp {
+            dns_tasks.push(tokio::spawn(server::udp::serve(socket, handler.clone())));
+        }
+        dns_tasks.push(tokio::spawn(server::tcp::serve(
             tcp,
             handler.clone(),
             tcp_limiter.clone(),
@@ -371,8 +372,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         drain,
         dns_addrs,
         http_addr,
-        server,
-        tcp_tasks,
+        dns_tasks,
         tasks,
         http_task,
     })

@@ -296,7 +296,13 @@ impl Tally {
     }
 
     pub fn inc(&self, at: &[usize]) {
-        self.slots[self.slot(at)].fetch_add(1, Ordering::Relaxed);
+        self.add(at, 1);
+    }
+
+    pub fn add(&self, at: &[usize], n: u64) {
+        if n > 0 {
+            self.slots[self.slot(at)].fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub fn get(&self, at: &[usize]) -> u64 {
@@ -352,6 +358,14 @@ pub const COOKIE_MALFORMED: usize = 2;
 pub const LOG_TSIG_FAILURE: usize = 0;
 pub const LOG_UNAUTHENTICATED_REFUSAL: usize = 1;
 pub const LOG_KINDS: &[&str] = &["tsig_failure", "unauthenticated_refusal"];
+/// How a UDP request was answered (issue 12): from a prepared answer,
+/// from one prepared for it, or by the request front (anything but a
+/// plain query); and datagrams dropped because the front had too many
+/// UDP requests in hand.
+pub const UDP_PREPARED: usize = 0;
+pub const UDP_BUILT: usize = 1;
+pub const UDP_FRONT: usize = 2;
+pub const UDP_OVERLOADED: usize = 3;
 
 /// Upper bounds (seconds) of the commit latency buckets: an fsync on an SSD
 /// is about a millisecond, on a busy disk tens.
@@ -393,6 +407,8 @@ pub struct Metrics {
     pub cookies: Tally,
     /// Log lines of unauthenticated events not written: [kind].
     pub log_suppressed: Tally,
+    /// Issue 12: UDP requests by how they were answered: [path].
+    pub udp_requests: Tally,
 }
 
 impl Default for Metrics {
@@ -426,6 +442,11 @@ impl Default for Metrics {
                 "Log lines of unauthenticated events not written (past the per-second allowance; summarised in the log)",
                 &[("kind", LOG_KINDS)],
             ),
+            udp_requests: Tally::new(
+                "zonewarden_udp_requests",
+                "UDP requests by how they were handled: answered from a prepared answer, from one prepared for it, by the request front, or dropped because the front had too many in hand",
+                &[("path", &["prepared", "built", "front", "overloaded"])],
+            ),
         }
     }
 }
@@ -451,7 +472,12 @@ impl Metrics {
     pub fn registry(&self) -> Registry {
         let mut r = Registry::default();
         r.register_collector(Box::new(self.queries.clone()));
-        for t in [&self.rrl_limited, &self.cookies, &self.log_suppressed] {
+        for t in [
+            &self.rrl_limited,
+            &self.cookies,
+            &self.log_suppressed,
+            &self.udp_requests,
+        ] {
             r.register_collector(Box::new(t.clone()));
         }
         let families: [(&str, &str, &CounterVec); 8] = [

@@ -140,9 +140,15 @@ impl Cookies {
     /// Judge the COOKIE option of a request from `ip` at `now` (Unix
     /// seconds). Only the first COOKIE option counts (RFC 7873 §5.2).
     pub fn inspect(&self, edns: Option<&Edns>, ip: IpAddr, now: u64) -> Seen {
-        let Some(data) = edns.and_then(|e| option_data(e)) else {
-            return Seen::Absent;
-        };
+        match edns.and_then(|e| option_data(e)) {
+            Some(data) => self.inspect_data(data, ip, now),
+            None => Seen::Absent,
+        }
+    }
+
+    /// Judge the data of a COOKIE option (the UDP fast path reads it from
+    /// the wire itself).
+    pub fn inspect_data(&self, data: &[u8], ip: IpAddr, now: u64) -> Seen {
         let now = now as u32; // serial arithmetic, mod 2^32 (RFC 9018 §4.3)
         match data.len() {
             8 | 16..=40 => {}

@@ -1,7 +1,8 @@
-//! The DNS request front. hickory-server's `Server` owns the UDP socket,
-//! our own loop (`tcp`) the TCP listeners (connection caps, idle, lifetime
-//! and message limits); both hand each parsed request to our [`Handler`];
-//! from there a request takes one path:
+//! The DNS request front. Our own loops own the sockets: `udp` (one socket
+//! per core; plain queries answered from prepared answers, `prepared`) and
+//! `tcp` (connection caps, idle, lifetime and message limits); both hand
+//! every other request to our [`Handler`] (`dispatch`); from there a
+//! request takes one path:
 //!
 //! 1. TSIG verification under one policy snapshot (`tsig`; a request that
 //!    carries a TSIG RR is answered under it, RFC 8945 §5.2); a failure is
@@ -29,6 +30,7 @@ pub mod conn;
 pub mod cookie;
 mod edns;
 mod identity;
+mod prepared;
 mod query;
 mod refusal;
 pub mod request;
@@ -36,16 +38,19 @@ mod response;
 pub mod rrl;
 pub mod tcp;
 mod transfer;
+pub mod udp;
 mod unanswered;
 mod update;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_server::net::runtime::Time;
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_server::net::runtime::{Time, TokioTime};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 
 use crate::acl::{LivePolicy, PolicyState};
 use crate::clock::Clock;
@@ -378,6 +383,40 @@ impl RequestHandler for Handler {
     }
 }
 
+/// Parse one message and hand it to the request front, as hickory's own
+/// loop did: fewer than 12 octets or a response is dropped, a message that
+/// does not parse gets FORMERR. For TCP (`tcp`) and the UDP requests the
+/// fast path does not answer (`udp`).
+async fn dispatch<R: ResponseHandler>(
+    handler: &Handler,
+    msg: Vec<u8>,
+    src: SocketAddr,
+    protocol: Protocol,
+    mut responder: R,
+) {
+    let Ok(header) = Header::read(&mut BinDecoder::new(&msg)) else {
+        return;
+    };
+    if header.metadata.message_type == MessageType::Response {
+        return;
+    }
+    match Request::from_bytes(msg, src, protocol) {
+        Ok(request) => {
+            handler
+                .handle_request::<_, TokioTime>(&request, responder)
+                .await;
+        }
+        Err(error) => {
+            tracing::debug!(%src, %error, ?protocol, "unparsable DNS message");
+            let queries =
+                Queries::read(&mut BinDecoder::new(&[]), 0).expect("zero questions always parse");
+            let response = MessageResponseBuilder::new(&queries, None)
+                .error_msg(&header.metadata, ResponseCode::FormErr);
+            let _ = responder.send_response(response).await;
+        }
+    }
+}
+
 /// Why the DNS sockets could not be bound.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source}")]
@@ -387,11 +426,16 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// Bind UDP and TCP on each address; a port of 0 picks one free port for
-/// both.
-pub async fn bind(
-    addrs: &[SocketAddr],
-) -> Result<Vec<(tokio::net::UdpSocket, tokio::net::TcpListener)>, BindError> {
+/// The sockets of one listen address: UDP sockets sharing its port (one
+/// per core, `udp`), and the TCP listener.
+pub struct Listener {
+    pub udp: Vec<tokio::net::UdpSocket>,
+    pub tcp: tokio::net::TcpListener,
+}
+
+/// Bind UDP (`udp::sockets_per_address` sockets) and TCP on each address;
+/// a port of 0 picks one free port for all of them.
+pub async fn bind(addrs: &[SocketAddr]) -> Result<Vec<Listener>, BindError> {
     let mut out = Vec::new();
     for addr in addrs {
         let err = |source| BindError {
@@ -401,11 +445,16 @@ pub async fn bind(
         let mut last_err = None;
         // With port 0 the UDP port chosen may be taken for TCP: try a few.
         for _ in 0..20 {
-            let udp = tokio::net::UdpSocket::bind(addr).await.map_err(err)?;
-            let actual = udp.local_addr().map_err(err)?;
+            let first = udp::bind(*addr).map_err(err)?;
+            let actual = first.local_addr().map_err(err)?;
             match tokio::net::TcpListener::bind(actual).await {
                 Ok(tcp) => {
-                    out.push((udp, tcp));
+                    let mut udp = vec![tokio::net::UdpSocket::from_std(first).map_err(err)?];
+                    for _ in 1..udp::sockets_per_address() {
+                        let more = udp::bind(actual).map_err(err)?;
+                        udp.push(tokio::net::UdpSocket::from_std(more).map_err(err)?);
+                    }
+                    out.push(Listener { udp, tcp });
                     last_err = None;
                     break;
                 }

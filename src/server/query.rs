@@ -8,12 +8,23 @@ use hickory_server::server::Request;
 use super::response::Reply;
 use crate::query;
 use crate::writer::ZoneHandle;
+use crate::zone::ZoneData;
 
 /// The answer to a query for `qname`/`qtype` inside `zone`.
 pub fn answer(request: &Request, zone: &ZoneHandle, qname: &Name, qtype: RecordType) -> Reply {
-    let snapshot = zone.snapshot();
+    answer_from(request, &zone.snapshot(), qname, qtype)
+}
+
+/// The answer to a query for `qname`/`qtype` from one snapshot of its
+/// zone (the UDP fast path prepares its answers with this too).
+pub fn answer_from(
+    request: &Request,
+    snapshot: &ZoneData,
+    qname: &Name,
+    qtype: RecordType,
+) -> Reply {
     let dnssec_ok = request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
-    let ans = query::lookup(&snapshot, qname, qtype, dnssec_ok);
+    let ans = query::lookup(snapshot, qname, qtype, dnssec_ok);
     let mut reply = Reply::new(request, ans.rcode);
     reply.metadata.authoritative = ans.authoritative;
     reply.answers = ans.answers;

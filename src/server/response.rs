@@ -11,10 +11,9 @@
 //! # Limitations
 //! A `ResponseHandler` sends a `MessageResponse`, which it encodes itself,
 //! so a UDP or TSIG-signed response is encoded here to measure or sign it,
-//! and again by the handler to send it (hickory's for UDP, `tcp`'s for
-//! TCP). An unsigned TCP response is encoded once. Sending the bytes
-//! encoded here needs our own UDP loop and a raw-bytes path in `tcp` (the
-//! performance work).
+//! and again by the responder to send it (`udp`'s or `tcp`'s). An unsigned
+//! TCP response is encoded once, and plain UDP queries do not come here:
+//! `prepared` answers them from bytes encoded once per zone change.
 
 use std::iter;
 

@@ -352,6 +352,26 @@ impl Protection {
         }
     }
 
+    /// The COOKIE option `data` of a request from `ip`, judged (Absent
+    /// when cookies are off).
+    pub fn cookie_data(&self, data: &[u8], ip: IpAddr, now: u64) -> Seen {
+        match &self.cookies {
+            Some(c) => c.inspect_data(data, ip, now),
+            None => Seen::Absent,
+        }
+    }
+
+    /// The COOKIE option data of the answer to a request from `ip`.
+    pub fn cookie_answer_to(&self, seen: &Seen, ip: IpAddr, now: u64) -> Option<[u8; 24]> {
+        self.cookies.as_ref().and_then(|c| c.answer(seen, ip, now))
+    }
+
+    /// Whether answers to `ip` without a valid cookie are rate-limited.
+    pub fn limits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.rrl.is_some() && !self.exempt.iter().any(|n| n.contains(&ip))
+    }
+
     /// The COOKIE option data of the answer.
     pub fn cookie_answer(&self, seen: &Seen, request: &Request, now: u64) -> Option<[u8; 24]> {
         self.cookies
@@ -365,14 +385,27 @@ impl Protection {
         let qtype = q.map_or(RecordType::NULL, |q| q.query_type());
         let qname: Option<Name> = q.map(|q| q.name().into());
         let (class, name) = classify(qname.as_ref(), qtype, reply);
+        (self.check(request.src().ip(), class, name, qtype), class)
+    }
+
+    /// The verdict on an answer of `class`, keyed by `name`, to a query of
+    /// `qtype` from `ip` (the UDP fast path classified its prepared answer
+    /// once, with [`classify`]).
+    pub fn check(
+        &self,
+        ip: IpAddr,
+        class: Class,
+        name: Option<&Name>,
+        qtype: RecordType,
+    ) -> Verdict {
         let Some(table) = &self.rrl else {
-            return (Verdict::Send, class);
+            return Verdict::Send;
         };
-        let ip = request.src().ip().to_canonical();
+        let ip = ip.to_canonical();
         if self.exempt.iter().any(|n| n.contains(&ip)) {
-            return (Verdict::Send, class);
+            return Verdict::Send;
         }
-        (table.check(ip, class, name, qtype, self.now_ms()), class)
+        table.check(ip, class, name, qtype, self.now_ms())
     }
 
     /// Whether `key` may send one more UPDATE now.

@@ -1,7 +1,7 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): our own accept loop and
 //! connection tasks, in place of hickory-server's (which has no connection
 //! caps and restarts its idle timer with every message, so one query every
-//! few seconds held a connection forever). UDP stays on hickory's `Server`.
+//! few seconds held a connection forever). UDP is `udp`'s.
 //!
 //! - Accept: each connection takes a place in the [`ConnLimiter`] (total
 //!   and per source) or is closed at once. When `accept` itself fails for
@@ -40,12 +40,11 @@ use std::time::Duration;
 
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
+use hickory_server::server::{ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -170,40 +169,13 @@ async fn connection(
             }
             Err(_) => break,
         };
-        handle(&handler, msg, src, responder.clone()).await;
+        super::dispatch(&handler, msg, src, Protocol::Tcp, responder.clone()).await;
         if responder.failed() {
             return;
         }
     }
     let mut wr = responder.wr.lock().await;
     let _ = timeout(limits.idle, wr.shutdown()).await;
-}
-
-/// Parse one message and hand it to the request front, as hickory's own
-/// loop does: fewer than 12 octets or a response is dropped, a message that
-/// does not parse gets FORMERR.
-async fn handle(handler: &Handler, msg: Vec<u8>, src: SocketAddr, mut responder: TcpResponder) {
-    let Ok(header) = Header::read(&mut BinDecoder::new(&msg)) else {
-        return;
-    };
-    if header.metadata.message_type == MessageType::Response {
-        return;
-    }
-    match Request::from_bytes(msg, src, Protocol::Tcp) {
-        Ok(request) => {
-            handler
-                .handle_request::<_, TokioTime>(&request, responder)
-                .await;
-        }
-        Err(error) => {
-            tracing::debug!(%src, %error, "unparsable DNS message over TCP");
-            let queries =
-                Queries::read(&mut BinDecoder::new(&[]), 0).expect("zero questions always parse");
-            let response = MessageResponseBuilder::new(&queries, None)
-                .error_msg(&header.metadata, ResponseCode::FormErr);
-            let _ = responder.send_response(response).await;
-        }
-    }
 }
 
 /// Sends responses on one connection: encoded once, written with a length
@@ -240,7 +212,7 @@ impl TcpResponder {
 
 /// Encode like hickory does for TCP (up to 65,535 octets; SERVFAIL if the
 /// message cannot be encoded).
-fn encode<'a>(
+pub(super) fn encode<'a>(
     response: MessageResponse<
         '_,
         'a,
