@@ -13,8 +13,10 @@
 //! (from `--start`); a name without a trailing dot is relative to `--zone`.
 //! Latency is measured per UPDATE from the first byte sent to the whole
 //! answer read. The last line of output is `RESULT key=value ...` for
-//! scripts. Exit status: 0 when all N were answered (whatever the RCODEs),
-//! 2 when the overall `--timeout` stopped the run, 1 on a setup error.
+//! scripts. `--rate R` paces the run at R UPDATEs a second (a steady
+//! background load); SIGINT then ends it with its report. Exit status: 0
+//! when all N were answered (whatever the RCODEs), 2 when the overall
+//! `--timeout` or SIGINT stopped the run, 1 on a setup error.
 //!
 //! ```text
 //! cargo run --release --example update_bench -- --server 127.0.0.1:5300 \
@@ -89,6 +91,11 @@ struct Args {
     /// Seconds the whole run may take.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Send at most this many UPDATEs per second in all (0: as fast as
+    /// answers come): UPDATE i is not sent before i / rate seconds after
+    /// the start. A steady background load for scripts/bench-propagation.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 /// What every worker needs, shared.
@@ -98,6 +105,8 @@ struct Plan {
     zone: Name,
     next: AtomicUsize,
     stats: Mutex<Stats>,
+    /// When the run started (for --rate).
+    started: Instant,
 }
 
 #[derive(Default)]
@@ -169,6 +178,10 @@ async fn worker(plan: Arc<Plan>, worker_no: usize) -> Result<(), String> {
         let k = plan.next.fetch_add(1, Ordering::Relaxed);
         if k >= plan.args.count {
             return Ok(());
+        }
+        if plan.args.rate > 0.0 {
+            let due = plan.started + Duration::from_secs_f64(k as f64 / plan.args.rate);
+            tokio::time::sleep_until(due.into()).await;
         }
         // Distinct IDs across workers (a TCP answer is matched by ID too).
         let id = (k as u16).wrapping_add((worker_no as u16).wrapping_mul(4099));
@@ -265,6 +278,7 @@ async fn main() -> ExitCode {
         zone,
         next: AtomicUsize::new(0),
         stats: Mutex::new(Stats::default()),
+        started: Instant::now(),
     });
     if let Err(e) = owner(&plan, plan.args.start) {
         eprintln!("update_bench: --name-template: {e}");
@@ -287,7 +301,16 @@ async fn main() -> ExitCode {
         }
         setup_error
     };
-    match tokio::time::timeout(overall, all).await {
+    // SIGINT ends a --rate run early (a background load): the report
+    // covers what was sent until then.
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(overall, all) => r,
+        _ = tokio::signal::ctrl_c() => {
+            report(&plan, started.elapsed(), Some("interrupted"));
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
         Ok(None) => {
             report(&plan, started.elapsed(), None);
             ExitCode::SUCCESS
