@@ -104,6 +104,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key, mac)
      ) WITHOUT ROWID;
      CREATE INDEX tsig_replay_expires ON tsig_replay (expires);",
+    // 5: the replay window as a log in the order UPDATEs were accepted: a
+    // commit appends to the table's last page instead of writing a page
+    // picked by the MAC's random bytes plus one of an index, and expired
+    // rows go as one range at the front (`replay::purge`)
+    "CREATE TABLE tsig_replay_log (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        mac BLOB NOT NULL,
+        expires INTEGER NOT NULL
+     );
+     INSERT INTO tsig_replay_log (key, mac, expires)
+        SELECT key, mac, expires FROM tsig_replay ORDER BY expires;
+     DROP TABLE tsig_replay;
+     ALTER TABLE tsig_replay_log RENAME TO tsig_replay;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +148,42 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The same error again, for each of the several requests one failed
+    /// commit answers (`rusqlite::Error` is not `Clone`): its SQLite code
+    /// and message are kept.
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Sqlite { path, source } => StoreError::Sqlite {
+                path: path.clone(),
+                source: match source {
+                    rusqlite::Error::SqliteFailure(code, msg) => {
+                        rusqlite::Error::SqliteFailure(*code, msg.clone())
+                    }
+                    other => rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                        Some(other.to_string()),
+                    ),
+                },
+            },
+            StoreError::Dir { path, source } => StoreError::Dir {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::TooNew { path, found, known } => StoreError::TooNew {
+                path: path.clone(),
+                found: *found,
+                known: *known,
+            },
+            StoreError::Corrupt { path, zone, what } => StoreError::Corrupt {
+                path: path.clone(),
+                zone: zone.clone(),
+                what: what.clone(),
+            },
+        }
+    }
+}
+
 /// What the database holds for one zone.
 #[derive(Debug)]
 pub struct ZoneState {
@@ -153,6 +203,19 @@ pub struct AgedRecord {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// When (Unix seconds) this connection last deleted the replay rows
+    /// past their window (`replay::purge`): at most once a
+    /// [`replay::PURGE_EVERY`], so that a commit does not delete one row
+    /// (and dirty its pages) each time it adds one.
+    replay_purged_at: u64,
+}
+
+/// One change of a batch given to [`Store::commit_all`], with what else its
+/// commit carries.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub change: &'a Change,
+    pub extra: &'a Extra<'a>,
 }
 
 impl std::fmt::Debug for Store {
@@ -230,6 +293,7 @@ impl Store {
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            replay_purged_at: 0,
         })
     }
 
@@ -245,6 +309,11 @@ impl Store {
         self.conn
             .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
             .map_err(|e| self.err(e))
+    }
+
+    fn replay_purge_due(&self, now: u64) -> bool {
+        now >= self.replay_purged_at.saturating_add(replay::PURGE_EVERY)
+            || now < self.replay_purged_at
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -365,60 +434,61 @@ impl Store {
         now: u64,
         extra: &Extra<'_>,
     ) -> Result<(), StoreError> {
+        self.commit_all(zone, &[Commit { change, extra }], &[], now)
+    }
+
+    /// Commit several changes, in order, in ONE transaction (one fsync):
+    /// each keeps its own serial, journal entry (so IXFR from any serial
+    /// in between stays exact) and audit row; the zone's serial becomes
+    /// the last one's. `remember` are signed UPDATEs that changed nothing
+    /// or were refused, kept for the replay window in the same
+    /// transaction. All or nothing; returns only once it is durable.
+    pub fn commit_all(
+        &mut self,
+        zone: &Name,
+        commits: &[Commit<'_>],
+        remember: &[Accepted],
+        now: u64,
+    ) -> Result<(), StoreError> {
         let zname = zone.to_lowercase().to_ascii();
         let path = self.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
+        let purge = self.replay_purge_due(now);
         let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut del = tx
-                .prepare_cached(
-                    "DELETE FROM records WHERE zone = ?1 AND owner = ?2 AND rtype = ?3 AND rdata = ?4",
-                )
-                .map_err(sql)?;
-            for r in &change.removed {
-                del.execute(params![
-                    zname,
-                    r.name.to_lowercase().to_ascii(),
-                    u16::from(r.record_type()),
-                    rdata_bytes(&r.data)
-                ])
-                .map_err(sql)?;
+        for Commit { change, extra } in commits {
+            write_change(&tx, &zname, change, extra, now).map_err(sql)?;
+        }
+        if let Some(last) = commits.last() {
+            let fingerprint = commits.iter().rev().find_map(|c| c.extra.fingerprint);
+            let updated = match fingerprint {
+                Some(fp) => tx.execute(
+                    "UPDATE zones SET serial = ?2, static_fingerprint = ?3 WHERE name = ?1",
+                    params![zname, last.change.serial_to as i64, fp],
+                ),
+                None => tx.execute(
+                    "UPDATE zones SET serial = ?2 WHERE name = ?1",
+                    params![zname, last.change.serial_to as i64],
+                ),
+            }
+            .map_err(sql)?;
+            if updated != 1 {
+                return Err(sql(rusqlite::Error::QueryReturnedNoRows));
             }
         }
-        let by = change.audit.actor.key().map(|k| k.to_ascii());
-        insert_records(
-            &tx,
-            &zname,
-            &change.added,
-            change.source,
-            now,
-            by.as_deref(),
-        )
-        .map_err(sql)?;
-        let updated = match extra.fingerprint {
-            Some(fp) => tx.execute(
-                "UPDATE zones SET serial = ?2, static_fingerprint = ?3 WHERE name = ?1",
-                params![zname, change.serial_to as i64, fp],
-            ),
-            None => tx.execute(
-                "UPDATE zones SET serial = ?2 WHERE name = ?1",
-                params![zname, change.serial_to as i64],
-            ),
+        for a in remember {
+            replay::remember(&tx, a).map_err(sql)?;
         }
-        .map_err(sql)?;
-        if updated != 1 {
-            return Err(sql(rusqlite::Error::QueryReturnedNoRows));
+        if purge {
+            replay::purge(&tx, now).map_err(sql)?;
         }
-        journal::append(&tx, &zname, change, now).map_err(sql)?;
-        audit::append(&tx, &zname, &change.audit, now).map_err(sql)?;
-        retire::settle(&tx, &zname, change.serial_to, extra, now).map_err(sql)?;
-        if let Some(a) = extra.accepted {
-            replay::remember(&tx, a, now).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        if purge {
+            self.replay_purged_at = now;
         }
-        tx.commit().map_err(sql)
+        Ok(())
     }
 
     /// Dynamic records of `rtype` added before `before` (Unix seconds).
@@ -461,6 +531,47 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// One change's rows inside a commit's transaction: its records, journal
+/// entry, audit row, retirements and its UPDATE's MAC (not the serial:
+/// `commit_all` writes the last one once).
+fn write_change(
+    tx: &rusqlite::Transaction<'_>,
+    zname: &str,
+    change: &Change,
+    extra: &Extra<'_>,
+    now: u64,
+) -> rusqlite::Result<()> {
+    {
+        let mut del = tx.prepare_cached(
+            "DELETE FROM records WHERE zone = ?1 AND owner = ?2 AND rtype = ?3 AND rdata = ?4",
+        )?;
+        for r in &change.removed {
+            del.execute(params![
+                zname,
+                r.name.to_lowercase().to_ascii(),
+                u16::from(r.record_type()),
+                rdata_bytes(&r.data)
+            ])?;
+        }
+    }
+    let by = change.audit.actor.key().map(|k| k.to_ascii());
+    insert_records(
+        tx,
+        zname,
+        &change.added,
+        change.source,
+        now,
+        by.as_deref(),
+    )?;
+    journal::append(tx, zname, change, now)?;
+    audit::append(tx, zname, &change.audit, now)?;
+    retire::settle(tx, zname, change.serial_to, extra, now)?;
+    if let Some(a) = extra.accepted {
+        replay::remember(tx, a)?;
+    }
+    Ok(())
 }
 
 fn insert_records(
