@@ -117,8 +117,19 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO tsig_replay_log (key, mac, expires)
         SELECT key, mac, expires FROM tsig_replay ORDER BY expires;
      DROP TABLE tsig_replay;
-     ALTER TABLE tsig_replay_log RENAME TO tsig_replay;",
+     ALTER TABLE tsig_replay_log RENAME TO tsig_replay;
+     -- only the challenge records the expiry sweep reads are indexed by
+     -- age: a commit's RRSIG and NSEC rows no longer write to this index
+     DROP INDEX records_zone;
+     CREATE INDEX records_txt_age ON records (zone, added_at)
+        WHERE rtype = 16 AND source = 'dynamic';",
 ];
+
+/// WAL pages after which a commit checkpoints the WAL into the database.
+const WAL_CHECKPOINT_PAGES: i64 = 1000;
+/// Bytes a WAL is truncated to once checkpointed (a little over
+/// `WAL_CHECKPOINT_PAGES` pages of 4 KiB).
+pub const WAL_SIZE_LIMIT: i64 = 6 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -270,6 +281,15 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        // The WAL is checkpointed into the database by the commit that
+        // takes it past WAL_CHECKPOINT_PAGES (SQLite's default, made
+        // explicit), then reused from its start; a WAL a big transaction
+        // grew past WAL_SIZE_LIMIT (a zone signed at start, a large batch)
+        // is truncated back to it then, instead of keeping its peak size.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
@@ -491,23 +511,25 @@ impl Store {
         Ok(())
     }
 
-    /// Dynamic records of `rtype` added before `before` (Unix seconds).
-    pub fn dynamic_older_than(
+    /// Dynamic TXT records (the challenges) added before `before` (Unix
+    /// seconds), through the `records_txt_age` index.
+    pub fn dynamic_txt_older_than(
         &self,
         zone: &Name,
-        rtype: RecordType,
         before: u64,
     ) -> Result<Vec<AgedRecord>, StoreError> {
         let zname = zone.to_lowercase().to_ascii();
         let mut stmt = self
             .conn
             .prepare_cached(
+                // `rtype = 16` and `source = 'dynamic'` as literals: what
+                // the partial index is defined on
                 "SELECT owner, ttl, rdata, added_at FROM records
-                 WHERE zone = ?1 AND source = 'dynamic' AND rtype = ?2 AND added_at < ?3",
+                 WHERE zone = ?1 AND rtype = 16 AND source = 'dynamic' AND added_at < ?2",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![zname, u16::from(rtype), before as i64], |r| {
+            .query_map(params![zname, before as i64], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, u32>(1)?,
@@ -520,7 +542,7 @@ impl Store {
         for row in rows {
             let (owner, ttl, rdata, added_at) = row.map_err(|e| self.err(e))?;
             let (Ok(name), Some(data)) =
-                (Name::from_ascii(&owner), rdata_from_bytes(rtype, &rdata))
+                (Name::from_ascii(&owner), rdata_from_bytes(RecordType::TXT, &rdata))
             else {
                 continue;
             };
@@ -648,13 +670,13 @@ mod tests {
         assert_eq!(rows[0].key.as_deref(), Some("mx1."));
         assert_eq!(rows[0].machine.as_deref(), Some("mx1"));
         assert_eq!(
-            s.dynamic_older_than(&zone, RecordType::TXT, 1002)
+            s.dynamic_txt_older_than(&zone, 1002)
                 .unwrap()
                 .len(),
             1
         );
         assert_eq!(
-            s.dynamic_older_than(&zone, RecordType::TXT, 1001)
+            s.dynamic_txt_older_than(&zone, 1001)
                 .unwrap()
                 .len(),
             0
