@@ -391,7 +391,8 @@ pub struct Metrics {
     /// `commit_seconds`: more than its count when UPDATEs shared a commit
     /// (group commit, `writer`).
     pub committed_changes: AtomicU64,
-    /// UPDATEs waiting for their zone's writer (queued behind a commit).
+    /// UPDATEs given to a zone writer and not answered yet (queued, or in
+    /// the commit in progress).
     pub updates_waiting: AtomicU64,
     /// Issue 11: UDP answers limited by RRL: [action, class].
     pub rrl_limited: Tally,
@@ -526,7 +527,7 @@ impl Metrics {
         );
         r.register(
             "zonewarden_updates_waiting",
-            "UPDATEs waiting for their zone's writer now (queued behind the commit in progress)",
+            "UPDATEs in the zone writers now, waiting for the commit that holds them (queued, or in the commit in progress)",
             ConstGauge::new(self.updates_waiting.load(Ordering::Relaxed) as f64),
         );
         r.register(

@@ -541,9 +541,10 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (owner, ttl, rdata, added_at) = row.map_err(|e| self.err(e))?;
-            let (Ok(name), Some(data)) =
-                (Name::from_ascii(&owner), rdata_from_bytes(RecordType::TXT, &rdata))
-            else {
+            let (Ok(name), Some(data)) = (
+                Name::from_ascii(&owner),
+                rdata_from_bytes(RecordType::TXT, &rdata),
+            ) else {
                 continue;
             };
             out.push(AgedRecord {
@@ -579,14 +580,7 @@ fn write_change(
         }
     }
     let by = change.audit.actor.key().map(|k| k.to_ascii());
-    insert_records(
-        tx,
-        zname,
-        &change.added,
-        change.source,
-        now,
-        by.as_deref(),
-    )?;
+    insert_records(tx, zname, &change.added, change.source, now, by.as_deref())?;
     journal::append(tx, zname, change, now)?;
     audit::append(tx, zname, &change.audit, now)?;
     retire::settle(tx, zname, change.serial_to, extra, now)?;
@@ -669,18 +663,204 @@ mod tests {
         assert_eq!(rows[0].action, Action::Update);
         assert_eq!(rows[0].key.as_deref(), Some("mx1."));
         assert_eq!(rows[0].machine.as_deref(), Some("mx1"));
-        assert_eq!(
-            s.dynamic_txt_older_than(&zone, 1002)
-                .unwrap()
-                .len(),
-            1
+        assert_eq!(s.dynamic_txt_older_than(&zone, 1002).unwrap().len(), 1);
+        assert_eq!(s.dynamic_txt_older_than(&zone, 1001).unwrap().len(), 0);
+    }
+
+    fn change(serial_from: u32, added: Vec<Record>) -> Change {
+        Change {
+            serial_from,
+            serial_to: serial_from + 1,
+            removed: vec![],
+            added,
+            source: Source::Dynamic,
+            audit: Audit::server(Action::Update, "test".into()),
+        }
+    }
+
+    fn txt_at(owner: &str, value: &str) -> Record {
+        Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            60,
+            RData::try_from_str(RecordType::TXT, value).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_batch_is_one_transaction_with_a_journal_entry_and_audit_row_per_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let mut s = Store::open(&dir.path().join("z.sqlite")).unwrap();
+        s.create_zone(&zone, 10, "fp", &[], 1000).unwrap();
+        let a = change(10, vec![txt_at("a.z.test.", "1")]);
+        let b = change(11, vec![txt_at("b.z.test.", "2")]);
+        let mac = |id: u8| Accepted {
+            key: "k.".into(),
+            id: vec![id],
+            expires: 2000,
+        };
+        let (ma, refused) = (mac(1), mac(2));
+        let extra_a = Extra {
+            accepted: Some(&ma),
+            ..Extra::default()
+        };
+        let extra_b = Extra::default();
+        let commits = [
+            Commit {
+                change: &a,
+                extra: &extra_a,
+            },
+            Commit {
+                change: &b,
+                extra: &extra_b,
+            },
+        ];
+        s.commit_all(&zone, &commits, std::slice::from_ref(&refused), 1001)
+            .unwrap();
+        let st = s.load_zone(&zone).unwrap().unwrap();
+        assert_eq!((st.serial, st.dynamic.len()), (12, 2));
+        let journal = s.journal(&zone).unwrap();
+        let serials: Vec<(u32, u32)> = journal
+            .iter()
+            .map(|e| (e.serial_from, e.serial_to))
+            .collect();
+        assert_eq!(serials, [(10, 11), (11, 12)]);
+        assert_eq!(s.journal_between(&zone, 11, 12).unwrap().unwrap().len(), 1);
+        assert_eq!(s.audit_tail(&zone, 10).unwrap().len(), 3, "create + 2");
+        let ids: Vec<Vec<u8>> = s
+            .accepted_since(1001)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, [vec![1], vec![2]]);
+        // A batch that fails (here: its zone is not in the database) leaves
+        // nothing of itself, its MACs included.
+        let c = change(12, vec![txt_at("c.z.test.", "3")]);
+        let extra = Extra::default();
+        let other = Name::from_ascii("nowhere.test.").unwrap();
+        assert!(
+            s.commit_all(
+                &other,
+                &[Commit {
+                    change: &c,
+                    extra: &extra
+                }],
+                &[mac(3)],
+                1002
+            )
+            .is_err()
         );
-        assert_eq!(
-            s.dynamic_txt_older_than(&zone, 1001)
+        assert_eq!(s.accepted_since(1001).unwrap().len(), 2, "rolled back");
+    }
+
+    #[test]
+    fn replay_rows_past_their_window_are_purged_as_a_range_at_most_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let mac = |id: u8, expires: u64| Accepted {
+            key: "k.".into(),
+            id: vec![id],
+            expires,
+        };
+        // The first commit purges (nothing yet past its window).
+        s.remember_accepted(&[mac(1, 100), mac(2, 200)], 70)
+            .unwrap();
+        let count = |s: &Store| -> i64 {
+            s.conn
+                .query_row("SELECT count(*) FROM tsig_replay", [], |r| r.get(0))
                 .unwrap()
-                .len(),
-            0
-        );
+        };
+        // Within a minute of the last purge: kept, but no longer returned.
+        s.remember_accepted(&[mac(3, 400)], 101).unwrap();
+        assert_eq!(count(&s), 3);
+        let ids: Vec<u8> = s
+            .accepted_since(101)
+            .unwrap()
+            .iter()
+            .map(|a| a.id[0])
+            .collect();
+        assert_eq!(ids, [2, 3]);
+        // A minute on: the expired front goes; what is still inside stays.
+        s.remember_accepted(&[mac(4, 500)], 250).unwrap();
+        let ids: Vec<u8> = s
+            .accepted_since(0)
+            .unwrap()
+            .iter()
+            .map(|a| a.id[0])
+            .collect();
+        assert_eq!(ids, [3, 4]);
+    }
+
+    #[test]
+    fn a_wal_grown_by_a_big_transaction_is_truncated_after_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.sqlite");
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let mut s = Store::open(&path).unwrap();
+        s.create_zone(&zone, 1, "fp", &[], 1000).unwrap();
+        // One change of 30,000 records: a WAL far past the limit.
+        let big: Vec<Record> = (0..30_000)
+            .map(|i| txt_at(&format!("n{i}.z.test."), &format!("{i:0>60}")))
+            .collect();
+        s.commit(&zone, &change(1, big), 1001, &Extra::default())
+            .unwrap();
+        let wal = dir.path().join("w.sqlite-wal");
+        let peak = std::fs::metadata(&wal).unwrap().len();
+        assert!(peak > WAL_SIZE_LIMIT as u64, "{peak}");
+        // That commit checkpointed it; the next one starts the WAL over
+        // and truncates it to the limit.
+        s.commit(
+            &zone,
+            &change(2, vec![txt_at("x.z.test.", "y")]),
+            1002,
+            &Extra::default(),
+        )
+        .unwrap();
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert!(after <= WAL_SIZE_LIMIT as u64, "{after} (peak {peak})");
+    }
+
+    #[test]
+    fn a_version_4_database_keeps_its_replay_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..4] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO tsig_replay (key, mac, expires) VALUES
+                   ('k.', x'02', 200), ('k.', x'01', 100), ('k.', x'03', 50);
+                 PRAGMA user_version = 4;",
+            )
+            .unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        let ids: Vec<Vec<u8>> = s
+            .accepted_since(60)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, [vec![1], vec![2]], "in the order their windows end");
+        s.remember_accepted(
+            &[Accepted {
+                key: "k.".into(),
+                id: vec![4],
+                expires: 300,
+            }],
+            120,
+        )
+        .unwrap();
+        let ids: Vec<Vec<u8>> = s
+            .accepted_since(120)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, [vec![2], vec![4]]);
     }
 
     #[test]

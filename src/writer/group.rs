@@ -20,6 +20,7 @@
 //! every UPDATE of the batch and changes nothing in memory.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::{UpdateDraft, WriteError, Written, ZoneHandle};
@@ -48,6 +49,7 @@ struct State {
 /// lead is given up, so no thread waits forever.
 struct Lead<'a> {
     group: &'a Group,
+    waiting: &'a std::sync::atomic::AtomicU64,
     /// The leader's own UPDATE: its thread is the one unwinding.
     own: u64,
     tickets: Vec<u64>,
@@ -60,6 +62,8 @@ impl Drop for Lead<'_> {
             return;
         }
         let mut st = self.group.lock();
+        self.waiting
+            .fetch_sub(self.tickets.len() as u64, Ordering::Relaxed);
         for t in self.tickets.drain(..).filter(|t| *t != self.own) {
             st.answers.entry(t).or_insert(Err(WriteError::Aborted));
         }
@@ -92,16 +96,13 @@ impl Group {
         let ticket = st.next_ticket;
         st.next_ticket += 1;
         st.queue.push((ticket, draft));
-        waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        waiting.fetch_add(1, Ordering::Relaxed);
         loop {
             if let Some(answer) = st.answers.remove(&ticket) {
                 return answer;
             }
             if st.leading {
-                st = self
-                    .answered
-                    .wait(st)
-                    .unwrap_or_else(|p| p.into_inner());
+                st = self.answered.wait(st).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
             // Lead: the queue holds this UPDATE (only a leader takes from
@@ -110,6 +111,7 @@ impl Group {
             drop(st);
             let mut lead = Lead {
                 group: self,
+                waiting,
                 own: ticket,
                 tickets: Vec::new(),
                 done: false,
@@ -122,14 +124,14 @@ impl Group {
                     let n = st.queue.len().min(MAX_BATCH);
                     st.queue.drain(..n).collect()
                 };
-                waiting.fetch_sub(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 lead.tickets = batch.iter().map(|(t, _)| *t).collect();
                 zone.commit_updates(&mut store, batch)
             };
             st = self.lock();
+            lead.done = true;
+            waiting.fetch_sub(answers.len() as u64, Ordering::Relaxed);
             st.answers.extend(answers);
             st.leading = false;
-            lead.done = true;
             self.answered.notify_all();
         }
     }

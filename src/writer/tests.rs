@@ -98,7 +98,10 @@ impl Fixture {
             .lines()
             .find_map(|l| l.strip_prefix("zonewarden_sqlite_commit_duration_seconds_count "))
             .map_or(0, |v| v.trim().parse().unwrap());
-        (count, self.metrics.committed_changes.load(Ordering::Relaxed))
+        (
+            count,
+            self.metrics.committed_changes.load(Ordering::Relaxed),
+        )
     }
 
     /// Send `drafts` while the writer lock is held, each queued before the
@@ -155,7 +158,11 @@ fn queued_updates_share_one_commit_each_checked_against_the_one_before() {
     assert_eq!(serial(&answers[1]), serial0 + 2);
     assert_eq!(refused(&answers[2]), ResponseCode::Refused);
     assert_eq!(refused(&answers[3]), ResponseCode::NXDomain);
-    assert_eq!(answers[4].as_ref().unwrap().serial, None, "nothing to change");
+    assert_eq!(
+        answers[4].as_ref().unwrap().serial,
+        None,
+        "nothing to change"
+    );
     assert_eq!(refused(&answers[5]), ResponseCode::NXRRSet);
     assert_eq!(serial(&answers[6]), serial0 + 3);
 
@@ -182,7 +189,10 @@ fn queued_updates_share_one_commit_each_checked_against_the_one_before() {
         .unwrap()
         .expect("the journal reaches back to the middle of the batch");
     assert_eq!(mid.len(), 2);
-    assert_eq!((mid[0].serial_from, mid[0].serial_to), (serial0 + 1, serial0 + 2));
+    assert_eq!(
+        (mid[0].serial_from, mid[0].serial_to),
+        (serial0 + 1, serial0 + 2)
+    );
     let added_txt = |e: &crate::zone::change::JournalEntry| -> Vec<String> {
         e.added
             .iter()
@@ -192,11 +202,19 @@ fn queued_updates_share_one_commit_each_checked_against_the_one_before() {
     };
     assert_eq!(added_txt(&mid[0]), ["b"]);
     assert_eq!(added_txt(&mid[1]), ["e"]);
-    assert!(mid[0].added.iter().any(|r| r.record_type() == RecordType::RRSIG));
+    assert!(
+        mid[0]
+            .added
+            .iter()
+            .any(|r| r.record_type() == RecordType::RRSIG)
+    );
     // One audit row per change.
     let audit = f.zone.with_reader(|s| s.audit_tail(&n(ZONE), 3)).unwrap();
     let details: Vec<&str> = audit.iter().map(|a| a.detail.as_str()).collect();
-    assert!(details[0].ends_with("TXT e") && details[2].ends_with("TXT a"), "{details:?}");
+    assert!(
+        details[0].ends_with("TXT e") && details[2].ends_with("TXT a"),
+        "{details:?}"
+    );
     // Every MAC is remembered, the refused and unchanged ones too.
     let macs = f.zone.with_reader(|s| s.accepted_since(T0)).unwrap();
     let mut ids: Vec<u8> = macs.iter().map(|a| a.id[0]).collect();
@@ -232,7 +250,10 @@ fn a_failed_commit_fails_every_update_of_its_batch_and_changes_nothing() {
         for a in &answers {
             assert!(matches!(a, Err(WriteError::Store(_))), "{a:?}");
         }
-        assert!(Arc::ptr_eq(&before, &f.zone.snapshot()), "nothing published");
+        assert!(
+            Arc::ptr_eq(&before, &f.zone.snapshot()),
+            "nothing published"
+        );
         failed = Some((round, before));
         break;
     }
@@ -245,7 +266,10 @@ fn a_failed_commit_fails_every_update_of_its_batch_and_changes_nothing() {
     f.zone.lock_store().limit_size(1 << 40).unwrap();
     let answers = f.batch(batch(round));
     for (i, a) in answers[..4].iter().enumerate() {
-        assert_eq!(a.as_ref().unwrap().serial, Some(before.serial + 1 + i as u32));
+        assert_eq!(
+            a.as_ref().unwrap().serial,
+            Some(before.serial + 1 + i as u32)
+        );
     }
     assert_eq!(refused(&answers[4]), ResponseCode::Refused);
 }
