@@ -303,7 +303,7 @@ async fn updates_queued_behind_a_commit_share_one_and_refusals_spoil_nothing() {
             .collect();
         assert_eq!(
             txt,
-            [c.value.clone()],
+            std::slice::from_ref(&c.value),
             "{} -> {}",
             e.serial_from,
             e.serial_to
