@@ -119,10 +119,15 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE tsig_replay;
      ALTER TABLE tsig_replay_log RENAME TO tsig_replay;
      -- only the challenge records the expiry sweep reads are indexed by
-     -- age: a commit's RRSIG and NSEC rows no longer write to this index
+     -- age: a commit's RRSIG and NSEC rows no longer write to this index.
+     -- `source` first: the planner tests a statement against the
+     -- condition from the left, and one without a `source` term (the
+     -- commit's DELETE by owner, type and RDATA) then stops before
+     -- comparing `rtype` with its bound type, which would make SQLite
+     -- prepare that statement again at every execution
      DROP INDEX records_zone;
      CREATE INDEX records_txt_age ON records (zone, added_at)
-        WHERE rtype = 16 AND source = 'dynamic';",
+        WHERE source = 'dynamic' AND rtype = 16;",
 ];
 
 /// WAL pages after which a commit checkpoints the WAL into the database.
@@ -488,10 +493,9 @@ impl Store {
                     "UPDATE zones SET serial = ?2, static_fingerprint = ?3 WHERE name = ?1",
                     params![zname, last.change.serial_to as i64, fp],
                 ),
-                None => tx.execute(
-                    "UPDATE zones SET serial = ?2 WHERE name = ?1",
-                    params![zname, last.change.serial_to as i64],
-                ),
+                None => tx
+                    .prepare_cached("UPDATE zones SET serial = ?2 WHERE name = ?1")
+                    .and_then(|mut u| u.execute(params![zname, last.change.serial_to as i64])),
             }
             .map_err(sql)?;
             if updated != 1 {
@@ -525,7 +529,7 @@ impl Store {
                 // `rtype = 16` and `source = 'dynamic'` as literals: what
                 // the partial index is defined on
                 "SELECT owner, ttl, rdata, added_at FROM records
-                 WHERE zone = ?1 AND rtype = 16 AND source = 'dynamic' AND added_at < ?2",
+                 WHERE zone = ?1 AND source = 'dynamic' AND rtype = 16 AND added_at < ?2",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -556,6 +560,10 @@ impl Store {
     }
 }
 
+/// Removes one RR (a commit's removals).
+const DELETE_RECORD: &str =
+    "DELETE FROM records WHERE zone = ?1 AND owner = ?2 AND rtype = ?3 AND rdata = ?4";
+
 /// One change's rows inside a commit's transaction: its records, journal
 /// entry, audit row, retirements and its UPDATE's MAC (not the serial:
 /// `commit_all` writes the last one once).
@@ -567,9 +575,7 @@ fn write_change(
     now: u64,
 ) -> rusqlite::Result<()> {
     {
-        let mut del = tx.prepare_cached(
-            "DELETE FROM records WHERE zone = ?1 AND owner = ?2 AND rtype = ?3 AND rdata = ?4",
-        )?;
+        let mut del = tx.prepare_cached(DELETE_RECORD)?;
         for r in &change.removed {
             del.execute(params![
                 zname,
@@ -819,6 +825,38 @@ mod tests {
         .unwrap();
         let after = std::fs::metadata(&wal).unwrap().len();
         assert!(after <= WAL_SIZE_LIMIT as u64, "{after} (peak {peak})");
+    }
+
+    #[test]
+    fn the_commit_statements_are_prepared_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let mut s = Store::open(&dir.path().join("p.sqlite")).unwrap();
+        s.create_zone(&zone, 1, "fp", &[], 1000).unwrap();
+        let a = txt_at("a.z.test.", "1");
+        let sig = Record::from_rdata(
+            Name::from_ascii("a.z.test.").unwrap(),
+            60,
+            RData::try_from_str(RecordType::NS, "ns.z.test.").unwrap(),
+        );
+        // Removals of several types, one after the other, as commits make
+        // them: a bound type that could decide whether the partial age
+        // index applies would make SQLite prepare the DELETE again each
+        // time (found in a profile: 4 % of the CPU under load).
+        for serial in 1..6 {
+            let mut c = change(serial, vec![a.clone(), sig.clone()]);
+            if serial > 1 {
+                c.removed = vec![a.clone(), sig.clone()];
+            }
+            s.commit(&zone, &c, 1000 + serial as u64, &Extra::default())
+                .unwrap();
+        }
+        let del = s.conn.prepare_cached(DELETE_RECORD).unwrap();
+        assert_eq!(
+            del.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "the DELETE was prepared again"
+        );
     }
 
     #[test]

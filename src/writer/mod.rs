@@ -431,20 +431,20 @@ impl ZoneHandle {
 
     /// Apply a batch of UPDATEs in order (see `group`): each built on the
     /// state the one before left and signed, then all committed together.
-    /// Returns each one's answer, by ticket.
+    /// Returns each one's answer, in the batch's order.
     fn commit_updates(
         &self,
         store: &mut Store,
-        batch: Vec<(u64, UpdateDraft)>,
-    ) -> Vec<(u64, Result<Written, WriteError>)> {
+        batch: Vec<UpdateDraft>,
+    ) -> Vec<Result<Written, WriteError>> {
         let now = self.clock.now();
         let mut state = self.snapshot();
         let mut staged = Vec::new();
         // MACs of the UPDATEs that make no change: they go in the same commit.
         let mut remember = Vec::new();
         // Per UPDATE: Ok(Some(i)): staged[i] is its change; Ok(None): no change.
-        let mut outcomes: Vec<(u64, Result<Option<usize>, WriteError>)> = Vec::new();
-        for (ticket, draft) in batch {
+        let mut outcomes: Vec<Result<Option<usize>, WriteError>> = Vec::new();
+        for draft in batch {
             let made = drafts::update(
                 state.clone(),
                 &draft.prereqs,
@@ -465,7 +465,7 @@ impl ZoneHandle {
                     other.map(|_| None)
                 }
             };
-            outcomes.push((ticket, outcome));
+            outcomes.push(outcome);
         }
         let done = if staged.is_empty() {
             // Nothing to commit: the MACs on their own, so that a copy
@@ -486,22 +486,21 @@ impl ZoneHandle {
         match done {
             Ok(done) => outcomes
                 .into_iter()
-                .map(|(ticket, outcome)| {
-                    let answer = outcome.map(|staged| match staged {
+                .map(|outcome| {
+                    outcome.map(|staged| match staged {
                         Some(i) => Written {
                             serial: Some(done[i].0),
                             detail: done[i].1.clone(),
                             ..Written::default()
                         },
                         None => Written::default(),
-                    });
-                    (ticket, answer)
+                    })
                 })
                 .collect(),
             // The batch is lost as a whole: each of its UPDATEs fails.
             Err(e) => outcomes
-                .into_iter()
-                .map(|(ticket, _)| (ticket, Err(WriteError::Store(e.again()))))
+                .iter()
+                .map(|_| Err(WriteError::Store(e.again())))
                 .collect(),
         }
     }
