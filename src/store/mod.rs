@@ -1,11 +1,12 @@
 //! Persistence: SQLite (bundled, WAL, `synchronous=FULL`) through rusqlite.
 //!
 //! Owns the schema and every write. One [`Store`] (one connection) per zone
-//! writer; each accepted change is ONE transaction holding the record rows,
-//! the new serial, the diff (kept for IXFR, RFC 1995) and an audit row. The
-//! caller acknowledges the client only after [`Store::commit`] returned, so
-//! after `kill -9` every acknowledged change is there and the serial never
-//! goes back.
+//! writer; each accepted change is committed in ONE transaction with its
+//! record rows, its serial, its diff (kept for IXFR, RFC 1995) and an audit
+//! row; a group of UPDATEs shares one ([`Store::commit_all`]: each keeps
+//! its own diff and audit row). The caller acknowledges the client only
+//! after the commit returned, so after `kill -9` every acknowledged change
+//! is there and the serial never goes back.
 //!
 //! Records are stored per RR: owner (lowercase FQDN), type, TTL and RDATA in
 //! uncompressed wire form, whether the zone file or an UPDATE put it there,
