@@ -401,6 +401,13 @@ pub struct Metrics {
     pub commit_failures: AtomicU64,
     /// Whether the last commit failed (readiness).
     pub last_commit_failed: AtomicBool,
+    /// Changes (journal entries) in the commits counted by
+    /// `commit_seconds`: more than its count when UPDATEs shared a commit
+    /// (group commit, `writer`).
+    pub committed_changes: AtomicU64,
+    /// UPDATEs given to a zone writer and not answered yet (queued, or in
+    /// the commit in progress).
+    pub updates_waiting: AtomicU64,
     /// Issue 11: UDP answers limited by RRL: [action, class].
     pub rrl_limited: Tally,
     /// Requests carrying a COOKIE option: [result].
@@ -427,6 +434,8 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(COMMIT_BUCKETS.iter().copied()),
             commit_failures: AtomicU64::new(0),
             last_commit_failed: AtomicBool::new(false),
+            committed_changes: AtomicU64::new(0),
+            updates_waiting: AtomicU64::new(0),
             rrl_limited: Tally::new(
                 "zonewarden_rrl_limited",
                 "UDP answers limited by response rate limiting, by action (dropped, or slipped: sent truncated or BADCOOKIE) and answer class",
@@ -452,10 +461,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Record one commit attempt (called by `store`).
-    pub fn commit_done(&self, took: Duration, ok: bool) {
+    /// Record one commit attempt of `changes` changes (called by `writer`).
+    pub fn commit_done(&self, took: Duration, changes: usize, ok: bool) {
         if ok {
             self.commit_seconds.observe(took.as_secs_f64());
+            self.committed_changes
+                .fetch_add(changes as u64, Ordering::Relaxed);
         } else {
             self.commit_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -534,6 +545,16 @@ impl Metrics {
             "zonewarden_sqlite_commit_failures",
             "SQLite commits that failed (nothing changed)",
             ConstCounter::new(self.commit_failures.load(Ordering::Relaxed)),
+        );
+        r.register(
+            "zonewarden_sqlite_committed_changes",
+            "Changes committed (one journal entry each: an applied UPDATE, an expiry...); more than the commit count when UPDATEs shared a commit",
+            ConstCounter::new(self.committed_changes.load(Ordering::Relaxed)),
+        );
+        r.register(
+            "zonewarden_updates_waiting",
+            "UPDATEs in the zone writers now, waiting for the commit that holds them (queued, or in the commit in progress)",
+            ConstGauge::new(self.updates_waiting.load(Ordering::Relaxed) as f64),
         );
         r.register(
             "zonewarden_sqlite_commit_duration_seconds",
@@ -659,10 +680,10 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative_and_end_with_inf() {
         let m = Metrics::default();
-        m.commit_done(Duration::from_micros(500), true);
-        m.commit_done(Duration::from_millis(5), true);
-        m.commit_done(Duration::from_secs(1), true);
-        m.commit_done(Duration::from_secs(1), false);
+        m.commit_done(Duration::from_micros(500), 1, true);
+        m.commit_done(Duration::from_millis(5), 1, true);
+        m.commit_done(Duration::from_secs(1), 5, true);
+        m.commit_done(Duration::from_secs(1), 2, false);
         let text = exposition(&m);
         let h = "zonewarden_sqlite_commit_duration_seconds";
         for line in [
@@ -673,6 +694,8 @@ mod tests {
             format!("{h}_count 3\n"),
             format!("{h}_sum 1.0055\n"),
             "zonewarden_sqlite_commit_failures_total 1\n".to_string(),
+            // 7 changes in 3 commits: the failed one's 2 are not counted
+            "zonewarden_sqlite_committed_changes_total 7\n".to_string(),
         ] {
             assert!(text.contains(&line), "{line:?} in\n{text}");
         }

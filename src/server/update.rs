@@ -20,8 +20,7 @@ use crate::acl::{Machine, PolicyState};
 use crate::metrics::RefusalReason;
 use crate::store::Accepted;
 use crate::tsig::{SignContext, Verifier};
-use crate::update::Requester;
-use crate::writer::{Draft, WriteError, ZoneHandle};
+use crate::writer::{Draft, UpdateDraft, WriteError, ZoneHandle};
 
 /// The machine `key` belongs to, if it may write from `source`; the
 /// machine's name goes into `log` either way.
@@ -79,8 +78,6 @@ pub async fn handle(
         Ok(m) => m,
         Err(r) => return refuse(&log, r),
     };
-    let prereqs = request.answers.clone();
-    let updates = request.authorities.clone();
     // Its MAC, stored with whatever the writer does: the replay window
     // survives a restart (`store::Accepted`).
     let accepted = Accepted {
@@ -88,19 +85,17 @@ pub async fn handle(
         id: Verifier::replay_id(signer),
         expires: cx.clock.now() + cx.verifier.replay_window(),
     };
-    let written = tokio::task::spawn_blocking(move || {
-        zone.write(Draft::Update {
-            prereqs: &prereqs,
-            updates: &updates,
-            by: Requester {
-                machine: &machine,
-                key: &key,
-                source,
-            },
-            accepted: Some(&accepted),
-        })
-    })
-    .await;
+    let draft = UpdateDraft {
+        prereqs: request.answers.clone(),
+        updates: request.authorities.clone(),
+        machine,
+        key,
+        source,
+        accepted: Some(accepted),
+    };
+    // Blocking: it waits for the commit that holds it (with the UPDATEs
+    // queued beside it, `writer::group`).
+    let written = tokio::task::spawn_blocking(move || zone.write(Draft::Update(draft))).await;
     let zone_label = log.zone_label();
     match written {
         Ok(Ok(w)) => {
@@ -127,7 +122,7 @@ pub async fn handle(
             (ResponseCode::NoError, None)
         }
         Ok(Err(WriteError::Refused(r))) => refuse(&log, Refused::from(r)),
-        Ok(Err(WriteError::Store(e))) => {
+        Ok(Err(e @ (WriteError::Store(_) | WriteError::Aborted))) => {
             cx.metrics
                 .updates_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

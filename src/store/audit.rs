@@ -51,9 +51,10 @@ pub(super) fn append(
     audit: &Audit,
     now: u64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (time, zone, key, machine, source, action, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    )?
+    .execute(params![
             now as i64,
             zname,
             audit.actor.key().map(|k| k.to_ascii()),
@@ -61,8 +62,7 @@ pub(super) fn append(
             audit.actor.source().map(|s| s.to_string()),
             audit.action.as_str(),
             audit.detail
-        ],
-    )?;
+    ])?;
     Ok(())
 }
 

@@ -17,17 +17,17 @@ pub(super) fn append(
     change: &Change,
     now: u64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO journal (zone, serial_from, serial_to, time, removed, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+    )?
+    .execute(params![
             zname,
             change.serial_from as i64,
             change.serial_to as i64,
             now as i64,
             encode_records(&change.removed),
             encode_records(&change.added)
-        ],
-    )?;
+    ])?;
     if change.serial_to.is_multiple_of(64) {
         // Keep the IXFR history bounded; older secondaries get AXFR.
         tx.execute(

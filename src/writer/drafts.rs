@@ -102,7 +102,7 @@ pub(super) fn expire(
     stale: impl Fn(&AgedRecord) -> bool,
 ) -> Result<Option<Prepared>, StoreError> {
     let stale: Vec<Record> = store
-        .dynamic_older_than(base.origin(), RecordType::TXT, i64::MAX as u64)?
+        .dynamic_txt_older_than(base.origin(), i64::MAX as u64)?
         .into_iter()
         .filter(|a| {
             a.record

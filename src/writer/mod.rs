@@ -10,10 +10,13 @@
 //! challenge expiry, TLSA retirement, signature refresh, and at start the
 //! zone-file reconciliation and DNSSEC sync. [`ZoneHandle::write`] turns the
 //! draft into a change against the current snapshot (`drafts`, `tlsa`),
-//! and one private function, `apply`, does the tail for all of them:
-//! re-sign what changed, commit one SQLite transaction (records, serial,
+//! and one private tail does the rest for all of them: re-sign what
+//! changed (`sign`), commit one SQLite transaction (records, serial,
 //! journal diff, audit row, retirement plans), observe the commit's latency,
-//! publish the new snapshot, wake the NOTIFY followers. A draft is answered
+//! publish the new snapshot, wake the NOTIFY followers (`commit_staged`).
+//! UPDATEs are group-committed (`group`): those that queue up while a
+//! commit runs are each built on the state the one before left, and go
+//! through that tail together, in one transaction. A draft is answered
 //! only after the commit that holds it.
 //!
 //! Not here: who may send a draft (the request front, `server`, and the
@@ -23,22 +26,25 @@
 mod ages;
 mod drafts;
 mod drain;
+mod group;
 mod open;
 mod tlsa;
 mod zones;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, Record, RecordType};
 
+use crate::acl::Machine;
 use crate::clock::Clock;
 use crate::dnssec::ZoneSigner;
 use crate::metrics::Metrics;
 use crate::notify::Propagation;
-use crate::store::{Accepted, Extra, Planned, Store, StoreError};
+use crate::store::{Accepted, Commit, Extra, Planned, Store, StoreError};
 use crate::update::{Refusal, Requester};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Change, JournalEntry};
@@ -51,16 +57,8 @@ pub use zones::Zones;
 /// One change to make to a zone, as its sender asks for it.
 pub enum Draft<'a> {
     /// An RFC 2136 UPDATE: prerequisites and update section, under the
-    /// requester's ACL.
-    Update {
-        prereqs: &'a [Record],
-        updates: &'a [Record],
-        by: Requester<'a>,
-        /// The signed request, remembered for the TSIG replay window
-        /// whatever the outcome: with the change it made, or on its own
-        /// when it changed nothing or was refused (`store::Accepted`).
-        accepted: Option<&'a Accepted>,
-    },
+    /// requester's ACL. Group-committed with the UPDATEs queued beside it.
+    Update(UpdateDraft),
     /// TLSA records for a machine's certificate; the records they replace
     /// are planned for retirement (RFC 7671 §8.1).
     Tlsa {
@@ -88,6 +86,33 @@ pub enum Draft<'a> {
     SyncDnssec,
 }
 
+/// An RFC 2136 UPDATE as it waits in its zone's queue (owned: it may be
+/// applied by another UPDATE's thread, `group`).
+#[derive(Debug)]
+pub struct UpdateDraft {
+    pub prereqs: Vec<Record>,
+    pub updates: Vec<Record>,
+    /// The machine whose ACL it is checked against, its key and address.
+    pub machine: Arc<Machine>,
+    pub key: Name,
+    pub source: IpAddr,
+    /// The signed request, remembered for the TSIG replay window
+    /// whatever the outcome: with the change it made, or beside the
+    /// batch's changes when it changed nothing or was refused
+    /// (`store::Accepted`).
+    pub accepted: Option<Accepted>,
+}
+
+impl UpdateDraft {
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            machine: &self.machine,
+            key: &self.key,
+            source: self.source,
+        }
+    }
+}
+
 /// What a draft did.
 #[derive(Debug, Default)]
 pub struct Written {
@@ -110,6 +135,11 @@ pub enum WriteError {
     /// The database failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The thread committing this UPDATE's batch panicked: whether the
+    /// batch was committed is not known (it is not served until a restart
+    /// if it was).
+    #[error("the zone writer failed while applying this update")]
+    Aborted,
 }
 
 /// A change built from a draft, not yet signed or committed.
@@ -130,6 +160,16 @@ struct Prepared {
     accepted: Option<Accepted>,
 }
 
+/// A signed change, ready to commit (what `apply`'s tail needs of a
+/// [`Prepared`] once `sign` made its snapshot).
+struct Staged {
+    change: Change,
+    plan: Vec<Planned>,
+    settled: Vec<i64>,
+    fingerprint: Option<String>,
+    accepted: Option<Accepted>,
+}
+
 pub struct ZoneHandle {
     pub origin: Name,
     snapshot: ArcSwap<ZoneData>,
@@ -142,6 +182,8 @@ pub struct ZoneHandle {
     pub signer: Option<ZoneSigner>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
+    /// UPDATEs waiting to be group-committed.
+    group: group::Group,
     /// When the challenge records were added, as clock steps cannot change.
     ages: Mutex<ages::Ages>,
     /// The latest RRSIG inception in the zone (or above it: see
@@ -184,36 +226,16 @@ impl ZoneHandle {
     /// Make the change `draft` asks for: build it on the current snapshot,
     /// sign, commit, publish. Blocking (SQLite): call from `spawn_blocking`.
     pub fn write(&self, draft: Draft<'_>) -> Result<Written, WriteError> {
+        let draft = match draft {
+            Draft::Update(update) => return self.group.submit(self, update),
+            other => other,
+        };
         let mut store = self.lock_store();
         let now = self.clock.now();
         let base = self.snapshot();
         let mut written = Written::default();
         match draft {
-            Draft::Update {
-                prereqs,
-                updates,
-                by,
-                accepted,
-            } => match drafts::update(base, prereqs, updates, &by, Action::Update) {
-                Ok(Some(mut p)) => {
-                    p.accepted = accepted.cloned();
-                    self.apply_into(&mut store, p, now, &mut written)?;
-                }
-                outcome => {
-                    // No commit carries its MAC: remember it on its own, so
-                    // that a copy replayed after a restart (when the zone may
-                    // have changed so that it would apply) is refused too.
-                    if let Some(a) = accepted
-                        && let Err(e) = store.remember_accepted(a, now)
-                    {
-                        tracing::error!(
-                            zone = %self.origin, error = %e,
-                            "cannot store an UPDATE's MAC; its replay is refused until a restart only"
-                        );
-                    }
-                    outcome?;
-                }
-            },
+            Draft::Update(_) => unreachable!("group-committed above"),
             Draft::Tlsa { sets, ttl, by } => {
                 let published = tlsa::publish(&store, base.clone(), sets, ttl, &by)?;
                 written.tlsa = published.results;
@@ -310,8 +332,16 @@ impl ZoneHandle {
         Ok(())
     }
 
-    /// The one tail of every change: sign, commit, observe, publish, NOTIFY.
+    /// The one tail of every change but a group of UPDATEs: [`Self::sign`],
+    /// then [`Self::commit_staged`] on its own.
     fn apply(&self, store: &mut Store, p: Prepared, now: u64) -> Result<(u32, String), StoreError> {
+        let (next, staged) = self.sign(p, now);
+        let mut done = self.commit_staged(store, vec![staged], Arc::new(next), &[], now)?;
+        Ok(done.remove(0))
+    }
+
+    /// Re-sign what `p` changed: its next snapshot and the change to commit.
+    fn sign(&self, p: Prepared, now: u64) -> (ZoneData, Staged) {
         let Prepared {
             base,
             mut next,
@@ -327,35 +357,152 @@ impl ZoneHandle {
                 .resign(&base, &mut next, touched, now)
                 .into_change(&mut change);
         }
-        let extra = Extra {
-            fingerprint: fingerprint.as_deref(),
-            plan: &plan,
-            settled: &settled,
-            accepted: accepted.as_ref(),
+        let staged = Staged {
+            change,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
         };
+        (next, staged)
+    }
+
+    /// The tail of every change: commit `staged` (signed changes, each
+    /// built on the one before, the first on the published snapshot) in
+    /// ONE transaction with the MACs in `remember`, observe the commit,
+    /// publish `next` (the state after the last) and wake NOTIFY once.
+    /// Returns each change's serial and detail, in order. On error nothing
+    /// is published: memory stays as the database is.
+    fn commit_staged(
+        &self,
+        store: &mut Store,
+        staged: Vec<Staged>,
+        next: Arc<ZoneData>,
+        remember: &[Accepted],
+        now: u64,
+    ) -> Result<Vec<(u32, String)>, StoreError> {
+        let extras: Vec<Extra<'_>> = staged
+            .iter()
+            .map(|s| Extra {
+                fingerprint: s.fingerprint.as_deref(),
+                plan: &s.plan,
+                settled: &s.settled,
+                accepted: s.accepted.as_ref(),
+            })
+            .collect();
+        let commits: Vec<Commit<'_>> = staged
+            .iter()
+            .zip(&extras)
+            .map(|(s, extra)| Commit {
+                change: &s.change,
+                extra,
+            })
+            .collect();
         let started = std::time::Instant::now();
-        let committed = store.commit(&self.origin, &change, now, &extra);
+        let committed = store.commit_all(&self.origin, &commits, remember, now);
         self.metrics
-            .commit_done(started.elapsed(), committed.is_ok());
+            .commit_done(started.elapsed(), commits.len(), committed.is_ok());
         committed?;
-        self.ages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .committed(&change, self.clock.monotonic());
-        if let Some(i) = crate::dnssec::latest_inception(&change.added) {
-            self.latest_inception.fetch_max(i, Ordering::Relaxed);
+        let monotonic = self.clock.monotonic();
+        let mut ages = self.ages.lock().unwrap_or_else(|p| p.into_inner());
+        for s in &staged {
+            ages.committed(&s.change, monotonic);
+        }
+        drop(ages);
+        let mut done = Vec::with_capacity(staged.len());
+        for Staged { change, .. } in staged {
+            if let Some(i) = crate::dnssec::latest_inception(&change.added) {
+                self.latest_inception.fetch_max(i, Ordering::Relaxed);
+            }
+            if change.audit.action != Action::Update {
+                tracing::info!(
+                    zone = %self.origin, serial = change.serial_to, action = %change.audit.action,
+                    change = %change.audit.detail, "change committed"
+                );
+            }
+            done.push((change.serial_to, change.audit.detail));
         }
         let serial = next.serial;
-        if change.audit.action != Action::Update {
-            tracing::info!(
-                zone = %self.origin, serial, action = %change.audit.action,
-                change = %change.audit.detail, "change committed"
+        let soa = next.soa_record();
+        self.snapshot.store(next);
+        self.propagation.announce(serial, soa);
+        Ok(done)
+    }
+
+    /// Apply a batch of UPDATEs in order (see `group`): each built on the
+    /// state the one before left and signed, then all committed together.
+    /// Returns each one's answer, in the batch's order.
+    fn commit_updates(
+        &self,
+        store: &mut Store,
+        batch: Vec<UpdateDraft>,
+    ) -> Vec<Result<Written, WriteError>> {
+        let now = self.clock.now();
+        let mut state = self.snapshot();
+        let mut staged = Vec::new();
+        // MACs of the UPDATEs that make no change: they go in the same commit.
+        let mut remember = Vec::new();
+        // Per UPDATE: Ok(Some(i)): staged[i] is its change; Ok(None): no change.
+        let mut outcomes: Vec<Result<Option<usize>, WriteError>> = Vec::new();
+        for draft in batch {
+            let made = drafts::update(
+                state.clone(),
+                &draft.prereqs,
+                &draft.updates,
+                &draft.requester(),
+                Action::Update,
             );
+            let outcome = match made {
+                Ok(Some(mut p)) => {
+                    p.accepted = draft.accepted;
+                    let (next, s) = self.sign(p, now);
+                    state = Arc::new(next);
+                    staged.push(s);
+                    Ok(Some(staged.len() - 1))
+                }
+                other => {
+                    remember.extend(draft.accepted);
+                    other.map(|_| None)
+                }
+            };
+            outcomes.push(outcome);
         }
-        self.snapshot.store(Arc::new(next));
-        self.propagation
-            .announce(serial, self.snapshot().soa_record());
-        Ok((serial, change.audit.detail))
+        let done = if staged.is_empty() {
+            // Nothing to commit: the MACs on their own, so that a copy
+            // replayed after a restart (when the zone may have changed so
+            // that it would apply) is refused too.
+            if !remember.is_empty()
+                && let Err(e) = store.remember_accepted(&remember, now)
+            {
+                tracing::error!(
+                    zone = %self.origin, error = %e,
+                    "cannot store UPDATEs' MACs; their replay is refused until a restart only"
+                );
+            }
+            Ok(Vec::new())
+        } else {
+            self.commit_staged(store, staged, state, &remember, now)
+        };
+        match done {
+            Ok(done) => outcomes
+                .into_iter()
+                .map(|outcome| {
+                    outcome.map(|staged| match staged {
+                        Some(i) => Written {
+                            serial: Some(done[i].0),
+                            detail: done[i].1.clone(),
+                            ..Written::default()
+                        },
+                        None => Written::default(),
+                    })
+                })
+                .collect(),
+            // The batch is lost as a whole: each of its UPDATEs fails.
+            Err(e) => outcomes
+                .iter()
+                .map(|_| Err(WriteError::Store(e.again())))
+                .collect(),
+        }
     }
 }
 
@@ -391,3 +538,6 @@ impl ZoneHandle {
 pub fn signature_horizon(zone: &ZoneData) -> Option<u64> {
     zone.earliest_signature_expiry().map(u64::from)
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,6 +31,7 @@ impl From<WriteError> for OpenError {
             WriteError::Store(e) => OpenError::Store(e),
             // Drafts made at start are the server's own: never refused.
             WriteError::Refused(r) => unreachable!("a start-up draft was refused: {}", r.reason),
+            WriteError::Aborted => unreachable!("a start-up draft is not group-committed"),
         }
     }
 }
@@ -108,6 +109,7 @@ impl ZoneHandle {
             signer,
             ages: Mutex::new(super::ages::Ages::new(now, clock.monotonic())),
             latest_inception: std::sync::atomic::AtomicU64::new(0),
+            group: Default::default(),
             clock,
             metrics,
         };

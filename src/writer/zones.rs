@@ -24,6 +24,7 @@ fn store_error(e: WriteError) -> StoreError {
     match e {
         WriteError::Store(e) => e,
         WriteError::Refused(r) => unreachable!("a server draft was refused: {}", r.reason),
+        WriteError::Aborted => unreachable!("a server draft is not group-committed"),
     }
 }
 

@@ -1,0 +1,292 @@
+//! Unit tests of the group commit: UPDATEs held in the queue while the
+//! writer lock is taken go through as one batch, each checked against the
+//! state the one before it left; a refused one spoils nothing; a failed
+//! commit fails them all and changes nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::*;
+use crate::acl::Policy;
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::store::Accepted;
+
+const T0: u64 = 1_700_000_000;
+const ZONE: &str = "_acme.example.org.";
+
+fn n(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+fn txt(owner: &str, value: &str) -> Record {
+    Record::from_rdata(
+        n(&format!("{owner}.{ZONE}")),
+        60,
+        RData::try_from_str(RecordType::TXT, value).unwrap(),
+    )
+}
+
+/// Prerequisite: the RRset holds exactly this value (RFC 2136 §2.4.2).
+fn holds(owner: &str, value: &str) -> Record {
+    let mut r = txt(owner, value);
+    r.ttl = 0;
+    r
+}
+
+/// Prerequisite: the name is in use (RFC 2136 §2.4.4).
+fn in_use(owner: &str) -> Record {
+    let mut r = Record::update0(n(&format!("{owner}.{ZONE}")), 0, RecordType::ANY);
+    r.dns_class = DNSClass::ANY;
+    r
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    zone: Arc<ZoneHandle>,
+    metrics: Arc<Metrics>,
+    machine: Arc<Machine>,
+}
+
+/// The repository's demo zone (signed) in a fresh database, and machine
+/// mx1 (its ACL: TXT at `_acme-challenge.mx1`, TLSA at `_*._tcp.mx1`).
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::embedded_default();
+    config.data_dir = dir.path().join("data");
+    config.database = dir.path().join("data/zonewarden.sqlite");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+    let acl = std::fs::read_to_string(root.join("acl/mx1.toml")).unwrap();
+    let machine = Policy::parse_file(Path::new("acl/mx1.toml"), &acl, &[n(ZONE)]).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let zone = ZoneHandle::open(spec, &config, clock, metrics.clone()).unwrap();
+    assert!(zone.signer.is_some(), "the demo zone is signed");
+    Fixture {
+        _dir: dir,
+        zone: Arc::new(zone),
+        metrics,
+        machine: Arc::new(machine),
+    }
+}
+
+impl Fixture {
+    fn draft(&self, prereqs: Vec<Record>, updates: Vec<Record>, mac: u8) -> UpdateDraft {
+        UpdateDraft {
+            prereqs,
+            updates,
+            machine: self.machine.clone(),
+            key: n("mx1."),
+            source: "127.0.0.1".parse().unwrap(),
+            accepted: Some(Accepted {
+                key: "mx1.".into(),
+                id: vec![mac; 32],
+                expires: T0 + 600,
+            }),
+        }
+    }
+
+    fn commits(&self) -> (u64, u64) {
+        let text = crate::metrics::encode(&self.metrics.registry()).unwrap();
+        let count = text
+            .lines()
+            .find_map(|l| l.strip_prefix("zonewarden_sqlite_commit_duration_seconds_count "))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        (
+            count,
+            self.metrics.committed_changes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Send `drafts` while the writer lock is held, each queued before the
+    /// next is sent (so the queue's order is theirs), then let the writer
+    /// go: they are applied as one batch. Their answers, in order.
+    fn batch(&self, drafts: Vec<UpdateDraft>) -> Vec<Result<Written, WriteError>> {
+        let held = self.zone.lock_store();
+        let mut threads = Vec::new();
+        for (i, d) in drafts.into_iter().enumerate() {
+            let zone = self.zone.clone();
+            threads.push(std::thread::spawn(move || zone.write(Draft::Update(d))));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.zone.group.queued() < i + 1 {
+                assert!(Instant::now() < deadline, "UPDATE {i} never queued");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(held);
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+}
+
+fn refused(r: &Result<Written, WriteError>) -> ResponseCode {
+    match r {
+        Err(WriteError::Refused(r)) => r.rcode,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn queued_updates_share_one_commit_each_checked_against_the_one_before() {
+    let f = fixture();
+    let serial0 = f.zone.snapshot().serial;
+    let (commits0, changes0) = f.commits();
+    let name = "_acme-challenge.mx1";
+    let answers = f.batch(vec![
+        // 0: adds "a"
+        f.draft(vec![], vec![txt(name, "a")], 0),
+        // 1: its prerequisite holds only after 0: adds "b"
+        f.draft(vec![holds(name, "a")], vec![txt(name, "b")], 1),
+        // 2: outside mx1's ACL: refused, spoils nothing
+        f.draft(vec![], vec![txt("_acme-challenge.www1", "x")], 2),
+        // 3: a prerequisite that fails (no such name): refused
+        f.draft(vec![in_use("nowhere")], vec![txt(name, "c")], 3),
+        // 4: adds "a" again: no change
+        f.draft(vec![], vec![txt(name, "a")], 4),
+        // 5: sees 1's "b" (the RRset is now a and b, so "a" alone fails)
+        f.draft(vec![holds(name, "a")], vec![txt(name, "d")], 5),
+        // 6: adds "e"
+        f.draft(vec![], vec![txt(name, "e")], 6),
+    ]);
+    let serial = |r: &Result<Written, WriteError>| r.as_ref().unwrap().serial.unwrap();
+    assert_eq!(serial(&answers[0]), serial0 + 1);
+    assert_eq!(serial(&answers[1]), serial0 + 2);
+    assert_eq!(refused(&answers[2]), ResponseCode::Refused);
+    assert_eq!(refused(&answers[3]), ResponseCode::NXDomain);
+    assert_eq!(
+        answers[4].as_ref().unwrap().serial,
+        None,
+        "nothing to change"
+    );
+    assert_eq!(refused(&answers[5]), ResponseCode::NXRRSet);
+    assert_eq!(serial(&answers[6]), serial0 + 3);
+
+    // One commit for the batch, three changes in it.
+    let (commits, changes) = f.commits();
+    assert_eq!((commits - commits0, changes - changes0), (1, 3));
+    // Published once, at the last serial, with every change in it.
+    let snap = f.zone.snapshot();
+    assert_eq!(snap.serial, serial0 + 3);
+    let owner = n(&format!("{name}.{ZONE}"));
+    let mut values: Vec<String> = snap
+        .all_records()
+        .into_iter()
+        .filter(|r| r.name == owner && r.record_type() == RecordType::TXT)
+        .map(|r| r.data.to_string())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["a", "b", "e"]);
+    // The journal has one exact entry per UPDATE (IXFR from a serial in
+    // the middle of the batch), each signed.
+    let mid = f
+        .zone
+        .journal_between(serial0 + 1, serial0 + 3)
+        .unwrap()
+        .expect("the journal reaches back to the middle of the batch");
+    assert_eq!(mid.len(), 2);
+    assert_eq!(
+        (mid[0].serial_from, mid[0].serial_to),
+        (serial0 + 1, serial0 + 2)
+    );
+    let added_txt = |e: &crate::zone::change::JournalEntry| -> Vec<String> {
+        e.added
+            .iter()
+            .filter(|r| r.record_type() == RecordType::TXT)
+            .map(|r| r.data.to_string())
+            .collect()
+    };
+    assert_eq!(added_txt(&mid[0]), ["b"]);
+    assert_eq!(added_txt(&mid[1]), ["e"]);
+    assert!(
+        mid[0]
+            .added
+            .iter()
+            .any(|r| r.record_type() == RecordType::RRSIG)
+    );
+    // One audit row per change.
+    let audit = f.zone.with_reader(|s| s.audit_tail(&n(ZONE), 3)).unwrap();
+    let details: Vec<&str> = audit.iter().map(|a| a.detail.as_str()).collect();
+    assert!(
+        details[0].ends_with("TXT e") && details[2].ends_with("TXT a"),
+        "{details:?}"
+    );
+    // Every MAC is remembered, the refused and unchanged ones too.
+    let macs = f.zone.with_reader(|s| s.accepted_since(T0)).unwrap();
+    let mut ids: Vec<u8> = macs.iter().map(|a| a.id[0]).collect();
+    ids.sort();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(f.metrics.updates_waiting.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_failed_commit_fails_every_update_of_its_batch_and_changes_nothing() {
+    let f = fixture();
+    let name = "_acme-challenge.mx1";
+    // The database may not grow (as on a full disk): batches of four
+    // UPDATEs with big values until one does not fit.
+    f.zone.lock_store().limit_size(0).unwrap();
+    let big = |i: usize| format!("{i}-{}", "x".repeat(250));
+    let batch = |round: usize| -> Vec<UpdateDraft> {
+        (0..4)
+            .map(|i| f.draft(vec![], vec![txt(name, &big(round * 4 + i))], i as u8))
+            .chain([f.draft(vec![], vec![txt("_acme-challenge.www1", "x")], 9)])
+            .collect()
+    };
+    let failures_before = f.metrics.commit_failures.load(Ordering::Relaxed);
+    let mut failed = None;
+    for round in 0..50 {
+        let before = f.zone.snapshot();
+        let answers = f.batch(batch(round));
+        if answers[0].is_ok() {
+            continue;
+        }
+        // Every UPDATE of the batch failed, the refused one too (it was
+        // judged on a state that never came to be).
+        for a in &answers {
+            assert!(matches!(a, Err(WriteError::Store(_))), "{a:?}");
+        }
+        assert!(
+            Arc::ptr_eq(&before, &f.zone.snapshot()),
+            "nothing published"
+        );
+        failed = Some((round, before));
+        break;
+    }
+    let (round, before) = failed.expect("the database never filled up");
+    assert_eq!(
+        f.metrics.commit_failures.load(Ordering::Relaxed),
+        failures_before + 1
+    );
+    // Room again: the same UPDATEs go through, from the same serial.
+    f.zone.lock_store().limit_size(1 << 40).unwrap();
+    let answers = f.batch(batch(round));
+    for (i, a) in answers[..4].iter().enumerate() {
+        assert_eq!(
+            a.as_ref().unwrap().serial,
+            Some(before.serial + 1 + i as u32)
+        );
+    }
+    assert_eq!(refused(&answers[4]), ResponseCode::Refused);
+}
+
+#[test]
+fn an_update_alone_is_committed_on_its_own_thread() {
+    let f = fixture();
+    let serial0 = f.zone.snapshot().serial;
+    let w = f
+        .zone
+        .write(Draft::Update(f.draft(
+            vec![],
+            vec![txt("_acme-challenge.mx1", "alone")],
+            1,
+        )))
+        .unwrap();
+    assert_eq!(w.serial, Some(serial0 + 1));
+    assert_eq!(f.zone.snapshot().serial, serial0 + 1);
+    assert_eq!(f.zone.group.queued(), 0);
+}
