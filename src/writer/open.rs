@@ -1,6 +1,14 @@
 //! Opening a zone at start: its stored state, reconciled with its zone file
 //! and its DNSSEC settings through the same drafts as any other change.
+//!
+//! The zone is served as soon as it is loaded and reconciled: whether every
+//! stored RRSIG still verifies (one public-key verification per RRset, 25 s
+//! for 400,000) is checked afterwards, on a thread of its own over the
+//! published snapshot ([`spawn_verifier`]); an RRset found with a signature
+//! that does not verify is signed again through a `SyncDnssec` draft, like
+//! any change.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -112,11 +120,21 @@ impl ZoneHandle {
             metrics,
         };
         if let Some(draft) = zone_file {
+            // The RRsets the file changed keep their old RRSIGs until the
+            // sync below signs them again: it does not verify signatures.
+            if let (Some(signer), Draft::ZoneFile { removed, added, .. }) = (&zone.signer, &draft) {
+                let changed: BTreeSet<_> = removed
+                    .iter()
+                    .chain(added)
+                    .map(|r| (r.name.clone(), r.record_type()))
+                    .collect();
+                signer.suspect(changed);
+            }
             let w = zone.write(draft)?;
             tracing::info!(zone = %zone.origin, serial = ?w.serial, "zone file changed; serial bumped");
         }
         zone.write(Draft::SyncDnssec)?;
-        let latest = crate::dnssec::latest_inception(&zone.snapshot().all_records()).unwrap_or(0);
+        let latest = zone.snapshot().latest_signature_inception().unwrap_or(0);
         zone.latest_inception
             .store(latest, std::sync::atomic::Ordering::Relaxed);
         let snap = zone.snapshot();
@@ -125,5 +143,49 @@ impl ZoneHandle {
             zone.lock_store().limit_size(max)?;
         }
         Ok(zone)
+    }
+}
+
+/// Check every RRSIG of `zone`'s published snapshot on a thread of its own
+/// (see the module doc) and have the RRsets whose signature does not verify
+/// signed again. The thread stops early when the server lets go of the
+/// zone (it then holds the only reference). Returns at once.
+pub(super) fn spawn_verifier(zone: &Arc<ZoneHandle>) {
+    if zone.signer.is_none() {
+        return;
+    }
+    let zone = zone.clone();
+    let spawned = std::thread::Builder::new()
+        .name("dnssec-verify".into())
+        .spawn(move || verify(&zone));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the signature check; stored signatures are trusted as they are");
+    }
+}
+
+fn verify(zone: &Arc<ZoneHandle>) {
+    let Some(signer) = &zone.signer else { return };
+    let started = std::time::Instant::now();
+    let snapshot = zone.snapshot();
+    let in_use = || Arc::strong_count(zone) > 1;
+    let Some(bad) = signer.unverified(&snapshot, in_use) else {
+        return; // the server stopped
+    };
+    drop(snapshot);
+    if bad.is_empty() {
+        tracing::info!(zone = %zone.origin, seconds = started.elapsed().as_secs_f64(), "every stored signature verifies");
+        return;
+    }
+    tracing::warn!(zone = %zone.origin, rrsets = bad.len(), first = %format!("{} {}", bad[0].0, bad[0].1),
+        "stored signatures that do not verify; signing those RRsets again");
+    signer.suspect(bad);
+    if !in_use() {
+        return;
+    }
+    match zone.write(Draft::SyncDnssec) {
+        Ok(w) => tracing::info!(zone = %zone.origin, serial = ?w.serial, "signatures repaired"),
+        Err(e) => {
+            tracing::error!(zone = %zone.origin, error = %e, "cannot repair signatures; the next start tries again")
+        }
     }
 }

@@ -42,6 +42,9 @@ impl Zones {
             })
             .collect::<Result<Vec<_>, _>>()?;
         list.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        for z in &list {
+            super::open::spawn_verifier(z);
+        }
         Ok(Self { list, clock })
     }
 

@@ -67,6 +67,16 @@ fn rr_ttl(set_ttl: u32, data: &RData) -> u32 {
     as_rrsig(data).map_or(set_ttl, |s| s.input().original_ttl)
 }
 
+/// The RRs of one node as records, in type order (the order of
+/// [`ZoneData::all_records`]).
+pub fn node_records<'a>(name: &'a Name, node: &'a Node) -> impl Iterator<Item = Record> + 'a {
+    node.values().flat_map(move |set| {
+        set.rdatas
+            .iter()
+            .map(move |d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct ZoneData {
     pub spec: Arc<ZoneSpec>,
@@ -177,21 +187,32 @@ impl ZoneData {
             .min()
     }
 
-    /// Every RR of the zone, SOA first (the order AXFR wants).
+    /// The latest inception of any RRSIG in the zone (Unix seconds), None
+    /// when it holds none.
+    pub fn latest_signature_inception(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter_map(|node| node.get(&RecordType::RRSIG))
+            .flat_map(|set| set.rdatas.iter())
+            .filter_map(as_rrsig)
+            .map(|sig| u64::from(sig.input().sig_inception.get()))
+            .max()
+    }
+
+    /// Every RR of the zone, SOA first (the order AXFR wants). A copy of
+    /// the whole zone: transfers read it node by node instead
+    /// ([`ZoneData::first_node`], [`ZoneData::nodes_after`]).
     pub fn all_records(&self) -> Vec<Record> {
         let mut out = vec![self.soa_record()];
         for (name, node) in &self.nodes {
-            for set in node.values() {
-                for d in &set.rdatas {
-                    out.push(Record::from_rdata(
-                        name.clone(),
-                        rr_ttl(set.ttl, d),
-                        d.clone(),
-                    ));
-                }
-            }
+            out.extend(node_records(name, node));
         }
         out
+    }
+
+    /// The first node in canonical order, if any.
+    pub fn first_node(&self) -> Option<(&Name, &Node)> {
+        self.nodes.iter().next().map(|(n, node)| (n, node.as_ref()))
     }
 
     /// The nearest delegation (NS below the apex) at or above `name`, if any.
