@@ -241,6 +241,22 @@ impl ZoneSigner {
         ours && fresh
     }
 
+    /// Whether the apex DNSKEY, CDS and CDNSKEY RRsets are what the key and
+    /// settings say (the zone is signed with this key). Read-only.
+    pub fn keys_in_place(&self, zone: &ZoneData) -> bool {
+        let ttl = self.settings.dnskey_ttl;
+        [
+            (RecordType::DNSKEY, self.key.dnskey_rdata()),
+            (RecordType::CDS, self.key.cds_rdata()),
+            (RecordType::CDNSKEY, self.key.cdnskey_rdata()),
+        ]
+        .into_iter()
+        .all(|(t, rdata)| {
+            zone.rrset(zone.origin(), t)
+                .is_some_and(|s| s.ttl == ttl && s.rdatas == [rdata])
+        })
+    }
+
     /// Make the apex DNSKEY, CDS and CDNSKEY RRsets what the key says.
     /// Returns the types that changed (their RRSIGs must be made again).
     fn fix_apex_keys(&self, zone: &mut ZoneData, delta: &mut Delta) -> BTreeSet<RecordType> {

@@ -35,15 +35,27 @@ impl Zones {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, OpenError> {
-        let mut list = specs
+        let opened = specs
             .into_iter()
-            .map(|spec| {
-                ZoneHandle::open(spec, config, clock.clone(), metrics.clone()).map(Arc::new)
-            })
+            .map(|spec| ZoneHandle::open(spec, config, clock.clone(), metrics.clone()))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut list = Vec::with_capacity(opened.len());
+        let mut after = Vec::with_capacity(opened.len());
+        for (zone, rest) in opened {
+            let zone = Arc::new(zone);
+            after.push((zone.clone(), rest));
+            list.push(zone);
+        }
         list.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
-        for z in &list {
-            super::open::spawn_verifier(z);
+        // Loading built and dropped a copy of every stored row: give those
+        // pages back, or the process keeps them as its resident size.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free heap memory to the kernel.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        for (z, rest) in after {
+            super::open::spawn_verifier(&z, rest);
         }
         Ok(Self { list, clock })
     }
