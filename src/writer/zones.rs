@@ -49,11 +49,7 @@ impl Zones {
         list.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
         // Loading built and dropped a copy of every stored row: give those
         // pages back, or the process keeps them as its resident size.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only returns free heap memory to the kernel.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        super::open::trim();
         for (z, rest) in after {
             super::open::spawn_verifier(&z, rest);
         }

@@ -40,9 +40,9 @@ pub struct RrSet {
     pub rdatas: Vec<RData>,
 }
 
-/// All RRsets at one name, in type order: a sorted vector, not a
-/// `BTreeMap`, whose every leaf reserves room for eleven entries (about
-/// 400 octets for the one to four RRsets a name here has).
+/// All RRsets at one name, in type order: a sorted vector, exactly as long
+/// as it is, not a `BTreeMap`, whose every leaf reserves room for eleven
+/// entries (about 400 octets for the one to four RRsets a name here has).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
     sets: Vec<(RecordType, RrSet)>,
@@ -68,7 +68,6 @@ impl Node {
     /// The RRset of type `t`, made empty with `ttl` when there is none.
     fn get_or_insert(&mut self, t: RecordType, ttl: u32) -> &mut RrSet {
         let i = self.insert_at(t, ttl);
-        self.sets.shrink_to_fit();
         &mut self.sets[i].1
     }
 
@@ -77,6 +76,7 @@ impl Node {
         match self.position(&t) {
             Ok(i) => i,
             Err(i) => {
+                self.sets.reserve_exact(1);
                 self.sets.insert(
                     i,
                     (
@@ -205,20 +205,17 @@ impl ZoneData {
             let set = &mut node.sets[i].1;
             set.ttl = r.ttl;
             if !set.rdatas.contains(&r.data) {
+                set.rdatas.reserve_exact(1); // see `add`
                 set.rdatas.push(r.data);
                 if !is_dnssec_type(rtype) {
                     z.record_count += 1;
                 }
             }
         }
-        for (name, mut node) in by_name {
-            node.sets.shrink_to_fit();
-            for (_, set) in node.sets.iter_mut() {
-                set.rdatas.shrink_to_fit();
-            }
-            let upper = name.iter().flatten().any(u8::is_ascii_uppercase);
-            let name = if upper { name.to_lowercase() } else { name };
-            z.nodes.insert(name, Arc::new(node));
+        for (name, node) in by_name {
+            // A fresh copy: the loaded name sits among the rows' freed
+            // buffers, where it would keep their pages resident.
+            z.nodes.insert(name.to_lowercase(), Arc::new(node));
         }
         z
     }
