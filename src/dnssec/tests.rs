@@ -452,3 +452,27 @@ fn rrsets_are_signed_over_canonical_rdata_order() {
         "signature over unsorted input verifies: {sig:?}"
     );
 }
+
+#[test]
+fn keys_in_place_only_for_a_zone_signed_with_this_key_and_ttl() {
+    // What lets a restart serve before the DNSSEC walk (writer::open).
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer(dir.path(), KeyAlgorithm::EcdsaP256Sha256);
+    let z = signed_zone(&s, &["a"]);
+    assert!(s.keys_in_place(&z));
+    assert!(
+        !s.keys_in_place(&ZoneData::new(spec(""), 1, [])),
+        "unsigned"
+    );
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = signer(other_dir.path(), KeyAlgorithm::EcdsaP256Sha256);
+    assert!(!other.keys_in_place(&z), "another key");
+    let mut settings = s.settings.clone();
+    settings.dnskey_ttl += 1;
+    let (key, _) =
+        ZoneKey::load_or_create(dir.path(), &n("z.test."), KeyAlgorithm::EcdsaP256Sha256).unwrap();
+    assert!(
+        !ZoneSigner::new(key, settings).keys_in_place(&z),
+        "another dnskey-ttl"
+    );
+}
