@@ -9,6 +9,9 @@
 //! - `--mode delete`: delete that exact RR at name i (undoes `add`);
 //! - `--mode flip`: alternate add / delete of one RR at one name (i = 0).
 //!
+//! `--rtype tlsa` sends a TLSA record (`3 1 1 <i as 64 hex digits>`, the
+//! shape of a DANE-EE record) instead of the TXT, for loading DANE zones.
+//!
 //! Names come from `--name-template`, where `{i}` is the update's index
 //! (from `--start`); a name without a trailing dot is relative to `--zone`.
 //! Latency is measured per UPDATE from the first byte sent to the whole
@@ -49,6 +52,12 @@ enum Mode {
     Flip,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Rtype {
+    Txt,
+    Tlsa,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     about = "Send N TSIG-signed RFC 2136 UPDATEs, C in flight, and report updates/s and latency"
@@ -79,6 +88,9 @@ struct Args {
     mode: Mode,
     #[arg(long, value_enum, default_value = "tcp")]
     transport: Transport,
+    /// The type of the record each UPDATE adds or deletes.
+    #[arg(long, value_enum, default_value = "txt")]
+    rtype: Rtype,
     /// TTL of added records.
     #[arg(long, default_value_t = 60)]
     ttl: u32,
@@ -147,12 +159,16 @@ fn build(plan: &Plan, k: usize, id: u16) -> Result<Vec<u8>, String> {
         Mode::Flip => (plan.args.start, k.is_multiple_of(2)),
     };
     let name = owner(plan, i)?;
-    let txt = RData::TXT(TXT::new(vec![token(i)]));
+    let data = match plan.args.rtype {
+        Rtype::Txt => RData::TXT(TXT::new(vec![token(i)])),
+        Rtype::Tlsa => RData::try_from_str(RecordType::TLSA, &format!("3 1 1 {i:064x}"))
+            .map_err(|e| format!("TLSA: {e}"))?,
+    };
     let rr = if add {
-        Record::from_rdata(name, plan.args.ttl, txt)
+        Record::from_rdata(name, plan.args.ttl, data)
     } else {
         // RFC 2136 §2.5.4: delete an RR from an RRset (class NONE, TTL 0).
-        let mut r = Record::from_rdata(name, 0, txt);
+        let mut r = Record::from_rdata(name, 0, data);
         r.dns_class = DNSClass::NONE;
         r
     };

@@ -9,28 +9,129 @@
 //! added and removed again cancels out); the AXFR form when the journal
 //! does not reach back; the current SOA alone when the client is current.
 //!
-//! # Limitations
-//! - Messages are sent through hickory-server's per-connection response
-//!   buffer, so one transfer is at most `MAX_MESSAGES` messages of
-//!   `MESSAGE_BUDGET` octets (far beyond a challenge zone).
+//! The whole zone (AXFR, and IXFR's AXFR form) is read from the snapshot
+//! one node at a time as the messages are sent ([`ZoneRecords`]): a
+//! transfer of a million records never holds a second copy of the zone.
+//! The snapshot it reads stays the one the transfer started on, however
+//! many changes are published meanwhile.
 
-use hickory_proto::rr::Record;
+use std::collections::VecDeque;
+use std::iter::Peekable;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, Record};
 
 use crate::serial;
-use crate::zone::ZoneData;
 use crate::zone::change::{JournalEntry, rdata_bytes};
+use crate::zone::{ZoneData, node_records};
 
 /// Octets of (uncompressed) records per message; compression makes the
 /// real message smaller, so it always fits in 64 KiB with room for TSIG.
 pub const MESSAGE_BUDGET: usize = 32 * 1024;
-/// The most messages one transfer may take (see the module limitations).
-pub const MAX_MESSAGES: usize = 1024;
+
+/// The AXFR body read from a snapshot as it is sent: SOA, every other RR
+/// in canonical order of names, SOA.
+pub struct ZoneRecords {
+    zone: Arc<ZoneData>,
+    /// The last node whose records were taken.
+    last: Option<Name>,
+    /// The rest of that node's records.
+    pending: VecDeque<Record>,
+    started: bool,
+    ended: bool,
+}
+
+impl ZoneRecords {
+    pub fn new(zone: Arc<ZoneData>) -> Self {
+        Self {
+            zone,
+            last: None,
+            pending: VecDeque::new(),
+            started: false,
+            ended: false,
+        }
+    }
+}
+
+impl Iterator for ZoneRecords {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        if !self.started {
+            self.started = true;
+            return Some(self.zone.soa_record());
+        }
+        loop {
+            if let Some(r) = self.pending.pop_front() {
+                return Some(r);
+            }
+            if self.ended {
+                return None;
+            }
+            let next = match &self.last {
+                None => self.zone.first_node(),
+                Some(name) => self.zone.nodes_after(name).next(),
+            };
+            match next {
+                Some((name, node)) => {
+                    self.pending.extend(node_records(name, node));
+                    self.last = Some(name.clone());
+                }
+                None => {
+                    self.ended = true;
+                    return Some(self.zone.soa_record());
+                }
+            }
+        }
+    }
+}
+
+/// What a transfer sends: a few records made beforehand, or the whole zone
+/// read as it is sent.
+pub enum Body {
+    Records(std::vec::IntoIter<Record>),
+    Zone(ZoneRecords),
+}
+
+impl Body {
+    pub fn records(records: Vec<Record>) -> Self {
+        Body::Records(records.into_iter())
+    }
+
+    /// Whether the (uncompressed) records fit in `limit` octets; reads at
+    /// most `limit` octets' worth of the zone.
+    pub fn fits(&self, limit: usize) -> bool {
+        let mut size = 0;
+        let mut over = |r: &Record| {
+            size += record_size(r);
+            size > limit
+        };
+        match self {
+            Body::Records(v) => !v.as_slice().iter().any(over),
+            Body::Zone(z) => !ZoneRecords::new(z.zone.clone()).any(|r| over(&r)),
+        }
+    }
+
+    /// The records in messages of at most [`MESSAGE_BUDGET`] octets.
+    pub fn messages(self) -> Messages<Self> {
+        messages(self)
+    }
+}
+
+impl Iterator for Body {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        match self {
+            Body::Records(v) => v.next(),
+            Body::Zone(z) => z.next(),
+        }
+    }
+}
 
 /// AXFR body: SOA, the rest, SOA.
-pub fn axfr(zone: &ZoneData) -> Vec<Record> {
-    let mut records = zone.all_records(); // SOA first
-    records.push(zone.soa_record());
-    records
+pub fn axfr(zone: Arc<ZoneData>) -> Body {
+    Body::Zone(ZoneRecords::new(zone))
 }
 
 /// What an IXFR answer holds, and which form it took (for logs and tests).
@@ -47,15 +148,15 @@ pub enum IxfrForm {
 /// The IXFR answer for a client at `client_serial`; `journal` is the chain
 /// of diffs from `client_serial` to the zone's serial, if there is one.
 pub fn ixfr(
-    zone: &ZoneData,
+    zone: &Arc<ZoneData>,
     client_serial: u32,
     journal: Option<Vec<JournalEntry>>,
-) -> (IxfrForm, Vec<Record>) {
+) -> (IxfrForm, Body) {
     if serial::at_least(client_serial, zone.serial) {
-        return (IxfrForm::UpToDate, vec![zone.soa_record()]);
+        return (IxfrForm::UpToDate, Body::records(vec![zone.soa_record()]));
     }
     let Some(entries) = journal else {
-        return (IxfrForm::Full, axfr(zone));
+        return (IxfrForm::Full, axfr(zone.clone()));
     };
     let (removed, added) = condense(&entries);
     let origin = zone.origin();
@@ -67,7 +168,7 @@ pub fn ixfr(
     out.push(current.clone());
     out.extend(added);
     out.push(current);
-    (IxfrForm::Incremental, out)
+    (IxfrForm::Incremental, Body::records(out))
 }
 
 /// Merge consecutive diffs into one: (net removed, net added).
@@ -112,24 +213,35 @@ fn record_size(r: &Record) -> usize {
     r.name.len() + 12 + rdata_bytes(&r.data).len()
 }
 
-/// Split records into messages of at most `MESSAGE_BUDGET` octets each.
-pub fn chunk(records: Vec<Record>) -> Vec<Vec<Record>> {
-    let mut out: Vec<Vec<Record>> = Vec::new();
-    let mut current = Vec::new();
-    let mut size = 0;
-    for r in records {
-        let len = record_size(&r);
-        if !current.is_empty() && size + len > MESSAGE_BUDGET {
-            out.push(std::mem::take(&mut current));
-            size = 0;
+/// Records grouped into messages of at most `MESSAGE_BUDGET` octets each,
+/// made one at a time as they are asked for.
+pub struct Messages<I: Iterator<Item = Record>> {
+    records: Peekable<I>,
+}
+
+/// Split records into messages (see [`Messages`]).
+pub fn messages<I: Iterator<Item = Record>>(records: I) -> Messages<I> {
+    Messages {
+        records: records.peekable(),
+    }
+}
+
+impl<I: Iterator<Item = Record>> Iterator for Messages<I> {
+    type Item = Vec<Record>;
+
+    fn next(&mut self) -> Option<Vec<Record>> {
+        let mut out = Vec::new();
+        let mut size = 0;
+        while let Some(r) = self.records.peek() {
+            let len = record_size(r);
+            if !out.is_empty() && size + len > MESSAGE_BUDGET {
+                break;
+            }
+            size += len;
+            out.extend(self.records.next());
         }
-        size += len;
-        current.push(r);
+        (!out.is_empty()).then_some(out)
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -173,7 +285,9 @@ mod tests {
                 added: vec![txt("a.z.test.", "keep")],
             },
         ];
+        let z = Arc::new(z);
         let (form, recs) = ixfr(&z, 10, Some(entries));
+        let recs: Vec<Record> = recs.collect();
         assert_eq!(form, IxfrForm::Incremental);
         // SOA 12, SOA 10, -old, SOA 12, +keep, SOA 12
         assert_eq!(recs.len(), 6);
@@ -185,15 +299,40 @@ mod tests {
 
     #[test]
     fn axfr_starts_and_ends_with_the_soa_and_chunks_stay_under_budget() {
-        let z = zone(7);
-        let a = axfr(&z);
+        let z = Arc::new(zone(7));
+        let a: Vec<Record> = axfr(z.clone()).collect();
         assert_eq!(a.first().unwrap().record_type(), RecordType::SOA);
         assert_eq!(a.last().unwrap().record_type(), RecordType::SOA);
         let many: Vec<Record> = (0..3000)
             .map(|i| txt(&format!("n{i}.z.test."), &"x".repeat(40)))
             .collect();
-        let chunks = chunk(many);
+        let chunks: Vec<Vec<Record>> = messages(many.into_iter()).collect();
         assert!(chunks.len() > 2);
+        assert!(chunks.iter().all(|c| size(c) <= MESSAGE_BUDGET));
         assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 3000);
+    }
+
+    #[test]
+    fn the_streamed_axfr_is_every_record_of_the_snapshot_in_order() {
+        let mut z = zone(7);
+        for i in 0..500 {
+            let n = Name::from_ascii(format!("h{i}.z.test.")).unwrap();
+            for v in ["a", "b", "c"] {
+                z.add(
+                    &n,
+                    RecordType::TXT,
+                    60,
+                    RData::try_from_str(RecordType::TXT, v).unwrap(),
+                );
+            }
+        }
+        let z = Arc::new(z);
+        let mut expected = z.all_records();
+        expected.push(z.soa_record());
+        let body = axfr(z.clone());
+        assert!(!body.fits(1000));
+        assert!(axfr(z.clone()).fits(1 << 20));
+        let streamed: Vec<Record> = body.messages().flatten().collect();
+        assert_eq!(streamed, expected);
     }
 }

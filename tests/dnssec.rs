@@ -738,3 +738,70 @@ async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
     u.validated("_tcp.mx1._acme.example.org.", "TXT", "NOERROR")
         .await;
 }
+
+/// A signature broken in the database (not by us) does not hold up the
+/// start: the zone is served at once, the stored RRSIGs are checked
+/// afterwards, and the broken one is signed again through the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_stored_signature_is_served_at_once_and_repaired_after_start() {
+    let mut h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    let owner = format!("_acme-challenge.mx1.{ZONE}");
+    // Flip the last octet of the TXT's RRSIG in the database.
+    let db = rusqlite::Connection::open(&h.config.database).unwrap();
+    let rows: Vec<(i64, String, Vec<u8>)> = db
+        .prepare("SELECT id, owner, rdata FROM records WHERE rtype = 46")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let (id, mut rdata) = rows
+        .into_iter()
+        .find(|(_, o, rd)| {
+            o.trim_end_matches('.')
+                .eq_ignore_ascii_case(owner.trim_end_matches('.'))
+                && rd[..2] == 16u16.to_be_bytes()
+        })
+        .map(|(id, _, rd)| (id, rd))
+        .expect("the TXT's RRSIG is stored");
+    *rdata.last_mut().unwrap() ^= 0xff;
+    db.execute(
+        "UPDATE records SET rdata = ?1 WHERE id = ?2",
+        rusqlite::params![rdata, id],
+    )
+    .unwrap();
+    drop(db);
+    h.restart().await;
+    // Served at once, with a signature.
+    let m = query_do(&h, &owner, RecordType::TXT, false, 1232).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(covered(&m.answers), vec![RecordType::TXT]);
+    // Repaired shortly after: every signature of the published zone verifies.
+    let zone = h.server().zones.zone_exact(&name(ZONE)).unwrap().clone();
+    let signer = zonewarden::dnssec::ZoneSigner::new(
+        zone_key(&h),
+        zone.snapshot().spec.dnssec.clone().unwrap(),
+    );
+    let mut bad = None;
+    for _ in 0..200 {
+        bad = signer.unverified(&zone.snapshot(), || true);
+        if bad.as_ref().is_some_and(|b| b.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(bad, Some(vec![]), "the broken RRSIG is signed again");
+    let audit = h.server().zones.audit_tail(&name(ZONE), 1).unwrap();
+    assert_eq!(audit[0].action.as_str(), "dnssec-sign");
+    let m = query_do(&h, &owner, RecordType::TXT, false, 1232).await;
+    let served = m
+        .answers
+        .iter()
+        .find_map(|r| as_rrsig(&r.data))
+        .expect("an RRSIG");
+    assert!(
+        !rdata.ends_with(served.sig()),
+        "the repaired signature is served"
+    );
+}

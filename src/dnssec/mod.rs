@@ -9,8 +9,10 @@
 //! or dropped is returned as a [`Delta`] that goes into the same journaled
 //! change, the same SQLite transaction, as the change that caused it. The
 //! records are stored as ordinary dynamic rows and loaded back with the rest
-//! of the zone; [`sync`] at start keeps every signature that still verifies,
-//! so a restart does not re-sign anything.
+//! of the zone; [`sync`] at start keeps every signature that is ours and
+//! fresh, so a restart does not re-sign anything, and whether each still
+//! verifies is checked after the zone is served
+//! ([`ZoneSigner::unverified`]), so a restart answers at once.
 //!
 //! RFCs: RFC 4033/4034/4035 (DNSKEY, RRSIG, NSEC, what is signed, §2.2 of
 //! RFC 4035 for delegations and glue), RFC 6840 (clarifications), RFC 7344
@@ -127,9 +129,10 @@ fn dnssec_change(serial_from: u32, zone: &ZoneData, delta: Delta, action: Action
 }
 
 /// Bring a zone just loaded at start in line with its DNSSEC settings:
-/// with a signer, sign what is unsigned or no longer verifies (everything
-/// on first start, nothing on a restart); without one, strip every DNSSEC
-/// record. Returns the journaled change to commit, if anything changed
+/// with a signer, sign what is unsigned, out of line with the key and
+/// settings, or suspected of not verifying ([`ZoneSigner::suspect`]:
+/// signatures are checked after start, off the writer); everything on first
+/// start, nothing on a restart; without one, strip every DNSSEC record. Returns the journaled change to commit, if anything changed
 /// (`zone` then holds the new serial).
 pub fn sync(signer: Option<&ZoneSigner>, zone: &mut ZoneData, now: u64) -> Option<Change> {
     let from = zone.serial;

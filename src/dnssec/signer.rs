@@ -6,8 +6,7 @@
 //! the chain; otherwise set its NSEC to what the chain says, keep each RRSIG
 //! that is ours, covers an RRset still signed here with its current TTL, is
 //! not forced (its RRset changed) and not within `refresh-before` of
-//! expiring (and, at start, still verifies), and sign whatever is left
-//! unsigned. The operations differ in the names walked:
+//! expiring, and sign whatever is left unsigned. The operations differ in the names walked:
 //! [`ZoneSigner::resign`] the names an update touched and their chain
 //! predecessors, [`ZoneSigner::refresh`] and [`ZoneSigner::sign_all`] every
 //! name. Whenever anything changed the serial moves, so the SOA's RRSIG is
@@ -20,13 +19,23 @@
 //! and Original TTL are the covered RRset's TTL; labels is the owner's
 //! label count (no wildcards here); the signer is the apex.
 //!
+//! Whether each kept RRSIG still verifies is not checked on that walk (one
+//! public-key verification per RRset: 25 s for 400,000 RRsets, which would
+//! delay the first answer after a restart). [`ZoneSigner::unverified`] checks
+//! them over a published snapshot, off the writer, and
+//! [`ZoneSigner::suspect`] hands what it found to the next
+//! [`ZoneSigner::sign_all`], which signs those RRsets again; the zone writer
+//! runs that after start (`writer::open`).
+//!
 //! # Limitations
 //!
 //! Only the data to be signed is built here; hickory-proto (ring) signs.
-//! Signature checks at start ([`ZoneSigner::sign_all`]) verify every kept
-//! RRSIG, which costs one verification per RRset and start.
+//! Until the check after start has run, a signature broken in the database
+//! (not by us: every RRSIG we store was made over the RRset it covers) is
+//! served as it is.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use hickory_proto::dnssec::TBS;
 use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
@@ -45,6 +54,9 @@ use crate::zonefile::ZoneSpec;
 pub struct ZoneSigner {
     pub key: ZoneKey,
     pub settings: Settings,
+    /// RRsets whose RRSIG did not verify ([`ZoneSigner::unverified`]),
+    /// signed again by the next [`ZoneSigner::sign_all`].
+    suspects: Mutex<BTreeSet<(Name, RecordType)>>,
 }
 
 /// RDATA in DNSSEC canonical form (RFC 4034 §6.2): no compression, names in
@@ -121,11 +133,60 @@ impl ZoneSigner {
             tracing::warn!(zone = %spec.origin, key_tag = key.key_tag(), file = %key.path.display(),
                 "generated a DNSSEC key; give the parent its DS (`zonewarden ds {}`)", spec.origin);
         }
-        Ok(Some(Self { key, settings }))
+        Ok(Some(Self::new(key, settings)))
     }
 
     pub fn new(key: ZoneKey, settings: Settings) -> Self {
-        Self { key, settings }
+        Self {
+            key,
+            settings,
+            suspects: Mutex::default(),
+        }
+    }
+
+    /// Have the next [`ZoneSigner::sign_all`] sign these RRsets again,
+    /// whatever their RRSIGs look like.
+    pub fn suspect(&self, rrsets: impl IntoIterator<Item = (Name, RecordType)>) {
+        let mut s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        s.extend(rrsets.into_iter().map(|(n, t)| (n.to_lowercase(), t)));
+    }
+
+    /// The RRsets of `zone` with an RRSIG of ours that does not verify over
+    /// the RRset as it is (RFC 4035 §5.3): a database edited or damaged
+    /// behind the server's back. Read-only and slow (one verification per
+    /// RRSIG): run it on a published snapshot, off the writer. None when
+    /// `go_on` said to stop (asked every 256 names).
+    pub fn unverified(
+        &self,
+        zone: &ZoneData,
+        go_on: impl Fn() -> bool,
+    ) -> Option<Vec<(Name, RecordType)>> {
+        let mut bad = Vec::new();
+        for (i, name) in zone.names().enumerate() {
+            if i % 256 == 0 && !go_on() {
+                return None;
+            }
+            let Some(sigs) = zone.rrset(name, RecordType::RRSIG) else {
+                continue;
+            };
+            let rrsets = nsec::signed_rrsets(zone, name);
+            for sig in sigs.rdatas.iter().filter_map(as_rrsig) {
+                let i = sig.input();
+                let ours = i.key_tag == self.key.key_tag()
+                    && i.algorithm == self.key.algorithm.dnssec()
+                    && i.signer_name == self.key.zone;
+                let Some((t, _, rdatas)) = rrsets.iter().find(|(t, ..)| *t == i.type_covered)
+                else {
+                    continue; // nothing to cover: the walk drops it
+                };
+                let good =
+                    signed_data(name, i, rdatas).is_some_and(|d| self.key.verify(&d, sig.sig()));
+                if ours && !good {
+                    bad.push((name.clone(), *t));
+                }
+            }
+        }
+        Some(bad)
     }
 
     fn input(&self, name: &Name, covered: RecordType, ttl: u32, now: u64) -> SigInput {
@@ -167,16 +228,8 @@ impl ZoneSigner {
         ))
     }
 
-    /// Whether `sig` is ours, fits the RRset as it is now, and is not due.
-    fn keep(
-        &self,
-        name: &Name,
-        sig: &RRSIG,
-        ttl: u32,
-        rdatas: &[RData],
-        verify: bool,
-        now: u64,
-    ) -> bool {
+    /// Whether `sig` is ours, fits the RRset's TTL, and is not due.
+    fn keep(&self, name: &Name, sig: &RRSIG, ttl: u32, now: u64) -> bool {
         let i = sig.input();
         let ours = i.key_tag == self.key.key_tag()
             && i.algorithm == self.key.algorithm.dnssec()
@@ -186,8 +239,22 @@ impl ZoneSigner {
         let fresh = remaining(i, now) > i64::from(self.settings.refresh_before)
             && serial::ahead(i.sig_inception.get(), now as u32) <= 0;
         ours && fresh
-            && (!verify
-                || signed_data(name, i, rdatas).is_some_and(|d| self.key.verify(&d, sig.sig())))
+    }
+
+    /// Whether the apex DNSKEY, CDS and CDNSKEY RRsets are what the key and
+    /// settings say (the zone is signed with this key). Read-only.
+    pub fn keys_in_place(&self, zone: &ZoneData) -> bool {
+        let ttl = self.settings.dnskey_ttl;
+        [
+            (RecordType::DNSKEY, self.key.dnskey_rdata()),
+            (RecordType::CDS, self.key.cds_rdata()),
+            (RecordType::CDNSKEY, self.key.cdnskey_rdata()),
+        ]
+        .into_iter()
+        .all(|(t, rdata)| {
+            zone.rrset(zone.origin(), t)
+                .is_some_and(|s| s.ttl == ttl && s.rdatas == [rdata])
+        })
     }
 
     /// Make the apex DNSKEY, CDS and CDNSKEY RRsets what the key says.
@@ -222,7 +289,6 @@ impl ZoneSigner {
         zone: &mut ZoneData,
         name: &Name,
         force: &BTreeSet<RecordType>,
-        verify: bool,
         now: u64,
         delta: &mut Delta,
     ) {
@@ -257,9 +323,9 @@ impl ZoneSigner {
                 let t = s.input().type_covered;
                 !force.contains(&t)
                     && !covered.contains(&t)
-                    && rrsets.iter().any(|(rt, ttl, rdatas)| {
-                        *rt == t && self.keep(name, s, *ttl, rdatas, verify, now)
-                    })
+                    && rrsets
+                        .iter()
+                        .any(|(rt, ttl, _)| *rt == t && self.keep(name, s, *ttl, now))
             });
             if keep {
                 if let Some(s) = as_rrsig(&sig.data) {
@@ -291,12 +357,11 @@ impl ZoneSigner {
         &self,
         zone: &mut ZoneData,
         names: impl IntoIterator<Item = (Name, BTreeSet<RecordType>)>,
-        verify: bool,
         now: u64,
         delta: &mut Delta,
     ) {
         for (name, force) in names {
-            self.fix_name(zone, &name, &force, verify, now, delta);
+            self.fix_name(zone, &name, &force, now, delta);
         }
     }
 
@@ -304,7 +369,7 @@ impl ZoneSigner {
     fn resign_soa(&self, zone: &mut ZoneData, now: u64, delta: &mut Delta) {
         let apex = zone.origin().clone();
         let force = BTreeSet::from([RecordType::SOA]);
-        self.fix_name(zone, &apex, &force, false, now, delta);
+        self.fix_name(zone, &apex, &force, now, delta);
     }
 
     /// Every name of the zone, none forced.
@@ -316,18 +381,29 @@ impl ZoneSigner {
         names
     }
 
-    /// Sign whatever is unsigned or does not verify, fix the chain and the
-    /// key records; keep every signature still good. At start: the first
-    /// time this signs the whole zone, on a restart it changes nothing.
-    /// Moves the serial when anything changed.
+    /// Sign whatever is unsigned, suspected ([`ZoneSigner::suspect`]) or
+    /// out of line with the key and settings, fix the chain and the key
+    /// records; keep every other signature. At start: the first time this
+    /// signs the whole zone, on a restart it changes nothing. Moves the
+    /// serial when anything changed.
     pub fn sign_all(&self, zone: &mut ZoneData, now: u64) -> Delta {
         let mut delta = Delta::default();
         let keys_changed = self.fix_apex_keys(zone, &mut delta);
-        let mut names = Self::all_names(zone);
-        if let Some((_, force)) = names.iter_mut().find(|(n, _)| n == zone.origin()) {
-            *force = keys_changed;
+        let mut suspects: BTreeMap<Name, BTreeSet<RecordType>> = BTreeMap::new();
+        let taken = std::mem::take(&mut *self.suspects.lock().unwrap_or_else(|p| p.into_inner()));
+        for (n, t) in taken {
+            suspects.entry(n).or_default().insert(t);
         }
-        self.fix_names(zone, names, true, now, &mut delta);
+        let mut names = Self::all_names(zone);
+        for (n, force) in names.iter_mut() {
+            if n == zone.origin() {
+                force.extend(keys_changed.iter().copied());
+            }
+            if let Some(ts) = suspects.remove(n) {
+                force.extend(ts);
+            }
+        }
+        self.fix_names(zone, names, now, &mut delta);
         if !delta.is_empty() {
             zone.serial = serial::next(zone.serial);
             self.resign_soa(zone, now, &mut delta);
@@ -341,7 +417,7 @@ impl ZoneSigner {
     pub fn refresh(&self, zone: &mut ZoneData, now: u64) -> Delta {
         let mut delta = Delta::default();
         let names = Self::all_names(zone);
-        self.fix_names(zone, names, false, now, &mut delta);
+        self.fix_names(zone, names, now, &mut delta);
         if !delta.is_empty() {
             zone.serial = serial::next(zone.serial);
             self.resign_soa(zone, now, &mut delta);
@@ -384,7 +460,7 @@ impl ZoneSigner {
         }
         names.entry(apex).or_default().insert(RecordType::SOA);
         let mut delta = Delta::default();
-        self.fix_names(next, names, false, now, &mut delta);
+        self.fix_names(next, names, now, &mut delta);
         delta
     }
 }

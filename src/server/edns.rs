@@ -37,8 +37,6 @@ pub enum Ede {
     NotReady,
     /// 0 Other: the change could not be committed; nothing changed.
     NotCommitted,
-    /// 0 Other: the zone is larger than one transfer may be.
-    TooLarge,
 }
 
 impl Ede {
@@ -48,7 +46,7 @@ impl Ede {
             Ede::Prohibited => 18,
             Ede::NotAuthoritative => 20,
             Ede::NotReady => 14,
-            Ede::NotCommitted | Ede::TooLarge => 0,
+            Ede::NotCommitted => 0,
         }
     }
 
@@ -56,7 +54,6 @@ impl Ede {
     pub fn text(self) -> Option<&'static str> {
         match self {
             Ede::NotCommitted => Some("not committed; nothing changed"),
-            Ede::TooLarge => Some("zone too large to transfer"),
             _ => None,
         }
     }

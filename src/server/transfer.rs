@@ -1,13 +1,15 @@
 //! Zone transfers out: AXFR (RFC 5936) and IXFR (RFC 1995), in as many
 //! messages as needed, each TSIG-signed when the request was (RFC 8945
 //! §5.3.1). Who may transfer is the zone file's `transfer` setting; the
-//! contents come from the snapshot (`xfr`) and the journal.
+//! contents come from the snapshot (`xfr`) and the journal. The whole zone
+//! is read from the snapshot message by message as it is sent (`xfr::Body`),
+//! never copied whole.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinDecoder;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, ResponseHandler, ResponseInfo};
@@ -19,7 +21,7 @@ use super::response::{self, Reply, Signing};
 use crate::serial;
 use crate::tsig::SignContext;
 use crate::writer::ZoneHandle;
-use crate::xfr::{self, IxfrForm};
+use crate::xfr::{self, Body, IxfrForm};
 
 /// Transfers sent, by form (for tests and the logs; metrics count them too).
 #[derive(Debug, Default)]
@@ -58,7 +60,7 @@ impl Form {
     }
 }
 
-/// What a transfer request gets: (form, serial, records), or the RCODE of
+/// What a transfer request gets: (form, serial, body), or the RCODE of
 /// the refusal.
 async fn contents(
     cx: &Context,
@@ -66,7 +68,7 @@ async fn contents(
     zone: Arc<ZoneHandle>,
     key: Option<&Name>,
     qtype: RecordType,
-) -> Result<(Form, u32, Vec<Record>), ResponseCode> {
+) -> Result<(Form, u32, Body), ResponseCode> {
     let src = request.src();
     let snapshot = zone.snapshot();
     if !snapshot.spec.transfer.allows(key, src.ip()) {
@@ -79,7 +81,7 @@ async fn contents(
         if udp {
             return Err(ResponseCode::FormErr);
         }
-        return Ok((Form::Axfr, snapshot.serial, xfr::axfr(&snapshot)));
+        return Ok((Form::Axfr, snapshot.serial, xfr::axfr(snapshot)));
     }
     // RFC 1995 §3: the authority section carries the client's SOA.
     let client = request
@@ -108,9 +110,9 @@ async fn contents(
     // RFC 1995 §2: over UDP, an answer that does not fit is just our SOA.
     if udp
         && form != IxfrForm::UpToDate
-        && xfr::size(&records) > response::size_limit(request, cx.edns_udp_size)
+        && !records.fits(response::size_limit(request, cx.edns_udp_size))
     {
-        records = vec![snapshot.soa_record()];
+        records = Body::records(vec![snapshot.soa_record()]);
     }
     Ok((Form::Ixfr(form), snapshot.serial, records))
 }
@@ -147,25 +149,18 @@ pub async fn handle<R: ResponseHandler>(
             .send(request, handle, reply, Signing::with(signer.as_ref()))
             .await;
     };
-    let count = records.len();
     cx.metrics.queries.inc(Some(qtype), ResponseCode::NoError);
     if let Some((c, label)) = form.counter(&cx.stats) {
         c.fetch_add(1, Ordering::Relaxed);
         cx.metrics.transfers.inc(&[label]);
     }
-    let chunks = xfr::chunk(records);
-    if chunks.len() > xfr::MAX_MESSAGES {
-        tracing::error!(zone = %origin, messages = chunks.len(), "zone too large for one transfer");
-        let reply = Reply::new(request, ResponseCode::ServFail).with_ede(Some(Ede::TooLarge));
-        return cx
-            .send(request, handle, reply, Signing::with(signer.as_ref()))
-            .await;
-    }
     let edns = response::response_edns(request, cx.edns_udp_size);
     let no_question =
         Queries::read(&mut BinDecoder::new(&[]), 0).expect("zero questions always parse");
     let mut info = None;
-    for (i, chunk) in chunks.into_iter().enumerate() {
+    let mut count = 0;
+    for (i, chunk) in records.messages().enumerate() {
+        count += chunk.len();
         let mut reply = Reply::new(request, ResponseCode::NoError);
         reply.metadata.authoritative = true;
         reply.answers = chunk;

@@ -1,6 +1,19 @@
 //! Opening a zone at start: its stored state, reconciled with its zone file
 //! and its DNSSEC settings through the same drafts as any other change.
+//!
+//! The zone is served as soon as it is loaded: on a plain restart (the
+//! zone already signed with this key, the zone file unchanged) the DNSSEC
+//! walk over every name (`SyncDnssec`: NSEC chain, RRSIGs due, 5 s for
+//! 200,000 names), which then changes nothing unless signatures came due
+//! while the server was down, runs after the first answer, and so does the
+//! check that every stored RRSIG still verifies (one public-key
+//! verification per RRset, 25 s for 400,000), on a thread of its own over
+//! the published snapshot ([`spawn_verifier`]); an RRset found with a
+//! signature that does not verify is signed again through a `SyncDnssec`
+//! draft, like any change. A first start, a new key, DNSSEC turned off or
+//! a changed zone file are brought in line before the zone is served.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -63,18 +76,22 @@ fn missing_from(a: &[Record], b: &[Record]) -> Vec<Record> {
 impl ZoneHandle {
     /// Open `spec`'s zone: create it on first sight, else load it; then
     /// reconcile a changed zone file and the DNSSEC records, each as a
-    /// journaled change. Blocking (SQLite).
+    /// journaled change (the DNSSEC walk may be left for after start: see
+    /// [`AfterStart`]). Blocking (SQLite).
     pub fn open(
         spec: ZoneSpec,
         config: &Config,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, OpenError> {
+    ) -> Result<(Self, AfterStart), OpenError> {
         let spec = Arc::new(spec);
         let now = clock.now();
+        let started = std::time::Instant::now();
         let mut store = Store::open(&config.database)?;
         let fp = static_fingerprint(&spec);
-        let (data, zone_file) = match store.load_zone(&spec.origin)? {
+        let stored = store.load_zone(&spec.origin)?;
+        let read = started.elapsed();
+        let (data, zone_file) = match stored {
             None => {
                 // A fresh zone starts at the current time, so a rebuilt
                 // database still moves secondaries forward.
@@ -98,6 +115,7 @@ impl ZoneHandle {
                 )
             }
         };
+        let built = started.elapsed() - read;
         let signer = ZoneSigner::open(&spec, &config.data_dir)?;
         let reader = Store::open(&config.database)?;
         let zone = ZoneHandle {
@@ -113,19 +131,120 @@ impl ZoneHandle {
             clock,
             metrics,
         };
+        // The walk over every name (`SyncDnssec`) waits until after the
+        // first answer when the zone is already signed with this key and
+        // the zone file did not change (a plain restart: it then changes
+        // nothing, unless signatures came due while the server was down).
+        let defer_sync = zone_file.is_none()
+            && zone
+                .signer
+                .as_ref()
+                .is_some_and(|s| s.keys_in_place(&zone.snapshot()));
         if let Some(draft) = zone_file {
+            // The RRsets the file changed keep their old RRSIGs until the
+            // sync below signs them again: it does not verify signatures.
+            if let (Some(signer), Draft::ZoneFile { removed, added, .. }) = (&zone.signer, &draft) {
+                let changed: BTreeSet<_> = removed
+                    .iter()
+                    .chain(added)
+                    .map(|r| (r.name.clone(), r.record_type()))
+                    .collect();
+                signer.suspect(changed);
+            }
             let w = zone.write(draft)?;
             tracing::info!(zone = %zone.origin, serial = ?w.serial, "zone file changed; serial bumped");
         }
-        zone.write(Draft::SyncDnssec)?;
-        let latest = crate::dnssec::latest_inception(&zone.snapshot().all_records()).unwrap_or(0);
+        let synced = std::time::Instant::now();
+        if !defer_sync {
+            zone.write(Draft::SyncDnssec)?;
+        }
+        let sync = synced.elapsed();
+        let latest = zone.snapshot().latest_signature_inception().unwrap_or(0);
         zone.latest_inception
             .store(latest, std::sync::atomic::Ordering::Relaxed);
         let snap = zone.snapshot();
-        tracing::info!(zone = %zone.origin, serial = snap.serial, records = snap.record_count(), "zone loaded");
+        tracing::info!(
+            zone = %zone.origin, serial = snap.serial, records = snap.record_count(),
+            read_ms = read.as_millis() as u64, build_ms = built.as_millis() as u64,
+            dnssec_sync_ms = sync.as_millis() as u64, dnssec_sync_deferred = defer_sync,
+            total_ms = started.elapsed().as_millis() as u64, "zone loaded"
+        );
         if let Some(max) = config.database_max_size {
             zone.lock_store().limit_size(max)?;
         }
-        Ok(zone)
+        Ok((zone, AfterStart { sync: defer_sync }))
+    }
+}
+
+/// What is left to do once the zone is served ([`spawn_verifier`]).
+pub struct AfterStart {
+    /// The `SyncDnssec` walk was deferred.
+    sync: bool,
+}
+
+/// Check every RRSIG of `zone`'s published snapshot on a thread of its own
+/// (see the module doc) and have the RRsets whose signature does not verify
+/// signed again. The thread stops early when the server lets go of the
+/// zone (it then holds the only reference). Returns at once.
+pub(super) fn spawn_verifier(zone: &Arc<ZoneHandle>, after: AfterStart) {
+    if zone.signer.is_none() {
+        return;
+    }
+    let zone = zone.clone();
+    let spawned = std::thread::Builder::new()
+        .name("dnssec-verify".into())
+        .spawn(move || {
+            if after.sync {
+                let started = std::time::Instant::now();
+                match zone.write(Draft::SyncDnssec) {
+                    Ok(w) => tracing::info!(zone = %zone.origin, serial = ?w.serial,
+                        seconds = started.elapsed().as_secs_f64(), "DNSSEC records checked after start"),
+                    Err(e) => tracing::error!(zone = %zone.origin, error = %e, "cannot bring DNSSEC records in line; the hourly refresh tries again"),
+                }
+            }
+            verify(&zone);
+            // The walk and the check made and dropped copies of records on
+            // this thread's own malloc arena: give the pages back.
+            trim();
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the signature check; stored signatures are trusted as they are");
+    }
+}
+
+fn verify(zone: &Arc<ZoneHandle>) {
+    let Some(signer) = &zone.signer else { return };
+    let started = std::time::Instant::now();
+    let snapshot = zone.snapshot();
+    let in_use = || Arc::strong_count(zone) > 1;
+    let Some(bad) = signer.unverified(&snapshot, in_use) else {
+        return; // the server stopped
+    };
+    drop(snapshot);
+    if bad.is_empty() {
+        tracing::info!(zone = %zone.origin, seconds = started.elapsed().as_secs_f64(), "every stored signature verifies");
+        return;
+    }
+    tracing::warn!(zone = %zone.origin, rrsets = bad.len(), first = %format!("{} {}", bad[0].0, bad[0].1),
+        "stored signatures that do not verify; signing those RRsets again");
+    signer.suspect(bad);
+    if !in_use() {
+        return;
+    }
+    match zone.write(Draft::SyncDnssec) {
+        Ok(w) => tracing::info!(zone = %zone.origin, serial = ?w.serial, "signatures repaired"),
+        Err(e) => {
+            tracing::error!(zone = %zone.origin, error = %e, "cannot repair signatures; the next start tries again")
+        }
+    }
+}
+
+/// Return free heap pages to the kernel (glibc keeps them otherwise, and
+/// they count as the process's resident size).
+pub(super) fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

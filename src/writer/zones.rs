@@ -36,13 +36,24 @@ impl Zones {
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, OpenError> {
-        let mut list = specs
+        let opened = specs
             .into_iter()
-            .map(|spec| {
-                ZoneHandle::open(spec, config, clock.clone(), metrics.clone()).map(Arc::new)
-            })
+            .map(|spec| ZoneHandle::open(spec, config, clock.clone(), metrics.clone()))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut list = Vec::with_capacity(opened.len());
+        let mut after = Vec::with_capacity(opened.len());
+        for (zone, rest) in opened {
+            let zone = Arc::new(zone);
+            after.push((zone.clone(), rest));
+            list.push(zone);
+        }
         list.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        // Loading built and dropped a copy of every stored row: give those
+        // pages back, or the process keeps them as its resident size.
+        super::open::trim();
+        for (z, rest) in after {
+            super::open::spawn_verifier(&z, rest);
+        }
         Ok(Self { list, clock })
     }
 

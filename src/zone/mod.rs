@@ -19,7 +19,7 @@
 //! The record counts that limits use ([`ZoneData::record_count`],
 //! [`ZoneData::records_at`]) leave DNSSEC types out.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use imbl::OrdMap;
 use std::ops::Bound;
@@ -40,8 +40,93 @@ pub struct RrSet {
     pub rdatas: Vec<RData>,
 }
 
-/// All RRsets at one name.
-pub type Node = BTreeMap<RecordType, RrSet>;
+/// All RRsets at one name, in type order: a sorted vector, exactly as long
+/// as it is, not a `BTreeMap`, whose every leaf reserves room for eleven
+/// entries (about 400 octets for the one to four RRsets a name here has).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    sets: Vec<(RecordType, RrSet)>,
+}
+
+impl Node {
+    fn position(&self, t: &RecordType) -> Result<usize, usize> {
+        self.sets.binary_search_by(|(k, _)| k.cmp(t))
+    }
+
+    pub fn get(&self, t: &RecordType) -> Option<&RrSet> {
+        self.position(t).ok().map(|i| &self.sets[i].1)
+    }
+
+    pub fn get_mut(&mut self, t: &RecordType) -> Option<&mut RrSet> {
+        self.position(t).ok().map(|i| &mut self.sets[i].1)
+    }
+
+    pub fn contains_key(&self, t: &RecordType) -> bool {
+        self.position(t).is_ok()
+    }
+
+    /// The RRset of type `t`, made empty with `ttl` when there is none.
+    fn get_or_insert(&mut self, t: RecordType, ttl: u32) -> &mut RrSet {
+        let i = self.insert_at(t, ttl);
+        &mut self.sets[i].1
+    }
+
+    /// Where the RRset of type `t` is, inserted empty with `ttl` if need be.
+    fn insert_at(&mut self, t: RecordType, ttl: u32) -> usize {
+        match self.position(&t) {
+            Ok(i) => i,
+            Err(i) => {
+                self.sets.reserve_exact(1);
+                self.sets.insert(
+                    i,
+                    (
+                        t,
+                        RrSet {
+                            ttl,
+                            rdatas: Vec::new(),
+                        },
+                    ),
+                );
+                i
+            }
+        }
+    }
+
+    pub fn remove(&mut self, t: &RecordType) -> Option<RrSet> {
+        let i = self.position(t).ok()?;
+        let (_, set) = self.sets.remove(i);
+        self.sets.shrink_to_fit();
+        Some(set)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &RecordType> {
+        self.sets.iter().map(|(t, _)| t)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &RrSet> {
+        self.sets.iter().map(|(_, s)| s)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&RecordType, &RrSet)> {
+        self.sets.iter().map(|(t, s)| (t, s))
+    }
+}
+
+impl<'a> IntoIterator for &'a Node {
+    type Item = (&'a RecordType, &'a RrSet);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (RecordType, RrSet)>,
+        fn(&'a (RecordType, RrSet)) -> (&'a RecordType, &'a RrSet),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.sets.iter().map(|(t, s)| (t, s))
+    }
+}
 
 /// A name as users type it (zone, key or host), absolute with or without
 /// the final dot: `_acme.example.org` and `_acme.example.org.` are one name.
@@ -65,6 +150,16 @@ pub fn as_rrsig(data: &RData) -> Option<&RRSIG> {
 /// RRSIGs, which carry the TTL of the RRset they cover (RFC 4034 §3).
 fn rr_ttl(set_ttl: u32, data: &RData) -> u32 {
     as_rrsig(data).map_or(set_ttl, |s| s.input().original_ttl)
+}
+
+/// The RRs of one node as records, in type order (the order of
+/// [`ZoneData::all_records`]).
+pub fn node_records<'a>(name: &'a Name, node: &'a Node) -> impl Iterator<Item = Record> + 'a {
+    node.values().flat_map(move |set| {
+        set.rdatas
+            .iter()
+            .map(move |d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +193,29 @@ impl ZoneData {
             statics: Arc::new(statics),
             record_count: 0,
         };
+        // Grouped by name first (hashing a name is cheaper than the
+        // canonical comparisons of an ordered insert), so the ordered map
+        // takes one insert per name, not one per record: a quarter of them
+        // in a signed zone.
+        let mut by_name: HashMap<Name, Node> = HashMap::new();
         for r in spec.records.iter().cloned().chain(dynamic) {
-            z.add(&r.name, r.record_type(), r.ttl, r.data);
+            let rtype = r.record_type();
+            let node = by_name.entry(r.name).or_default();
+            let i = node.insert_at(rtype, r.ttl);
+            let set = &mut node.sets[i].1;
+            set.ttl = r.ttl;
+            if !set.rdatas.contains(&r.data) {
+                set.rdatas.reserve_exact(1); // see `add`
+                set.rdatas.push(r.data);
+                if !is_dnssec_type(rtype) {
+                    z.record_count += 1;
+                }
+            }
+        }
+        for (name, node) in by_name {
+            // A fresh copy: the loaded name sits among the rows' freed
+            // buffers, where it would keep their pages resident.
+            z.nodes.insert(name.to_lowercase(), Arc::new(node));
         }
         z
     }
@@ -177,21 +293,32 @@ impl ZoneData {
             .min()
     }
 
-    /// Every RR of the zone, SOA first (the order AXFR wants).
+    /// The latest inception of any RRSIG in the zone (Unix seconds), None
+    /// when it holds none.
+    pub fn latest_signature_inception(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter_map(|node| node.get(&RecordType::RRSIG))
+            .flat_map(|set| set.rdatas.iter())
+            .filter_map(as_rrsig)
+            .map(|sig| u64::from(sig.input().sig_inception.get()))
+            .max()
+    }
+
+    /// Every RR of the zone, SOA first (the order AXFR wants). A copy of
+    /// the whole zone: transfers read it node by node instead
+    /// ([`ZoneData::first_node`], [`ZoneData::nodes_after`]).
     pub fn all_records(&self) -> Vec<Record> {
         let mut out = vec![self.soa_record()];
         for (name, node) in &self.nodes {
-            for set in node.values() {
-                for d in &set.rdatas {
-                    out.push(Record::from_rdata(
-                        name.clone(),
-                        rr_ttl(set.ttl, d),
-                        d.clone(),
-                    ));
-                }
-            }
+            out.extend(node_records(name, node));
         }
         out
+    }
+
+    /// The first node in canonical order, if any.
+    pub fn first_node(&self) -> Option<(&Name, &Node)> {
+        self.nodes.iter().next().map(|(n, node)| (n, node.as_ref()))
     }
 
     /// The nearest delegation (NS below the apex) at or above `name`, if any.
@@ -217,14 +344,14 @@ impl ZoneData {
     pub fn add(&mut self, name: &Name, rtype: RecordType, ttl: u32, data: RData) -> bool {
         let name = name.to_lowercase();
         let node = Arc::make_mut(self.nodes.entry(name).or_default());
-        let set = node.entry(rtype).or_insert_with(|| RrSet {
-            ttl,
-            rdatas: Vec::new(),
-        });
+        let set = node.get_or_insert(rtype, ttl);
         set.ttl = ttl;
         if set.rdatas.contains(&data) {
             return false;
         }
+        // Exactly as long as it is: a Vec grows to four RDATAs (over 500
+        // octets) on its first push, and most RRsets here hold one or two.
+        set.rdatas.reserve_exact(1);
         set.rdatas.push(data);
         if !is_dnssec_type(rtype) {
             self.record_count += 1;
@@ -243,6 +370,7 @@ impl ZoneData {
         };
         let before = set.rdatas.len();
         set.rdatas.retain(|d| d != data);
+        set.rdatas.shrink_to_fit();
         let removed = before - set.rdatas.len();
         if set.rdatas.is_empty() {
             node.remove(&rtype);
