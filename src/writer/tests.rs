@@ -66,7 +66,9 @@ fn fixture() -> Fixture {
     let machine = Policy::parse_file(Path::new("acl/mx1.toml"), &acl, &[n(ZONE)]).unwrap();
     let metrics = Arc::new(Metrics::default());
     let clock = Arc::new(ManualClock::new(T0));
-    let zone = ZoneHandle::open(spec, &config, clock, metrics.clone()).unwrap();
+    // A fresh database: everything is checked before open returns, nothing
+    // is left for after the start.
+    let (zone, _after_start) = ZoneHandle::open(spec, &config, clock, metrics.clone()).unwrap();
     assert!(zone.signer.is_some(), "the demo zone is signed");
     Fixture {
         _dir: dir,
