@@ -33,9 +33,8 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
             assert!(spec.ttl.min <= spec.ttl.max);
-            let zone = ZoneData::new(Arc::new(spec), 1, []);
-            let records = xfr::axfr(&zone);
-            for chunk in xfr::chunk(records) {
+            let zone = Arc::new(ZoneData::new(Arc::new(spec), 1, []));
+            for chunk in xfr::axfr(zone).messages() {
                 let mut m = Message::response(1, OpCode::Query);
                 m.answers = chunk;
                 if let Ok(bytes) = m.to_vec() {

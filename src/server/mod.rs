@@ -30,7 +30,7 @@ pub mod conn;
 pub mod cookie;
 mod edns;
 mod identity;
-mod prepared;
+pub mod prepared;
 mod query;
 mod refusal;
 pub mod request;

@@ -89,8 +89,26 @@ pub struct Key {
 }
 
 impl Key {
-    fn name(&self) -> &[u8] {
+    /// The lowercased question name, in wire form.
+    pub fn name(&self) -> &[u8] {
         &self.bytes[..self.bytes.len() - 3]
+    }
+}
+
+impl Plain {
+    /// The question's type.
+    pub fn qtype(&self) -> u16 {
+        self.qtype
+    }
+
+    /// The requester's EDNS UDP payload size and DO bit, if it sent OPT.
+    pub fn edns(&self) -> Option<(u16, bool)> {
+        self.edns
+    }
+
+    /// The COOKIE option's data (offset, length), if it sent one.
+    pub fn cookie(&self) -> Option<(usize, usize)> {
+        self.cookie
     }
 }
 
@@ -155,8 +173,11 @@ pub fn parse(p: &[u8], key: &mut Key) -> Option<Plain> {
         // malformed one is the front's FORMERR).
         if rdlen > 0 {
             let opt = p.get(i..i + rdlen)?;
+            if rdlen < 4 || opt[..2] != [0, 10] {
+                return None;
+            }
             let len = usize::from(u16::from_be_bytes([opt[2], opt[3]]));
-            if rdlen < 4 || opt[..2] != [0, 10] || len != rdlen - 4 || !matches!(len, 8 | 16..=40) {
+            if len != rdlen - 4 || !matches!(len, 8 | 16..=40) {
                 return None;
             }
             cookie = Some((i + 4, len));
@@ -620,6 +641,15 @@ mod tests {
         );
         assert!(cookie(41, 41).is_none(), "too long");
         assert!(cookie(8, 9).is_none(), "option length past the OPT");
+        // Found by fuzzing (fuzz/fuzz_targets/udp_fast.rs): OPT data of 1 to
+        // 3 octets, shorter than an option header, read out of bounds.
+        for short in 1..4u8 {
+            let p = with(&|p| {
+                p[opt + 10] = short;
+                p.extend(std::iter::repeat_n(0, usize::from(short)));
+            });
+            assert!(p.is_none(), "{short} octets of OPT data");
+        }
         // A compression pointer in the question.
         let mut p = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
         assert!(parse(&p, &mut key).is_none());

@@ -221,7 +221,17 @@ pub async fn serve(socket: UdpSocket, handler: Handler) {
                 continue;
             };
             let mut out = std::mem::take(&mut batch.outs[i]);
-            match answers.answer(&cx, packet, src.ip(), &mut out) {
+            // A bug in the fast path must not end this socket's loop: the
+            // datagram is dropped and the tables start afresh.
+            let fast = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                answers.answer(&cx, packet, src.ip(), &mut out)
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!(%src, "the UDP fast path panicked; datagram dropped");
+                answers = Answers::new(&cx.zones);
+                Fast::Drop
+            });
+            match fast {
                 Fast::Send => batch.ready.push(i),
                 Fast::Drop => {}
                 Fast::Slow => match front.clone().try_acquire_owned() {
