@@ -87,31 +87,46 @@ impl Conn {
     ) -> Result<Vec<u8>, String> {
         match self {
             Conn::Tcp(slot) => {
-                // Reconnect if the server closed the previous connection.
-                if slot.is_none() {
-                    let s = TcpStream::connect(server)
-                        .await
-                        .map_err(|e| format!("reconnect: {e}"))?;
-                    let _ = s.set_nodelay(true);
-                    *slot = Some(s);
+                // A connection the server has closed (after its
+                // tcp-max-queries, say) fails our next message before any
+                // answer: send it again once on a new connection, as RFC
+                // 7766 §6.2.1 has clients do. A fresh connection that fails
+                // is an error.
+                for attempt in 0..2 {
+                    let reused = slot.is_some();
+                    if slot.is_none() {
+                        let s = TcpStream::connect(server)
+                            .await
+                            .map_err(|e| format!("connect: {e}"))?;
+                        let _ = s.set_nodelay(true);
+                        *slot = Some(s);
+                    }
+                    let s = slot.as_mut().expect("connected above");
+                    let mut answered = false;
+                    let result = async {
+                        let mut framed = Vec::with_capacity(bytes.len() + 2);
+                        framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                        framed.extend_from_slice(bytes);
+                        s.write_all(&framed).await?;
+                        let mut len = [0u8; 2];
+                        s.read_exact(&mut len).await?;
+                        answered = true;
+                        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+                        s.read_exact(&mut buf).await?;
+                        Ok::<_, std::io::Error>(buf)
+                    }
+                    .await;
+                    match result {
+                        Ok(buf) => return Ok(buf),
+                        Err(e) => {
+                            *slot = None;
+                            if !(reused && !answered && attempt == 0) {
+                                return Err(format!("TCP: {}", e.kind()));
+                            }
+                        }
+                    }
                 }
-                let s = slot.as_mut().expect("connected above");
-                let result = async {
-                    let mut framed = Vec::with_capacity(bytes.len() + 2);
-                    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                    framed.extend_from_slice(bytes);
-                    s.write_all(&framed).await?;
-                    let mut len = [0u8; 2];
-                    s.read_exact(&mut len).await?;
-                    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-                    s.read_exact(&mut buf).await?;
-                    Ok::<_, std::io::Error>(buf)
-                }
-                .await;
-                result.map_err(|e| {
-                    *slot = None;
-                    format!("TCP: {}", e.kind())
-                })
+                Err("TCP: closed twice".to_string())
             }
             Conn::Udp(s) => udp_exchange(s, bytes, id).await,
         }
