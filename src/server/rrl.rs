@@ -374,9 +374,7 @@ impl Protection {
 
     /// The COOKIE option data of the answer.
     pub fn cookie_answer(&self, seen: &Seen, request: &Request, now: u64) -> Option<[u8; 24]> {
-        self.cookies
-            .as_ref()
-            .and_then(|c| c.answer(seen, request.src().ip(), now))
+        self.cookie_answer_to(seen, request.src().ip(), now)
     }
 
     /// The verdict on a UDP answer `reply` to an unauthenticated `request`.
@@ -398,14 +396,12 @@ impl Protection {
         name: Option<&Name>,
         qtype: RecordType,
     ) -> Verdict {
-        let Some(table) = &self.rrl else {
-            return Verdict::Send;
-        };
-        let ip = ip.to_canonical();
-        if self.exempt.iter().any(|n| n.contains(&ip)) {
-            return Verdict::Send;
+        match &self.rrl {
+            Some(table) if self.limits(ip) => {
+                table.check(ip.to_canonical(), class, name, qtype, self.now_ms())
+            }
+            _ => Verdict::Send,
         }
-        table.check(ip, class, name, qtype, self.now_ms())
     }
 
     /// Whether `key` may send one more UPDATE now.
