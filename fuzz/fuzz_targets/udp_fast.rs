@@ -12,6 +12,7 @@ use hickory_proto::rr::DNSClass;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use libfuzzer_sys::fuzz_target;
 use zonewarden::server::prepared::{Key, parse};
+use zonewarden::zone::canonical_wire;
 
 fuzz_target!(|data: &[u8]| {
     let mut key = Key::default();
@@ -27,12 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let q = &m.queries[0];
     assert_eq!(q.query_class(), DNSClass::IN);
     assert_eq!(u16::from(q.query_type()), plain.qtype());
-    let mut wire = Vec::new();
-    for label in q.name().to_lowercase().iter() {
-        wire.push(label.len() as u8);
-        wire.extend_from_slice(label);
-    }
-    wire.push(0);
+    let wire = canonical_wire(q.name());
     assert_eq!(key.name(), &wire[..], "the key is the lowercased question name");
     match (plain.edns(), &m.edns) {
         (None, None) => assert!(m.additionals.is_empty()),

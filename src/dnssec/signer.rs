@@ -70,16 +70,6 @@ fn canonical_rdata(data: &RData) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-fn owner_wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(|b| b.to_ascii_lowercase()));
-    }
-    out.push(0);
-    out
-}
-
 /// The signed data of RFC 4034 §3.1.8.1: RRSIG RDATA without the signature,
 /// then each RR in canonical form and canonical order (§6.3), duplicates
 /// once.
@@ -97,7 +87,7 @@ fn signed_data(name: &Name, input: &SigInput, rdatas: &[RData]) -> Option<Vec<u8
         enc.set_name_encoding(NameEncoding::Uncompressed);
         input.emit(&mut enc).ok()?;
     }
-    let owner = owner_wire(name);
+    let owner = crate::zone::canonical_wire(name);
     for rd in rds {
         buf.extend_from_slice(&owner);
         buf.extend_from_slice(&u16::from(input.type_covered).to_be_bytes());

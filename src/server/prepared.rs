@@ -47,7 +47,7 @@ use super::rrl::{self, Class, Verdict};
 use super::{Context, query, response};
 use crate::metrics;
 use crate::writer::{ZoneHandle, Zones};
-use crate::zone::ZoneData;
+use crate::zone::{ZoneData, canonical_wire};
 
 /// Header bits (RFC 1035 §4.1.1): octet 2.
 const QR: u8 = 0x80;
@@ -256,7 +256,7 @@ impl Answers {
                 .all()
                 .iter()
                 .map(|z| ZoneAnswers {
-                    origin: lower_wire(&z.origin),
+                    origin: canonical_wire(&z.origin),
                     zone: z.clone(),
                     snapshot: z.snapshot(),
                     entries: HashMap::new(),
@@ -394,17 +394,6 @@ impl Answers {
         cx.metrics.queries.inc(Some(qtype), entry.rcode);
         Fast::Send
     }
-}
-
-/// A name's wire form, lowercased.
-fn lower_wire(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 1);
-    for label in name.to_lowercase().iter() {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
-    out
 }
 
 /// The canonical request for `key`: ID 0, no flags, the lowercased

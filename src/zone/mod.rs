@@ -138,6 +138,19 @@ pub fn absolute_name(text: &str) -> Result<Name, hickory_proto::ProtoError> {
     }
 }
 
+/// A name in canonical wire form (RFC 4034 §6.2): uncompressed, ASCII
+/// letters lowercased. The owner in signed data, and the key of the UDP
+/// fast path's prepared answers.
+pub fn canonical_wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
 /// The RRSIG inside an RData, if it is one.
 pub fn as_rrsig(data: &RData) -> Option<&RRSIG> {
     match data {
