@@ -367,6 +367,67 @@ impl ZoneHandle {
         (next, staged)
     }
 
+    /// One UPDATE of a batch, not signed yet: its change and next state,
+    /// with the NSEC and RRSIGs of the names it took out of the chain
+    /// removed (`dnssec::unchain`: the next UPDATE's prerequisites see
+    /// them gone); the RRsets it changed are added to `touched`, which
+    /// [`Self::sign_batch`] signs after the batch's last UPDATE.
+    fn unsigned(
+        &self,
+        p: Prepared,
+        touched: &mut BTreeSet<(Name, RecordType)>,
+    ) -> (ZoneData, Staged) {
+        let Prepared {
+            base,
+            mut next,
+            mut change,
+            resign,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
+        } = p;
+        if let (Some(_), Some(changed)) = (&self.signer, resign) {
+            crate::dnssec::unchain(&base, &mut next, &changed).into_change(&mut change);
+            touched.extend(changed);
+        }
+        let staged = Staged {
+            change,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
+        };
+        (next, staged)
+    }
+
+    /// Sign a batch of UPDATEs once, after its last: `state` (the state
+    /// the last left, built from `published` by changes to the RRsets in
+    /// `touched`) re-signed as one change from `published`, its DNSSEC
+    /// records appended to the last UPDATE's change (`last`). The serials
+    /// in between are never published (the snapshot is swapped once per
+    /// batch), so only the last needs its SOA signed, and an NSEC or RRSIG
+    /// that several UPDATEs of the batch touch is made once. Each UPDATE's
+    /// journal entry stays exact (IXFR from any serial is the entries
+    /// after it, condensed); only the published state is fully signed.
+    fn sign_batch(
+        &self,
+        published: &ZoneData,
+        state: Arc<ZoneData>,
+        touched: &BTreeSet<(Name, RecordType)>,
+        last: &mut Change,
+        now: u64,
+    ) -> Arc<ZoneData> {
+        let Some(signer) = &self.signer else {
+            return state;
+        };
+        let mut next = Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
+        signer
+            .resign(published, &mut next, touched, now)
+            .into_change(last);
+        Arc::new(next)
+    }
+
     /// The tail of every change: commit `staged` (signed changes, each
     /// built on the one before, the first on the published snapshot) in
     /// ONE transaction with the MACs in `remember`, observe the commit,
@@ -430,15 +491,19 @@ impl ZoneHandle {
     }
 
     /// Apply a batch of UPDATEs in order (see `group`): each built on the
-    /// state the one before left and signed, then all committed together.
-    /// Returns each one's answer, in the batch's order.
+    /// state the one before left, the batch signed once after the last
+    /// ([`Self::sign_batch`]), then all committed together. Returns each
+    /// one's answer, in the batch's order.
     fn commit_updates(
         &self,
         store: &mut Store,
         batch: Vec<UpdateDraft>,
     ) -> Vec<Result<Written, WriteError>> {
         let now = self.clock.now();
-        let mut state = self.snapshot();
+        let published = self.snapshot();
+        let mut state = published.clone();
+        // What the batch's UPDATEs changed, to be signed after the last.
+        let mut touched = BTreeSet::new();
         let mut staged = Vec::new();
         // MACs of the UPDATEs that make no change: they go in the same commit.
         let mut remember = Vec::new();
@@ -455,7 +520,7 @@ impl ZoneHandle {
             let outcome = match made {
                 Ok(Some(mut p)) => {
                     p.accepted = draft.accepted;
-                    let (next, s) = self.sign(p, now);
+                    let (next, s) = self.unsigned(p, &mut touched);
                     state = Arc::new(next);
                     staged.push(s);
                     Ok(Some(staged.len() - 1))
@@ -466,6 +531,9 @@ impl ZoneHandle {
                 }
             };
             outcomes.push(outcome);
+        }
+        if let Some(last) = staged.last_mut() {
+            state = self.sign_batch(&published, state, &touched, &mut last.change, now);
         }
         let done = if staged.is_empty() {
             // Nothing to commit: the MACs on their own, so that a copy
