@@ -86,8 +86,8 @@ pub enum Draft<'a> {
     SyncDnssec,
 }
 
-/// An RFC 2136 UPDATE as it waits in its zone's queue (owned: it may be
-/// applied by another UPDATE's thread, `group`).
+/// An RFC 2136 UPDATE as it waits in its zone's queue (owned: the zone's
+/// writer applies it, `group`).
 #[derive(Debug)]
 pub struct UpdateDraft {
     pub prereqs: Vec<Record>,
@@ -135,9 +135,9 @@ pub enum WriteError {
     /// The database failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The thread committing this UPDATE's batch panicked: whether the
-    /// batch was committed is not known (it is not served until a restart
-    /// if it was).
+    /// The zone writer panicked while applying this UPDATE's batch
+    /// (whether the batch was committed is not known: it is not served
+    /// until a restart if it was), or went away before taking it.
     #[error("the zone writer failed while applying this update")]
     Aborted,
 }
@@ -223,11 +223,20 @@ impl ZoneHandle {
         drop(self.lock_store());
     }
 
+    /// Apply an RFC 2136 UPDATE (group-committed with the UPDATEs queued
+    /// beside it, `group`); resolves once the commit that holds it is
+    /// durable. The task waits without a thread: the zone's writer runs
+    /// on tokio's blocking pool while UPDATEs are queued.
+    pub async fn update(self: Arc<Self>, draft: UpdateDraft) -> Result<Written, WriteError> {
+        group::Group::submit(self, draft).await
+    }
+
     /// Make the change `draft` asks for: build it on the current snapshot,
-    /// sign, commit, publish. Blocking (SQLite): call from `spawn_blocking`.
+    /// sign, commit, publish. Blocking (SQLite): call from `spawn_blocking`
+    /// (an UPDATE from async code: [`Self::update`]).
     pub fn write(&self, draft: Draft<'_>) -> Result<Written, WriteError> {
         let draft = match draft {
-            Draft::Update(update) => return self.group.submit(self, update),
+            Draft::Update(update) => return self.group.submit_blocking(self, update),
             other => other,
         };
         let mut store = self.lock_store();
