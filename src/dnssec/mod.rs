@@ -4,7 +4,8 @@
 //! Owns: the zone's signing key and the records derived from it ([`key`]:
 //! DNSKEY, CDS, CDNSKEY, DS for the parent), the NSEC chain ([`nsec`]) and
 //! the RRSIGs ([`signer`]). It does not own when things happen: the zone writer (`writer`) calls
-//! [`ZoneSigner::resign`] on every change before it commits, [`sync`] at
+//! [`ZoneSigner::resign`] on every change before it commits (once per batch
+//! of group-committed UPDATEs, with [`unchain`] between them), [`sync`] at
 //! start, and [`ZoneSigner::refresh`] on a timer; every DNSSEC record made
 //! or dropped is returned as a [`Delta`] that goes into the same journaled
 //! change, the same SQLite transaction, as the change that caused it. The

@@ -15,9 +15,10 @@
 //! journal diff, audit row, retirement plans), observe the commit's latency,
 //! publish the new snapshot, wake the NOTIFY followers (`commit_staged`).
 //! UPDATEs are group-committed (`group`): those that queue up while a
-//! commit runs are each built on the state the one before left, and go
-//! through that tail together, in one transaction. A draft is answered
-//! only after the commit that holds it.
+//! commit runs are each built on the state the one before left, signed
+//! once after the last of them (the serials in between are never
+//! published), and go through that tail together, in one transaction. A
+//! draft is answered only after the commit that holds it.
 //!
 //! Not here: who may send a draft (the request front, `server`, and the
 //! HTTP API decide that), what RFC 2136 means (`update`), how RRsets are
