@@ -4,7 +4,8 @@
 //! Owns: the zone's signing key and the records derived from it ([`key`]:
 //! DNSKEY, CDS, CDNSKEY, DS for the parent), the NSEC chain ([`nsec`]) and
 //! the RRSIGs ([`signer`]). It does not own when things happen: the zone writer (`writer`) calls
-//! [`ZoneSigner::resign`] on every change before it commits, [`sync`] at
+//! [`ZoneSigner::resign`] on every change before it commits (once per batch
+//! of group-committed UPDATEs, with [`unchain`] between them), [`sync`] at
 //! start, and [`ZoneSigner::refresh`] on a timer; every DNSSEC record made
 //! or dropped is returned as a [`Delta`] that goes into the same journaled
 //! change, the same SQLite transaction, as the change that caused it. The
@@ -41,10 +42,10 @@ pub mod signer;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashSet, hash_map::DefaultHasher};
+use std::collections::{BTreeSet, HashSet, hash_map::DefaultHasher};
 use std::hash::{Hash, Hasher};
 
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 pub use key::{KeyError, ZoneKey};
 pub use signer::ZoneSigner;
@@ -160,6 +161,48 @@ pub fn latest_inception(records: &[Record]) -> Option<u64> {
         .filter_map(|r| crate::zone::as_rrsig(&r.data))
         .map(|s| u64::from(s.input().sig_inception.get()))
         .max()
+}
+
+/// Between the UPDATEs of one batch, which is signed once after its last
+/// UPDATE (`writer::group`): the NSEC and RRSIGs of the names a change
+/// (`prev` to `next`, changing the RRsets in `touched`) took out of the
+/// chain, removed from `next`: a name whose data is all gone, or that a
+/// new delegation turned into glue. So the next UPDATE of the batch sees
+/// such a name as gone, as it would after [`ZoneSigner::resign`] ("name
+/// is not in use", RFC 2136 §2.4.5). Signs nothing; what stays in the
+/// chain keeps its records until the batch is signed.
+pub fn unchain(
+    prev: &ZoneData,
+    next: &mut ZoneData,
+    touched: &BTreeSet<(Name, RecordType)>,
+) -> Delta {
+    let apex = next.origin().clone();
+    let mut names: BTreeSet<Name> = BTreeSet::new();
+    for (name, t) in touched {
+        let name = name.to_lowercase();
+        if *t == RecordType::NS && name != apex {
+            names.extend(prev.subtree(&name).chain(next.subtree(&name)).cloned());
+        }
+        names.insert(name);
+    }
+    let mut delta = Delta::default();
+    for name in names {
+        // Nothing to drop (a name new in this batch has no NSEC yet): no
+        // need to ask whether it is in the chain (a walk up its labels).
+        let chained = |n: &crate::zone::Node| {
+            n.contains_key(&RecordType::NSEC) || n.contains_key(&RecordType::RRSIG)
+        };
+        if !next.node(&name).is_some_and(chained) || nsec::in_chain(next, &name) {
+            continue;
+        }
+        for t in [RecordType::NSEC, RecordType::RRSIG] {
+            for r in next.records(&name, t) {
+                delta.remove(r);
+            }
+            next.remove_rrset(&name, t);
+        }
+    }
+    delta
 }
 
 /// Remove every record the signer makes (DS stays: it is delegation data).

@@ -20,7 +20,7 @@ use crate::acl::{Machine, PolicyState};
 use crate::metrics::RefusalReason;
 use crate::store::Accepted;
 use crate::tsig::{SignContext, Verifier};
-use crate::writer::{Draft, UpdateDraft, WriteError, ZoneHandle};
+use crate::writer::{UpdateDraft, WriteError, ZoneHandle};
 
 /// The machine `key` belongs to, if it may write from `source`; the
 /// machine's name goes into `log` either way.
@@ -93,12 +93,12 @@ pub async fn handle(
         source,
         accepted: Some(accepted),
     };
-    // Blocking: it waits for the commit that holds it (with the UPDATEs
-    // queued beside it, `writer::group`).
-    let written = tokio::task::spawn_blocking(move || zone.write(Draft::Update(draft))).await;
+    // Answered after the commit that holds it (with the UPDATEs queued
+    // beside it, `writer::group`).
+    let written = zone.update(draft).await;
     let zone_label = log.zone_label();
     match written {
-        Ok(Ok(w)) => {
+        Ok(w) => {
             match w.serial {
                 Some(serial) => {
                     cx.metrics.updates_accepted.inc(&[&zone_label, "changed"]);
@@ -121,8 +121,8 @@ pub async fn handle(
             }
             (ResponseCode::NoError, None)
         }
-        Ok(Err(WriteError::Refused(r))) => refuse(&log, Refused::from(r)),
-        Ok(Err(e @ (WriteError::Store(_) | WriteError::Aborted))) => {
+        Err(WriteError::Refused(r)) => refuse(&log, Refused::from(r)),
+        Err(e @ (WriteError::Store(_) | WriteError::Aborted)) => {
             cx.metrics
                 .updates_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -131,13 +131,6 @@ pub async fn handle(
                 source = %log.source, owner = %log.owners, rtype = %log.types, outcome = "failed",
                 error = %e, "update not committed; nothing changed"
             );
-            (ResponseCode::ServFail, Some(Ede::NotCommitted))
-        }
-        Err(e) => {
-            cx.metrics
-                .updates_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(zone = %zone_label, outcome = "failed", error = %e, "update task failed; nothing changed");
             (ResponseCode::ServFail, Some(Ede::NotCommitted))
         }
     }

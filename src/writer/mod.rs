@@ -15,9 +15,10 @@
 //! journal diff, audit row, retirement plans), observe the commit's latency,
 //! publish the new snapshot, wake the NOTIFY followers (`commit_staged`).
 //! UPDATEs are group-committed (`group`): those that queue up while a
-//! commit runs are each built on the state the one before left, and go
-//! through that tail together, in one transaction. A draft is answered
-//! only after the commit that holds it.
+//! commit runs are each built on the state the one before left, signed
+//! once after the last of them (the serials in between are never
+//! published), and go through that tail together, in one transaction. A
+//! draft is answered only after the commit that holds it.
 //!
 //! Not here: who may send a draft (the request front, `server`, and the
 //! HTTP API decide that), what RFC 2136 means (`update`), how RRsets are
@@ -86,8 +87,8 @@ pub enum Draft<'a> {
     SyncDnssec,
 }
 
-/// An RFC 2136 UPDATE as it waits in its zone's queue (owned: it may be
-/// applied by another UPDATE's thread, `group`).
+/// An RFC 2136 UPDATE as it waits in its zone's queue (owned: the zone's
+/// writer applies it, `group`).
 #[derive(Debug)]
 pub struct UpdateDraft {
     pub prereqs: Vec<Record>,
@@ -135,9 +136,9 @@ pub enum WriteError {
     /// The database failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The thread committing this UPDATE's batch panicked: whether the
-    /// batch was committed is not known (it is not served until a restart
-    /// if it was).
+    /// The zone writer panicked while applying this UPDATE's batch
+    /// (whether the batch was committed is not known: it is not served
+    /// until a restart if it was), or went away before taking it.
     #[error("the zone writer failed while applying this update")]
     Aborted,
 }
@@ -223,11 +224,20 @@ impl ZoneHandle {
         drop(self.lock_store());
     }
 
+    /// Apply an RFC 2136 UPDATE (group-committed with the UPDATEs queued
+    /// beside it, `group`); resolves once the commit that holds it is
+    /// durable. The task waits without a thread: the zone's writer runs
+    /// on tokio's blocking pool while UPDATEs are queued.
+    pub async fn update(self: Arc<Self>, draft: UpdateDraft) -> Result<Written, WriteError> {
+        group::Group::submit(self, draft).await
+    }
+
     /// Make the change `draft` asks for: build it on the current snapshot,
-    /// sign, commit, publish. Blocking (SQLite): call from `spawn_blocking`.
+    /// sign, commit, publish. Blocking (SQLite): call from `spawn_blocking`
+    /// (an UPDATE from async code: [`Self::update`]).
     pub fn write(&self, draft: Draft<'_>) -> Result<Written, WriteError> {
         let draft = match draft {
-            Draft::Update(update) => return self.group.submit(self, update),
+            Draft::Update(update) => return self.group.submit_blocking(self, update),
             other => other,
         };
         let mut store = self.lock_store();
@@ -367,6 +377,67 @@ impl ZoneHandle {
         (next, staged)
     }
 
+    /// One UPDATE of a batch, not signed yet: its change and next state,
+    /// with the NSEC and RRSIGs of the names it took out of the chain
+    /// removed (`dnssec::unchain`: the next UPDATE's prerequisites see
+    /// them gone); the RRsets it changed are added to `touched`, which
+    /// [`Self::sign_batch`] signs after the batch's last UPDATE.
+    fn unsigned(
+        &self,
+        p: Prepared,
+        touched: &mut BTreeSet<(Name, RecordType)>,
+    ) -> (ZoneData, Staged) {
+        let Prepared {
+            base,
+            mut next,
+            mut change,
+            resign,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
+        } = p;
+        if let (Some(_), Some(changed)) = (&self.signer, resign) {
+            crate::dnssec::unchain(&base, &mut next, &changed).into_change(&mut change);
+            touched.extend(changed);
+        }
+        let staged = Staged {
+            change,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
+        };
+        (next, staged)
+    }
+
+    /// Sign a batch of UPDATEs once, after its last: `state` (the state
+    /// the last left, built from `published` by changes to the RRsets in
+    /// `touched`) re-signed as one change from `published`, its DNSSEC
+    /// records appended to the last UPDATE's change (`last`). The serials
+    /// in between are never published (the snapshot is swapped once per
+    /// batch), so only the last needs its SOA signed, and an NSEC or RRSIG
+    /// that several UPDATEs of the batch touch is made once. Each UPDATE's
+    /// journal entry stays exact (IXFR from any serial is the entries
+    /// after it, condensed); only the published state is fully signed.
+    fn sign_batch(
+        &self,
+        published: &ZoneData,
+        state: Arc<ZoneData>,
+        touched: &BTreeSet<(Name, RecordType)>,
+        last: &mut Change,
+        now: u64,
+    ) -> Arc<ZoneData> {
+        let Some(signer) = &self.signer else {
+            return state;
+        };
+        let mut next = Arc::try_unwrap(state).unwrap_or_else(|shared| (*shared).clone());
+        signer
+            .resign(published, &mut next, touched, now)
+            .into_change(last);
+        Arc::new(next)
+    }
+
     /// The tail of every change: commit `staged` (signed changes, each
     /// built on the one before, the first on the published snapshot) in
     /// ONE transaction with the MACs in `remember`, observe the commit,
@@ -430,15 +501,19 @@ impl ZoneHandle {
     }
 
     /// Apply a batch of UPDATEs in order (see `group`): each built on the
-    /// state the one before left and signed, then all committed together.
-    /// Returns each one's answer, in the batch's order.
+    /// state the one before left, the batch signed once after the last
+    /// ([`Self::sign_batch`]), then all committed together. Returns each
+    /// one's answer, in the batch's order.
     fn commit_updates(
         &self,
         store: &mut Store,
         batch: Vec<UpdateDraft>,
     ) -> Vec<Result<Written, WriteError>> {
         let now = self.clock.now();
-        let mut state = self.snapshot();
+        let published = self.snapshot();
+        let mut state = published.clone();
+        // What the batch's UPDATEs changed, to be signed after the last.
+        let mut touched = BTreeSet::new();
         let mut staged = Vec::new();
         // MACs of the UPDATEs that make no change: they go in the same commit.
         let mut remember = Vec::new();
@@ -455,7 +530,7 @@ impl ZoneHandle {
             let outcome = match made {
                 Ok(Some(mut p)) => {
                     p.accepted = draft.accepted;
-                    let (next, s) = self.sign(p, now);
+                    let (next, s) = self.unsigned(p, &mut touched);
                     state = Arc::new(next);
                     staged.push(s);
                     Ok(Some(staged.len() - 1))
@@ -466,6 +541,9 @@ impl ZoneHandle {
                 }
             };
             outcomes.push(outcome);
+        }
+        if let Some(last) = staged.last_mut() {
+            state = self.sign_batch(&published, state, &touched, &mut last.change, now);
         }
         let done = if staged.is_empty() {
             // Nothing to commit: the MACs on their own, so that a copy
