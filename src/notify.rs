@@ -8,6 +8,22 @@
 //! has caught up. What each secondary serves is kept in
 //! [`SecondaryStatus`]: that is the propagation state.
 //!
+//! At most one transfer asked for per secondary at a time: once a NOTIFY
+//! is acknowledged, no other goes to that secondary until it serves the
+//! notified serial (asked every [`POLL_IN_FLIGHT`]) or it has taken
+//! [`HOLD_FACTOR`] times as long as its last one (between [`HOLD_MIN`] and
+//! [`HOLD_MAX`]); then one NOTIFY goes out for the newest serial, so the
+//! last change is never left out. (Knot 3.2 now and then acts on a NOTIFY
+//! that lands just after a whole second only at the next one: the
+//! renewed NOTIFY is what keeps that from costing a second.) The first change after a quiet spell is
+//! notified at once. Under a steady stream of UPDATEs a secondary thus
+//! takes one IXFR of everything new per round instead of a NOTIFY per
+//! serial: NSD 4.6 restarts a transfer as a full AXFR when several IXFRs
+//! land in one reload (fixed in NSD 4.12), and every NOTIFY is a TSIG
+//! check, a log line and a refresh for the others. RFC 1996 §4.1 ("the
+//! master should send a NOTIFY for the newest serial") is kept by that last
+//! NOTIFY.
+//!
 //! Updates never wait for any of this: the writer only publishes the new
 //! serial on a `watch` channel.
 //!
@@ -34,6 +50,25 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 const POLL_LAGGING: Duration = Duration::from_secs(1);
 const POLL_CURRENT: Duration = Duration::from_secs(30);
+/// How often a secondary's SOA is asked while a transfer we asked for is
+/// under way: the delay it adds to the next NOTIFY is at most this; 100
+/// queries a second at most, under NSD's default response rate limit (200).
+pub const POLL_IN_FLIGHT: Duration = Duration::from_millis(10);
+/// How long a secondary that has acknowledged a NOTIFY may take to serve
+/// its serial before a newer serial is notified anyway (a secondary whose
+/// SOA we cannot see, one that lost the NOTIFY or its transfer): this
+/// many times as long as it took last time, ...
+pub const HOLD_FACTOR: u32 = 4;
+/// ... at least this long ...
+pub const HOLD_MIN: Duration = Duration::from_millis(100);
+/// ... and at most this long (also until the first one is timed).
+pub const HOLD_MAX: Duration = Duration::from_secs(2);
+
+/// How long to hold newer serials back from a secondary whose last
+/// notified serial took `took` to be served.
+fn hold(took: Option<Duration>) -> Duration {
+    took.map_or(HOLD_MAX, |t| (t * HOLD_FACTOR).clamp(HOLD_MIN, HOLD_MAX))
+}
 
 /// What we know about one secondary of one zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +258,53 @@ fn notify_source(
     })
 }
 
+/// What to do after one round of NOTIFY and SOA query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Wait for a newer serial, or this long.
+    Wait(Duration),
+    /// A transfer we asked for is under way: ask for its SOA again after
+    /// this long, newer serials or not.
+    Poll(Duration),
+    /// It has what we notified, and there is newer: notify now.
+    Notify,
+}
+
+/// One secondary's state between rounds, as far as pacing goes.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// The newest serial published.
+    target: u32,
+    /// What it served when last asked.
+    have: Option<u32>,
+    /// It acknowledged a NOTIFY for `target`.
+    acked: bool,
+    /// This round's NOTIFY failed.
+    failed: bool,
+    /// The serial of the last acknowledged NOTIFY it does not serve yet,
+    /// and for how long that has been so.
+    in_flight: Option<(u32, Duration)>,
+    /// How long that may last before a newer serial is notified anyway.
+    hold: Duration,
+}
+
+impl Round {
+    fn next(self, backoff: Duration) -> Next {
+        if self.failed {
+            return Next::Wait(backoff);
+        }
+        if self.have.is_some_and(|h| serial::at_least(h, self.target)) {
+            return Next::Wait(POLL_CURRENT);
+        }
+        match self.in_flight {
+            Some((_, waited)) if waited < self.hold => Next::Poll(POLL_IN_FLIGHT),
+            // It served what we notified (or took too long): the newest now.
+            _ if !self.acked => Next::Notify,
+            _ => Next::Wait(POLL_LAGGING),
+        }
+    }
+}
+
 async fn follow(
     ctx: Followers,
     zone: Name,
@@ -232,6 +314,10 @@ async fn follow(
 ) {
     let mut backoff = Duration::from_secs(1);
     let mut failing = false;
+    // The last acknowledged NOTIFY it does not serve yet, and when.
+    let mut in_flight: Option<(u32, tokio::time::Instant)> = None;
+    // How long the last one took to be served.
+    let mut took: Option<Duration> = None;
     loop {
         let Published {
             serial: target,
@@ -241,7 +327,9 @@ async fn follow(
             .lock()
             .map(|s| s.notified == Some(target))
             .unwrap_or(false);
-        if !acked {
+        let held = in_flight.is_some_and(|(_, at)| at.elapsed() < hold(took));
+        let mut failed = false;
+        if !acked && !held {
             let key = sec.key.as_ref().and_then(|k| (ctx.keys)(k));
             let result = match (&sec.key, key) {
                 (Some(name), None) => Err(format!(
@@ -270,6 +358,11 @@ async fn follow(
                     }
                     failing = false;
                     backoff = Duration::from_secs(1);
+                    // One held too long: it took at least that long.
+                    if let Some((_, at)) = in_flight {
+                        took = Some(at.elapsed());
+                    }
+                    in_flight = Some((target, tokio::time::Instant::now()));
                     ctx.metrics
                         .notify_sent
                         .inc(&[&zone.to_string(), &sec.label]);
@@ -286,6 +379,7 @@ async fn follow(
                         tracing::warn!(zone = %zone, secondary = %sec.label, serial = target, error = %e, "NOTIFY not acknowledged; retrying with backoff");
                     }
                     failing = true;
+                    failed = true;
                     update(&status, |s| s.last_error = Some(format!("NOTIFY: {e}")));
                 }
             }
@@ -302,32 +396,132 @@ async fn follow(
                 st.last_error = Some(format!("SOA query: {e}"))
             }),
         }
-        let (caught_up, acked) = {
+        let (have, acked) = {
             let s = status.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                s.serial.is_some_and(|have| serial::at_least(have, target)),
-                s.notified == Some(target),
-            )
+            (s.serial, s.notified == Some(target))
         };
-        let pause = if !acked {
-            let p = backoff;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            p
-        } else if !caught_up {
-            POLL_LAGGING
-        } else {
-            POLL_CURRENT
+        if let Some((notified, at)) = in_flight
+            && have.is_some_and(|h| serial::at_least(h, notified))
+        {
+            took = Some(at.elapsed());
+            in_flight = None;
+        }
+        let round = Round {
+            target,
+            have,
+            acked,
+            failed,
+            in_flight: in_flight.map(|(s, at)| (s, at.elapsed())),
+            hold: hold(took),
         };
-        tokio::select! {
-            changed = serial.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(pause) => {}
+        match round.next(backoff) {
+            Next::Notify => {}
+            // Newer serials wait for the next round: this one only asks
+            // whether the transfer is done.
+            Next::Poll(pause) => tokio::time::sleep(pause).await,
+            Next::Wait(pause) => {
+                if failed {
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                tokio::select! {
+                    changed = serial.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::notify_source;
+    use super::{
+        HOLD_MAX, HOLD_MIN, Next, POLL_CURRENT, POLL_IN_FLIGHT, POLL_LAGGING, Round, hold,
+        notify_source,
+    };
+    use std::time::Duration;
+
+    #[test]
+    fn notify_pacing_one_transfer_at_a_time_and_always_the_newest_serial_last() {
+        let backoff = Duration::from_secs(4);
+        let round = |have, acked, failed, in_flight| Round {
+            target: 10,
+            have,
+            acked,
+            failed,
+            in_flight,
+            hold: HOLD_MAX,
+        };
+        let ms = Duration::from_millis;
+        // Acknowledged, still transferring serial 10: ask again shortly.
+        assert_eq!(
+            round(Some(9), true, false, Some((10, ms(3)))).next(backoff),
+            Next::Poll(POLL_IN_FLIGHT)
+        );
+        // Serial 11 and 12 came meanwhile: held while 10 is in flight...
+        let newer = |have, in_flight| Round {
+            target: 12,
+            have,
+            acked: false,
+            failed: false,
+            in_flight,
+            hold: HOLD_MAX,
+        };
+        assert_eq!(
+            newer(Some(9), Some((10, ms(50)))).next(backoff),
+            Next::Poll(POLL_IN_FLIGHT)
+        );
+        // ... notified at once when it serves 10 (in flight cleared) ...
+        assert_eq!(newer(Some(10), None).next(backoff), Next::Notify);
+        // ... or when it has taken too long.
+        assert_eq!(
+            newer(Some(9), Some((10, HOLD_MAX))).next(backoff),
+            Next::Notify
+        );
+        // Caught up: wait for a change.
+        assert_eq!(
+            round(Some(10), true, false, None).next(backoff),
+            Next::Wait(POLL_CURRENT)
+        );
+        // Serial arithmetic (RFC 1982) across the wrap.
+        let wrapped = Round {
+            target: 3,
+            have: Some(u32::MAX - 2),
+            acked: true,
+            failed: false,
+            in_flight: Some((3, ms(1))),
+            hold: HOLD_MAX,
+        };
+        assert_eq!(wrapped.next(backoff), Next::Poll(POLL_IN_FLIGHT));
+        // A failed NOTIFY backs off, whatever else.
+        assert_eq!(
+            round(Some(9), false, true, None).next(backoff),
+            Next::Wait(backoff)
+        );
+        // Acknowledged long ago and still behind: the slow poll.
+        assert_eq!(
+            round(Some(9), true, false, Some((10, HOLD_MAX + ms(1)))).next(backoff),
+            Next::Wait(POLL_LAGGING)
+        );
+        // Its SOA unknown (queries fail): held only for HOLD_MAX.
+        assert_eq!(
+            newer(None, Some((10, ms(1)))).next(backoff),
+            Next::Poll(POLL_IN_FLIGHT)
+        );
+        assert_eq!(
+            newer(None, Some((10, HOLD_MAX))).next(backoff),
+            Next::Notify
+        );
+        // The hold follows how long the last transfer took.
+        let quick = Round {
+            hold: hold(Some(ms(30))),
+            ..newer(Some(9), Some((10, ms(130))))
+        };
+        assert_eq!(quick.next(backoff), Next::Notify);
+        assert_eq!(hold(Some(ms(30))), ms(120));
+        assert_eq!(hold(Some(ms(1))), HOLD_MIN);
+        assert_eq!(hold(Some(Duration::from_secs(5))), HOLD_MAX);
+        assert_eq!(hold(None), HOLD_MAX);
+    }
 
     #[test]
     fn notify_goes_out_from_a_listen_address_that_can_reach_the_secondary() {

@@ -4,12 +4,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::free_port;
 use common::peers::{Peer, bind_secondary, knot_secondary, nsd_secondary};
 use common::*;
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{RData, RecordType};
 use zonewarden::client::wait::{Goal, Target, wait};
 use zonewarden::tsig::{self, Algorithm, Key};
@@ -376,4 +379,173 @@ async fn incoming_notify_is_acknowledged_for_our_zones_only() {
     )
     .unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
+}
+
+/// A stand-in secondary on UDP that records the serial of every NOTIFY it
+/// acknowledges and answers SOA queries with `serves`; while `follows` is
+/// set it "transfers" at once (serves each serial it is notified of).
+struct Recorder {
+    addr: SocketAddr,
+    notified: Arc<Mutex<Vec<u32>>>,
+    serves: Arc<AtomicU32>,
+    follows: Arc<AtomicBool>,
+}
+
+async fn recorder() -> Recorder {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let r = Recorder {
+        addr: sock.local_addr().unwrap(),
+        notified: Arc::default(),
+        serves: Arc::default(),
+        follows: Arc::new(AtomicBool::new(true)),
+    };
+    let (notified, serves, follows) = (r.notified.clone(), r.serves.clone(), r.follows.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut resp =
+                Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+            resp.metadata.authoritative = true;
+            for q in &req.queries {
+                resp.add_query(q.clone());
+            }
+            match req.metadata.op_code {
+                OpCode::Notify => {
+                    if let Some(s) = req.answers.iter().find_map(|r| match &r.data {
+                        RData::SOA(soa) => Some(soa.serial),
+                        _ => None,
+                    }) {
+                        notified.lock().unwrap().push(s);
+                        if follows.load(Ordering::SeqCst) {
+                            serves.store(s, Ordering::SeqCst);
+                        }
+                    }
+                }
+                _ => {
+                    let soa = SOA::new(
+                        name("ns2.example.net."),
+                        name("hostmaster.example.net."),
+                        serves.load(Ordering::SeqCst),
+                        300,
+                        60,
+                        1209600,
+                        1,
+                    );
+                    resp.add_answer(hickory_proto::rr::Record::from_rdata(
+                        name(ZONE),
+                        60,
+                        RData::SOA(soa),
+                    ));
+                }
+            }
+            let _ = sock.send_to(&resp.to_vec().unwrap(), from).await;
+        }
+    });
+    r
+}
+
+/// Wait (at most 15 s) until `ok` holds for the serials notified so far.
+async fn notified_until(r: &Recorder, what: &str, ok: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let seen = r.notified.lock().unwrap().clone();
+        if ok(&seen) {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "{what}: notified {seen:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() {
+    let fake = recorder().await;
+    let zone_file = format!(
+        "{ZONE_FILE}\n[[secondary]]\naddress = \"{}\"\nname = \"fake\"\n",
+        fake.addr
+    );
+    let h = Harness::start_with(move |c| write(&c.zones_dir.join("acme.toml"), &zone_file)).await;
+    let s0 = h.serial(ZONE).await;
+    notified_until(&fake, "the zone's serial at start", |n| n.contains(&s0)).await;
+    let n = zname("_acme-challenge.mx1");
+    // Each replaces the TXT (mx1 may hold 3 at most), as lego does.
+    let update = |i: usize| {
+        let value = format!("v{i}");
+        let changes = vec![
+            del_rrset(&n, RecordType::TXT),
+            add(&n, 60, RecordType::TXT, &value),
+        ];
+        update_msg(ZONE, vec![], changes)
+    };
+    // From here on the secondary is slow: it serves a serial only when the
+    // test says. The first transfer takes HOLD_MAX / HOLD_FACTOR, so that
+    // newer serials are then held back for HOLD_MAX.
+    fake.follows.store(false, Ordering::SeqCst);
+    assert_eq!(
+        h.update_rcode("mx1", update(100)).await,
+        ResponseCode::NoError
+    );
+    let s1 = h.serial(ZONE).await;
+    notified_until(&fake, "the first change", |n| n.last() == Some(&s1)).await;
+    let slow = zonewarden::notify::HOLD_MAX / zonewarden::notify::HOLD_FACTOR;
+    tokio::time::sleep(slow + Duration::from_millis(100)).await;
+    fake.serves.store(s1, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while h.server().zones.all()[0].propagation.statuses()[0].serial != Some(s1) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never saw {s1} served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = fake.notified.lock().unwrap().len();
+    let started = Instant::now();
+    let mut serials = Vec::new();
+    for i in 0..10 {
+        assert_eq!(
+            h.update_rcode("mx1", update(i)).await,
+            ResponseCode::NoError
+        );
+        serials.push(h.serial(ZONE).await);
+        // Time for a follower that notified every serial to do so.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let last = *serials.last().unwrap();
+    // The first change was notified (at once: nothing was under way)...
+    let seen = notified_until(&fake, "the first of ten changes", |n| n.len() > before).await;
+    assert_eq!(seen[before], serials[0], "{seen:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ... and no other while the secondary has not served it, except one
+    // for the newest serial each time the hold (HOLD_MAX here) has passed.
+    let held = fake.notified.lock().unwrap()[before..].to_vec();
+    let holds = (started.elapsed().as_millis() / zonewarden::notify::HOLD_MAX.as_millis()) as usize;
+    assert!(
+        held.len() <= 1 + holds,
+        "{} NOTIFYs for {} changes while the first transfer was under way: {held:?}",
+        held.len(),
+        serials.len()
+    );
+    assert!(
+        held.iter().all(|s| serials.contains(s)),
+        "{held:?} {serials:?}"
+    );
+    // The transfer of the first change ends: the newest serial is notified,
+    // whatever came in between.
+    fake.serves.store(serials[0], Ordering::SeqCst);
+    fake.follows.store(true, Ordering::SeqCst);
+    let seen = notified_until(&fake, "the newest serial", |n| n.last() == Some(&last)).await;
+    assert!(
+        seen[before..].iter().all(|s| serials.contains(s)),
+        "{seen:?} {serials:?}"
+    );
+    // Once it serves the newest, nothing more is sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.notified.lock().unwrap().last(), Some(&last));
+    assert_eq!(fake.serves.load(Ordering::SeqCst), last);
 }
