@@ -166,7 +166,7 @@ pub fn latest_inception(records: &[Record]) -> Option<u64> {
 /// Moves the serial when anything was removed.
 pub fn strip(zone: &mut ZoneData) -> Delta {
     let mut delta = Delta::default();
-    let names: Vec<_> = zone.names().cloned().collect();
+    let names: Vec<_> = zone.names().collect();
     for name in names {
         let types: Vec<RecordType> = zone
             .node(&name)

@@ -156,6 +156,7 @@ impl ZoneSigner {
             if i % 256 == 0 && !go_on() {
                 return None;
             }
+            let name = &name;
             let Some(sigs) = zone.rrset(name, RecordType::RRSIG) else {
                 continue;
             };
@@ -364,8 +365,8 @@ impl ZoneSigner {
 
     /// Every name of the zone, none forced.
     fn all_names(zone: &ZoneData) -> Vec<(Name, BTreeSet<RecordType>)> {
-        let mut names: Vec<_> = zone.names().map(|n| (n.clone(), BTreeSet::new())).collect();
-        if !zone.names().any(|n| n == zone.origin()) {
+        let mut names: Vec<_> = zone.names().map(|n| (n, BTreeSet::new())).collect();
+        if !names.iter().any(|(n, _)| n == zone.origin()) {
             names.insert(0, (zone.origin().clone(), BTreeSet::new()));
         }
         names
@@ -435,7 +436,7 @@ impl ZoneSigner {
             let name = name.to_lowercase();
             if *t == RecordType::NS && name != apex {
                 for n in prev.subtree(&name).chain(next.subtree(&name)) {
-                    names.entry(n.clone()).or_default();
+                    names.entry(n).or_default();
                 }
             }
             names.entry(name).or_default().insert(*t);

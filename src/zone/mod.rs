@@ -29,6 +29,9 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod change;
+mod owner;
+
+use owner::{KeyBuf, OwnerKey};
 
 use crate::zonefile::ZoneSpec;
 pub use crate::zonefile::is_dnssec_type;
@@ -180,8 +183,10 @@ pub struct ZoneData {
     pub spec: Arc<ZoneSpec>,
     pub serial: u32,
     /// A persistent map: cloning a snapshot shares every node, and an
-    /// update copies only the O(log n) path it changes.
-    nodes: OrdMap<Name, Arc<Node>>,
+    /// update copies only the O(log n) path it changes. Keyed by the owner
+    /// name in a compact form whose byte order is the canonical order
+    /// (`zone::owner`); no `Name` is kept.
+    nodes: OrdMap<OwnerKey, Arc<Node>>,
     /// RRsets defined by the zone file; UPDATE may not change them.
     statics: Arc<HashSet<(Name, RecordType)>>,
     record_count: usize,
@@ -210,10 +215,10 @@ impl ZoneData {
         // canonical comparisons of an ordered insert), so the ordered map
         // takes one insert per name, not one per record: a quarter of them
         // in a signed zone.
-        let mut by_name: HashMap<Name, Node> = HashMap::new();
+        let mut by_name: HashMap<OwnerKey, Node> = HashMap::new();
         for r in spec.records.iter().cloned().chain(dynamic) {
             let rtype = r.record_type();
-            let node = by_name.entry(r.name).or_default();
+            let node = by_name.entry(OwnerKey::new(&r.name)).or_default();
             let i = node.insert_at(rtype, r.ttl);
             let set = &mut node.sets[i].1;
             set.ttl = r.ttl;
@@ -225,10 +230,8 @@ impl ZoneData {
                 }
             }
         }
-        for (name, node) in by_name {
-            // A fresh copy: the loaded name sits among the rows' freed
-            // buffers, where it would keep their pages resident.
-            z.nodes.insert(name.to_lowercase(), Arc::new(node));
+        for (key, node) in by_name {
+            z.nodes.insert(key, Arc::new(node));
         }
         z
     }
@@ -247,28 +250,32 @@ impl ZoneData {
     }
 
     pub fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(name).map(|n| n.as_ref())
+        self.nodes
+            .get(KeyBuf::new(name).as_slice())
+            .map(|n| n.as_ref())
     }
 
     pub fn rrset(&self, name: &Name, rtype: RecordType) -> Option<&RrSet> {
         if rtype == RecordType::SOA {
             return None; // the SOA is synthesised; use soa_record()
         }
-        self.nodes.get(name).and_then(|n| n.get(&rtype))
+        self.node(name).and_then(|n| n.get(&rtype))
     }
 
     /// Whether the name owns any RRset (the apex always does: its SOA).
     pub fn name_exists(&self, name: &Name) -> bool {
-        name == self.origin() || self.nodes.contains_key(name)
+        name == self.origin() || self.node(name).is_some()
     }
 
     /// Whether some name strictly below `name` exists (so `name` is at least an
     /// empty non-terminal). In canonical order descendants follow their ancestor.
     pub fn has_descendants(&self, name: &Name) -> bool {
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
         self.nodes
-            .range((Bound::Excluded(name.clone()), Bound::Unbounded))
+            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
             .next()
-            .is_some_and(|(next, _)| name.zone_of(next))
+            .is_some_and(|(next, _)| next.as_bytes().starts_with(key))
     }
 
     pub fn is_static(&self, name: &Name, rtype: RecordType) -> bool {
@@ -323,40 +330,52 @@ impl ZoneData {
     /// ([`ZoneData::first_node`], [`ZoneData::nodes_after`]).
     pub fn all_records(&self) -> Vec<Record> {
         let mut out = vec![self.soa_record()];
-        for (name, node) in &self.nodes {
-            out.extend(node_records(name, node));
+        for (key, node) in &self.nodes {
+            out.extend(node_records(&key.to_name(), node));
         }
         out
     }
 
     /// The first node in canonical order, if any.
-    pub fn first_node(&self) -> Option<(&Name, &Node)> {
-        self.nodes.iter().next().map(|(n, node)| (n, node.as_ref()))
+    pub fn first_node(&self) -> Option<(Name, &Node)> {
+        self.nodes
+            .iter()
+            .next()
+            .map(|(k, node)| (k.to_name(), node.as_ref()))
     }
 
     /// The nearest delegation (NS below the apex) at or above `name`, if any.
     pub fn delegation_for(&self, name: &Name) -> Option<Name> {
-        let apex_labels = self.origin().num_labels();
-        let mut cut: Option<Name> = None;
-        for n in (apex_labels + 1)..=name.num_labels() {
-            let candidate = name.trim_to(n as usize);
-            if self
-                .nodes
-                .get(&candidate)
-                .is_some_and(|node| node.contains_key(&RecordType::NS))
-            {
-                cut = Some(candidate);
-                break;
-            }
-        }
-        cut
+        // The key of each name between the apex and `name` is a prefix of
+        // `name`'s key, ending after its last label.
+        let apex_labels = usize::from(self.origin().num_labels());
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
+        // `num_labels` leaves out a leading `*`, as `trim_to` counts.
+        owner::label_ends(key)
+            .enumerate()
+            .take(usize::from(name.num_labels()))
+            .skip(apex_labels)
+            .find(|&(_, end)| {
+                self.nodes
+                    .get(&key[..end])
+                    .is_some_and(|node| node.contains_key(&RecordType::NS))
+            })
+            .map(|(i, _)| name.trim_to(i + 1))
     }
 
     /// Add one RR. Returns false if an identical RR was present (its TTL is
     /// still set: all RRs of an RRset share the newest TTL).
     pub fn add(&mut self, name: &Name, rtype: RecordType, ttl: u32, data: RData) -> bool {
-        let name = name.to_lowercase();
-        let node = Arc::make_mut(self.nodes.entry(name).or_default());
+        let key = KeyBuf::new(name);
+        if !self.nodes.contains_key(key.as_slice()) {
+            self.nodes
+                .insert(OwnerKey::from(&key), Arc::new(Node::default()));
+        }
+        let Some(node) = self.nodes.get_mut(key.as_slice()) else {
+            unreachable!("inserted above");
+        };
+        let node = Arc::make_mut(node);
         let set = node.get_or_insert(rtype, ttl);
         set.ttl = ttl;
         if set.rdatas.contains(&data) {
@@ -374,7 +393,9 @@ impl ZoneData {
 
     /// Remove one RR; drops the RRset and node when they become empty.
     pub fn remove(&mut self, name: &Name, rtype: RecordType, data: &RData) -> bool {
-        let Some(node) = self.nodes.get_mut(name) else {
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
+        let Some(node) = self.nodes.get_mut(key) else {
             return false;
         };
         let node = Arc::make_mut(node);
@@ -389,7 +410,7 @@ impl ZoneData {
             node.remove(&rtype);
         }
         if node.is_empty() {
-            self.nodes.remove(name);
+            self.nodes.remove(key);
         }
         if !is_dnssec_type(rtype) {
             self.record_count -= removed;
@@ -399,10 +420,12 @@ impl ZoneData {
 
     /// Remove a whole RRset, returning what was there.
     pub fn remove_rrset(&mut self, name: &Name, rtype: RecordType) -> Option<RrSet> {
-        let node = Arc::make_mut(self.nodes.get_mut(name)?);
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
+        let node = Arc::make_mut(self.nodes.get_mut(key)?);
         let set = node.remove(&rtype)?;
         if node.is_empty() {
-            self.nodes.remove(name);
+            self.nodes.remove(key);
         }
         if !is_dnssec_type(rtype) {
             self.record_count -= set.rdatas.len();
@@ -441,31 +464,34 @@ impl ZoneData {
     }
 
     /// Every name that owns a node, in canonical order.
-    pub fn names(&self) -> impl Iterator<Item = &Name> {
-        self.nodes.keys()
+    pub fn names(&self) -> impl Iterator<Item = Name> + '_ {
+        self.nodes.keys().map(OwnerKey::to_name)
     }
 
     /// Nodes strictly after `name`, in canonical order.
-    pub fn nodes_after<'a>(&'a self, name: &Name) -> impl Iterator<Item = (&'a Name, &'a Node)> {
+    pub fn nodes_after<'a>(&'a self, name: &Name) -> impl Iterator<Item = (Name, &'a Node)> + 'a {
+        let key = KeyBuf::new(name);
         self.nodes
-            .range((Bound::Excluded(name.clone()), Bound::Unbounded))
-            .map(|(n, node)| (n, node.as_ref()))
+            .range::<_, [u8]>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
+            .map(|(k, node)| (k.to_name(), node.as_ref()))
     }
 
     /// Nodes strictly before `name`, nearest first.
-    pub fn nodes_before<'a>(&'a self, name: &Name) -> impl Iterator<Item = (&'a Name, &'a Node)> {
+    pub fn nodes_before<'a>(&'a self, name: &Name) -> impl Iterator<Item = (Name, &'a Node)> + 'a {
+        let key = KeyBuf::new(name);
         self.nodes
-            .range((Bound::Unbounded, Bound::Excluded(name.clone())))
+            .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key.as_slice())))
             .rev()
-            .map(|(n, node)| (n, node.as_ref()))
+            .map(|(k, node)| (k.to_name(), node.as_ref()))
     }
 
     /// `name` and every name below it that owns a node.
-    pub fn subtree<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a Name> {
+    pub fn subtree<'a>(&'a self, name: &Name) -> impl Iterator<Item = Name> + 'a {
+        let key = OwnerKey::new(name);
         self.nodes
-            .range((Bound::Included(name.clone()), Bound::Unbounded))
-            .map(|(n, _)| n)
-            .take_while(move |n| name.zone_of(n))
+            .range::<_, [u8]>((Bound::Included(key.as_bytes()), Bound::Unbounded))
+            .take_while(move |(k, _)| k.as_bytes().starts_with(key.as_bytes()))
+            .map(|(k, _)| k.to_name())
     }
 }
 
