@@ -116,7 +116,7 @@ pub fn signed_rrsets(zone: &ZoneData, name: &Name) -> Vec<(RecordType, u32, Vec<
             _ => !delegation,
         };
         if signed {
-            out.push((*t, set.ttl, set.rdatas.clone()));
+            out.push((*t, set.ttl, set.rdatas()));
         }
     }
     out

@@ -161,7 +161,7 @@ impl ZoneSigner {
                 continue;
             };
             let rrsets = nsec::signed_rrsets(zone, name);
-            for sig in sigs.rdatas.iter().filter_map(as_rrsig) {
+            for sig in sigs.rdatas().iter().filter_map(as_rrsig) {
                 let i = sig.input();
                 let ours = i.key_tag == self.key.key_tag()
                     && i.algorithm == self.key.algorithm.dnssec()
@@ -244,7 +244,7 @@ impl ZoneSigner {
         .into_iter()
         .all(|(t, rdata)| {
             zone.rrset(zone.origin(), t)
-                .is_some_and(|s| s.ttl == ttl && s.rdatas == [rdata])
+                .is_some_and(|s| s.ttl == ttl && s.rdatas() == [rdata])
         })
     }
 
@@ -260,7 +260,7 @@ impl ZoneSigner {
             (RecordType::CDNSKEY, self.key.cdnskey_rdata()),
         ] {
             let current = zone.rrset(&apex, t);
-            if current.is_some_and(|s| s.ttl == ttl && s.rdatas == [rdata.clone()]) {
+            if current.is_some_and(|s| s.ttl == ttl && s.rdatas() == [rdata.clone()]) {
                 continue;
             }
             for r in zone.records(&apex, t) {
@@ -297,7 +297,7 @@ impl ZoneSigner {
         let ttl = zone.negative_ttl();
         if !zone
             .rrset(name, RecordType::NSEC)
-            .is_some_and(|s| s.ttl == ttl && s.rdatas == [want.clone()])
+            .is_some_and(|s| s.ttl == ttl && s.rdatas() == [want.clone()])
         {
             for r in zone.records(name, RecordType::NSEC) {
                 delta.remove(r);

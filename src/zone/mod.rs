@@ -30,38 +30,34 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod change;
 mod owner;
+mod rrset;
 
 use owner::{KeyBuf, OwnerKey};
+pub use rrset::RrSet;
+use rrset::rrsig_wire;
 
 use crate::zonefile::ZoneSpec;
 pub use crate::zonefile::is_dnssec_type;
-
-/// The RRs of one name and type; all share one TTL (RFC 2181 §5.2).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RrSet {
-    pub ttl: u32,
-    pub rdatas: Vec<RData>,
-}
 
 /// All RRsets at one name, in type order: a sorted vector, exactly as long
 /// as it is, not a `BTreeMap`, whose every leaf reserves room for eleven
 /// entries (about 400 octets for the one to four RRsets a name here has).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
-    sets: Vec<(RecordType, RrSet)>,
+    sets: Vec<RrSet>,
 }
 
 impl Node {
     fn position(&self, t: &RecordType) -> Result<usize, usize> {
-        self.sets.binary_search_by(|(k, _)| k.cmp(t))
+        self.sets.binary_search_by(|s| s.rtype().cmp(t))
     }
 
     pub fn get(&self, t: &RecordType) -> Option<&RrSet> {
-        self.position(t).ok().map(|i| &self.sets[i].1)
+        self.position(t).ok().map(|i| &self.sets[i])
     }
 
     pub fn get_mut(&mut self, t: &RecordType) -> Option<&mut RrSet> {
-        self.position(t).ok().map(|i| &mut self.sets[i].1)
+        self.position(t).ok().map(|i| &mut self.sets[i])
     }
 
     pub fn contains_key(&self, t: &RecordType) -> bool {
@@ -70,34 +66,20 @@ impl Node {
 
     /// The RRset of type `t`, made empty with `ttl` when there is none.
     fn get_or_insert(&mut self, t: RecordType, ttl: u32) -> &mut RrSet {
-        let i = self.insert_at(t, ttl);
-        &mut self.sets[i].1
-    }
-
-    /// Where the RRset of type `t` is, inserted empty with `ttl` if need be.
-    fn insert_at(&mut self, t: RecordType, ttl: u32) -> usize {
-        match self.position(&t) {
+        let i = match self.position(&t) {
             Ok(i) => i,
             Err(i) => {
                 self.sets.reserve_exact(1);
-                self.sets.insert(
-                    i,
-                    (
-                        t,
-                        RrSet {
-                            ttl,
-                            rdatas: Vec::new(),
-                        },
-                    ),
-                );
+                self.sets.insert(i, RrSet::new(t, ttl));
                 i
             }
-        }
+        };
+        &mut self.sets[i]
     }
 
     pub fn remove(&mut self, t: &RecordType) -> Option<RrSet> {
         let i = self.position(t).ok()?;
-        let (_, set) = self.sets.remove(i);
+        let set = self.sets.remove(i);
         self.sets.shrink_to_fit();
         Some(set)
     }
@@ -107,27 +89,27 @@ impl Node {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &RecordType> {
-        self.sets.iter().map(|(t, _)| t)
+        self.sets.iter().map(|s| &s.rtype)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &RrSet> {
-        self.sets.iter().map(|(_, s)| s)
+        self.sets.iter()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&RecordType, &RrSet)> {
-        self.sets.iter().map(|(t, s)| (t, s))
+        self.sets.iter().map(|s| (&s.rtype, s))
     }
 }
 
 impl<'a> IntoIterator for &'a Node {
     type Item = (&'a RecordType, &'a RrSet);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (RecordType, RrSet)>,
-        fn(&'a (RecordType, RrSet)) -> (&'a RecordType, &'a RrSet),
+        std::slice::Iter<'a, RrSet>,
+        fn(&'a RrSet) -> (&'a RecordType, &'a RrSet),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.sets.iter().map(|(t, s)| (t, s))
+        self.sets.iter().map(|s| (&s.rtype, s))
     }
 }
 
@@ -162,20 +144,36 @@ pub fn as_rrsig(data: &RData) -> Option<&RRSIG> {
     }
 }
 
-/// The TTL one RR of an RRset is served with: the RRset's, except for
-/// RRSIGs, which carry the TTL of the RRset they cover (RFC 4034 §3).
-fn rr_ttl(set_ttl: u32, data: &RData) -> u32 {
-    as_rrsig(data).map_or(set_ttl, |s| s.input().original_ttl)
+/// The RRs of one RRset as records. Each is served with the RRset's TTL,
+/// except RRSIGs, which carry the TTL of the RRset they cover (RFC 4034 §3).
+fn set_records<'a>(name: &'a Name, set: &'a RrSet) -> impl Iterator<Item = Record> + 'a {
+    set.raw().filter_map(move |w| {
+        let ttl = match set.rtype() {
+            RecordType::RRSIG => rrsig_wire::original_ttl(w)?,
+            _ => set.ttl,
+        };
+        Some(Record::from_rdata(
+            name.clone(),
+            ttl,
+            rrset::decode(set.rtype(), w)?,
+        ))
+    })
 }
 
 /// The RRs of one node as records, in type order (the order of
 /// [`ZoneData::all_records`]).
 pub fn node_records<'a>(name: &'a Name, node: &'a Node) -> impl Iterator<Item = Record> + 'a {
-    node.values().flat_map(move |set| {
-        set.rdatas
-            .iter()
-            .map(move |d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
-    })
+    node.values().flat_map(move |set| set_records(name, set))
+}
+
+/// `data`'s wire form, or None (logged) when it has none: over 65,535
+/// octets, which no RDATA read from a message or the zone file is.
+fn encodable(name: &Name, data: &RData) -> Option<Vec<u8>> {
+    let wire = rrset::encode(data);
+    if wire.is_none() {
+        tracing::error!(%name, rtype = %data.record_type(), "RDATA cannot be encoded; left out");
+    }
+    wire
 }
 
 #[derive(Debug, Clone)]
@@ -217,17 +215,15 @@ impl ZoneData {
         // in a signed zone.
         let mut by_name: HashMap<OwnerKey, Node> = HashMap::new();
         for r in spec.records.iter().cloned().chain(dynamic) {
+            let Some(wire) = encodable(&r.name, &r.data) else {
+                continue;
+            };
             let rtype = r.record_type();
             let node = by_name.entry(OwnerKey::new(&r.name)).or_default();
-            let i = node.insert_at(rtype, r.ttl);
-            let set = &mut node.sets[i].1;
+            let set = node.get_or_insert(rtype, r.ttl);
             set.ttl = r.ttl;
-            if !set.rdatas.contains(&r.data) {
-                set.rdatas.reserve_exact(1); // see `add`
-                set.rdatas.push(r.data);
-                if !is_dnssec_type(rtype) {
-                    z.record_count += 1;
-                }
+            if set.push(&r.data, &wire) && !is_dnssec_type(rtype) {
+                z.record_count += 1;
             }
         }
         for (key, node) in by_name {
@@ -292,12 +288,7 @@ impl ZoneData {
             return vec![self.soa_record()];
         }
         self.rrset(name, rtype)
-            .map(|set| {
-                set.rdatas
-                    .iter()
-                    .map(|d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
-                    .collect()
-            })
+            .map(|set| set_records(name, set).collect())
             .unwrap_or_default()
     }
 
@@ -307,9 +298,8 @@ impl ZoneData {
         self.nodes
             .values()
             .filter_map(|node| node.get(&RecordType::RRSIG))
-            .flat_map(|set| set.rdatas.iter())
-            .filter_map(as_rrsig)
-            .map(|sig| sig.input().sig_expiration.get())
+            .flat_map(|set| set.raw())
+            .filter_map(rrsig_wire::expiration)
             .min()
     }
 
@@ -319,9 +309,9 @@ impl ZoneData {
         self.nodes
             .values()
             .filter_map(|node| node.get(&RecordType::RRSIG))
-            .flat_map(|set| set.rdatas.iter())
-            .filter_map(as_rrsig)
-            .map(|sig| u64::from(sig.input().sig_inception.get()))
+            .flat_map(|set| set.raw())
+            .filter_map(rrsig_wire::inception)
+            .map(u64::from)
             .max()
     }
 
@@ -367,6 +357,9 @@ impl ZoneData {
     /// Add one RR. Returns false if an identical RR was present (its TTL is
     /// still set: all RRs of an RRset share the newest TTL).
     pub fn add(&mut self, name: &Name, rtype: RecordType, ttl: u32, data: RData) -> bool {
+        let Some(wire) = encodable(name, &data) else {
+            return false;
+        };
         let key = KeyBuf::new(name);
         if !self.nodes.contains_key(key.as_slice()) {
             self.nodes
@@ -378,17 +371,11 @@ impl ZoneData {
         let node = Arc::make_mut(node);
         let set = node.get_or_insert(rtype, ttl);
         set.ttl = ttl;
-        if set.rdatas.contains(&data) {
-            return false;
-        }
-        // Exactly as long as it is: a Vec grows to four RDATAs (over 500
-        // octets) on its first push, and most RRsets here hold one or two.
-        set.rdatas.reserve_exact(1);
-        set.rdatas.push(data);
-        if !is_dnssec_type(rtype) {
+        let added = set.push(&data, &wire);
+        if added && !is_dnssec_type(rtype) {
             self.record_count += 1;
         }
-        true
+        added
     }
 
     /// Remove one RR; drops the RRset and node when they become empty.
@@ -402,11 +389,8 @@ impl ZoneData {
         let Some(set) = node.get_mut(&rtype) else {
             return false;
         };
-        let before = set.rdatas.len();
-        set.rdatas.retain(|d| d != data);
-        set.rdatas.shrink_to_fit();
-        let removed = before - set.rdatas.len();
-        if set.rdatas.is_empty() {
+        let removed = set.remove(data);
+        if set.is_empty() {
             node.remove(&rtype);
         }
         if node.is_empty() {
@@ -428,7 +412,7 @@ impl ZoneData {
             self.nodes.remove(key);
         }
         if !is_dnssec_type(rtype) {
-            self.record_count -= set.rdatas.len();
+            self.record_count -= set.len();
         }
         Some(set)
     }
@@ -444,7 +428,7 @@ impl ZoneData {
             .map(|n| {
                 n.iter()
                     .filter(|(t, _)| !is_dnssec_type(**t))
-                    .map(|(_, s)| s.rdatas.len())
+                    .map(|(_, s)| s.len())
                     .sum()
             })
             .unwrap_or(0)
@@ -457,9 +441,17 @@ impl ZoneData {
 
     /// The RRSIGs at `name` that cover `covered`, as records.
     pub fn rrsigs(&self, name: &Name, covered: RecordType) -> Vec<Record> {
-        self.records(name, RecordType::RRSIG)
-            .into_iter()
-            .filter(|r| as_rrsig(&r.data).is_some_and(|s| s.input().type_covered == covered))
+        let Some(set) = self.rrset(name, RecordType::RRSIG) else {
+            return Vec::new();
+        };
+        let covered = u16::from(covered);
+        set.raw()
+            .filter(|w| rrsig_wire::type_covered(w) == Some(covered))
+            .filter_map(|w| {
+                let ttl = rrsig_wire::original_ttl(w)?;
+                let data = rrset::decode(RecordType::RRSIG, w)?;
+                Some(Record::from_rdata(name.clone(), ttl, data))
+            })
             .collect()
     }
 
