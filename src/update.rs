@@ -453,10 +453,7 @@ pub fn process(
                 && set.len() > old_len
             {
                 return Err(limit(
-                    format!(
-                        "{} RRs exceed the grant's max-rrset {max}",
-                        set.len()
-                    ),
+                    format!("{} RRs exceed the grant's max-rrset {max}", set.len()),
                     name,
                     *t,
                 ));

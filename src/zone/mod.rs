@@ -103,10 +103,8 @@ impl Node {
 
 impl<'a> IntoIterator for &'a Node {
     type Item = (&'a RecordType, &'a RrSet);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, RrSet>,
-        fn(&'a RrSet) -> (&'a RecordType, &'a RrSet),
-    >;
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, RrSet>, fn(&'a RrSet) -> (&'a RecordType, &'a RrSet)>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.sets.iter().map(|s| (&s.rtype, s))
@@ -176,6 +174,91 @@ fn encodable(name: &Name, data: &RData) -> Option<Vec<u8>> {
     wire
 }
 
+/// A snapshot in the making, fed the database's rows one at a time (so
+/// that loading never holds every row as a hickory `Record` besides the
+/// snapshot), after the zone file's records.
+pub struct ZoneBuilder {
+    spec: Arc<ZoneSpec>,
+    /// Grouped by name first (hashing a key is cheaper than the ordered
+    /// inserts' comparisons), so the ordered map takes one insert per name,
+    /// not one per record: a quarter of them in a signed zone.
+    by_name: HashMap<OwnerKey, Node>,
+    record_count: usize,
+}
+
+impl ZoneBuilder {
+    /// A builder holding the zone file's records.
+    pub fn new(spec: Arc<ZoneSpec>) -> Self {
+        let mut b = ZoneBuilder {
+            spec: spec.clone(),
+            by_name: HashMap::new(),
+            record_count: 0,
+        };
+        for r in &spec.records {
+            b.add(&r.name, r.ttl, &r.data);
+        }
+        b
+    }
+
+    /// The RRset `rtype` at `name`, made if need be, its TTL set to `ttl`
+    /// (the newest wins, as in [`ZoneData::add`]).
+    fn set(&mut self, name: &Name, rtype: RecordType, ttl: u32) -> &mut RrSet {
+        let key = KeyBuf::new(name);
+        if !self.by_name.contains_key(key.as_slice()) {
+            self.by_name.insert(OwnerKey::from(&key), Node::default());
+        }
+        let Some(node) = self.by_name.get_mut(key.as_slice()) else {
+            unreachable!("inserted above");
+        };
+        let set = node.get_or_insert(rtype, ttl);
+        set.ttl = ttl;
+        set
+    }
+
+    /// Add one RR (a duplicate once).
+    pub fn add(&mut self, name: &Name, ttl: u32, data: &RData) {
+        let Some(wire) = encodable(name, data) else {
+            return;
+        };
+        let rtype = data.record_type();
+        if self.set(name, rtype, ttl).push(data, &wire) && !is_dnssec_type(rtype) {
+            self.record_count += 1;
+        }
+    }
+
+    /// Add one RR given as its RDATA's wire form (a database row). False,
+    /// adding nothing, when `rdata` is not an RDATA of type `rtype`.
+    pub fn add_wire(&mut self, name: &Name, rtype: RecordType, ttl: u32, rdata: &[u8]) -> bool {
+        if rrset::decode(rtype, rdata).is_none() {
+            return false;
+        }
+        if self.set(name, rtype, ttl).push_wire(rdata) && !is_dnssec_type(rtype) {
+            self.record_count += 1;
+        }
+        true
+    }
+
+    pub fn finish(self, serial: u32) -> ZoneData {
+        let statics = self
+            .spec
+            .records
+            .iter()
+            .map(|r| (r.name.to_lowercase(), r.record_type()))
+            .collect();
+        let mut nodes = OrdMap::new();
+        for (key, node) in self.by_name {
+            nodes.insert(key, Arc::new(node));
+        }
+        ZoneData {
+            spec: self.spec,
+            serial,
+            nodes,
+            statics: Arc::new(statics),
+            record_count: self.record_count,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ZoneData {
     pub spec: Arc<ZoneSpec>,
@@ -191,45 +274,18 @@ pub struct ZoneData {
 }
 
 impl ZoneData {
-    /// A zone holding the zone file's records plus `dynamic` ones from the database.
+    /// A zone holding the zone file's records plus `dynamic` ones from the
+    /// database ([`ZoneBuilder`] takes them one row at a time).
     pub fn new(
         spec: Arc<ZoneSpec>,
         serial: u32,
         dynamic: impl IntoIterator<Item = Record>,
     ) -> Self {
-        let statics = spec
-            .records
-            .iter()
-            .map(|r| (r.name.to_lowercase(), r.record_type()))
-            .collect();
-        let mut z = Self {
-            spec: spec.clone(),
-            serial,
-            nodes: OrdMap::new(),
-            statics: Arc::new(statics),
-            record_count: 0,
-        };
-        // Grouped by name first (hashing a name is cheaper than the
-        // canonical comparisons of an ordered insert), so the ordered map
-        // takes one insert per name, not one per record: a quarter of them
-        // in a signed zone.
-        let mut by_name: HashMap<OwnerKey, Node> = HashMap::new();
-        for r in spec.records.iter().cloned().chain(dynamic) {
-            let Some(wire) = encodable(&r.name, &r.data) else {
-                continue;
-            };
-            let rtype = r.record_type();
-            let node = by_name.entry(OwnerKey::new(&r.name)).or_default();
-            let set = node.get_or_insert(rtype, r.ttl);
-            set.ttl = r.ttl;
-            if set.push(&r.data, &wire) && !is_dnssec_type(rtype) {
-                z.record_count += 1;
-            }
+        let mut b = ZoneBuilder::new(spec);
+        for r in dynamic {
+            b.add(&r.name, r.ttl, &r.data);
         }
-        for (key, node) in by_name {
-            z.nodes.insert(key, Arc::new(node));
-        }
-        z
+        b.finish(serial)
     }
 
     pub fn origin(&self) -> &Name {
@@ -499,6 +555,45 @@ mod tests {
         )
         .unwrap();
         ZoneData::new(Arc::new(spec), 1, [])
+    }
+
+    #[test]
+    fn rows_given_as_wire_build_the_zone_that_records_build() {
+        let spec = zone().spec.clone();
+        let recs: Vec<Record> = [
+            ("a.z.test.", RecordType::TXT, "x"),
+            ("A.z.test.", RecordType::TXT, "x"),
+            ("a.z.test.", RecordType::TXT, "y"),
+            ("a.z.test.", RecordType::A, "192.0.2.1"),
+        ]
+        .iter()
+        .map(|(n, t, d)| {
+            let data = RData::try_from_str(*t, d).unwrap();
+            Record::from_rdata(Name::from_ascii(n).unwrap(), 300, data)
+        })
+        .chain([Record::from_rdata(
+            Name::from_ascii("b.a.z.test.").unwrap(),
+            300,
+            RData::CNAME(hickory_proto::rr::rdata::CNAME(
+                Name::from_ascii("Target.Example.").unwrap(),
+            )),
+        )])
+        .collect();
+        let from_records = ZoneData::new(spec.clone(), 3, recs.clone());
+        let mut b = ZoneBuilder::new(spec);
+        for r in &recs {
+            let wire = crate::zone::change::rdata_bytes(&r.data);
+            assert!(b.add_wire(&r.name, r.record_type(), r.ttl, &wire));
+        }
+        assert!(!b.add_wire(&recs[0].name, RecordType::A, 300, &[1, 2, 3]));
+        let from_wire = b.finish(3);
+        assert_eq!(from_wire.all_records(), from_records.all_records());
+        assert_eq!(from_wire.record_count(), 5); // 4 + the NS
+        let cname = from_wire.records(&Name::from_ascii("b.a.z.test.").unwrap(), RecordType::CNAME);
+        let RData::CNAME(c) = &cname[0].data else {
+            panic!("{cname:?}")
+        };
+        assert!(c.0.eq_case(&Name::from_ascii("Target.Example.").unwrap()));
     }
 
     #[test]
