@@ -416,6 +416,14 @@ impl Store {
                 return Err(bad_rdata());
             }
         }
+        drop(rows);
+        drop(stmt);
+        // Reading every row filled this connection's page cache (up to
+        // SQLite's default 2 MB) with pages no commit needs again: let them
+        // go. The pages commits touch come back as they are used.
+        self.conn
+            .execute_batch("PRAGMA shrink_memory")
+            .map_err(|e| self.err(e))?;
         Ok(Some(ZoneState {
             serial: serial as u32,
             static_fingerprint,
