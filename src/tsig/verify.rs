@@ -313,8 +313,9 @@ pub(super) struct ReplayKey([u8; 16]);
 impl ReplayKey {
     fn of(id: &[u8]) -> Self {
         let mut k = [0u8; 16];
-        let n = id.len().min(16);
-        k[..n].copy_from_slice(&id[..n]);
+        for (slot, b) in k.iter_mut().zip(id) {
+            *slot = *b;
+        }
         Self(k)
     }
 }
