@@ -7,7 +7,9 @@
 //! O(log n) path to the names it touches, so an update costs the same in a
 //! zone of ten names or of fifty thousand. Names are kept lowercase, in canonical DNS
 //! order (RFC 4034 §6.1, hickory's `Ord` for `Name`), which is the order NSEC
-//! chains and AXFR need later.
+//! chains and AXFR need later: the map's keys are byte strings whose byte
+//! order is that order (`owner`), and each RRset keeps its RDATAs as wire
+//! bytes (`rrset`), so that a zone of a million records fits in memory.
 //!
 //! No RRset here is ever empty: removing the last RR removes the RRset, and
 //! removing the last RRset removes the node.
