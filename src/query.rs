@@ -141,7 +141,7 @@ impl<'z> Proofs<'z> {
             self.zone
                 .nodes_before(name)
                 .find(|(_, node)| node.contains_key(&RecordType::NSEC))
-                .map(|(n, _)| n.clone())
+                .map(|(n, _)| n)
         };
         if let Some(owner) = owner {
             self.nsec_at(&owner, out);

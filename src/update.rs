@@ -444,19 +444,16 @@ pub fn process(
             ));
         }
         if let Some(set) = next.rrset(name, *t) {
-            let old_len = zone.rrset(name, *t).map_or(0, |s| s.rdatas.len());
+            let old_len = zone.rrset(name, *t).map_or(0, |s| s.len());
             if let Some(max) = actor
                 .machine
                 .permits(&origin, name, *t)
                 .and_then(|g| g.max_rrset())
-                && set.rdatas.len() > max
-                && set.rdatas.len() > old_len
+                && set.len() > max
+                && set.len() > old_len
             {
                 return Err(limit(
-                    format!(
-                        "{} RRs exceed the grant's max-rrset {max}",
-                        set.rdatas.len()
-                    ),
+                    format!("{} RRs exceed the grant's max-rrset {max}", set.len()),
                     name,
                     *t,
                 ));

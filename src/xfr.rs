@@ -74,8 +74,8 @@ impl Iterator for ZoneRecords {
             };
             match next {
                 Some((name, node)) => {
-                    self.pending.extend(node_records(name, node));
-                    self.last = Some(name.clone());
+                    self.pending.extend(node_records(&name, node));
+                    self.last = Some(name);
                 }
                 None => {
                     self.ended = true;

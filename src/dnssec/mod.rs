@@ -181,7 +181,7 @@ pub fn unchain(
     for (name, t) in touched {
         let name = name.to_lowercase();
         if *t == RecordType::NS && name != apex {
-            names.extend(prev.subtree(&name).chain(next.subtree(&name)).cloned());
+            names.extend(prev.subtree(&name).chain(next.subtree(&name)));
         }
         names.insert(name);
     }
@@ -209,7 +209,7 @@ pub fn unchain(
 /// Moves the serial when anything was removed.
 pub fn strip(zone: &mut ZoneData) -> Delta {
     let mut delta = Delta::default();
-    let names: Vec<_> = zone.names().cloned().collect();
+    let names: Vec<_> = zone.names().collect();
     for name in names {
         let types: Vec<RecordType> = zone
             .node(&name)

@@ -55,7 +55,7 @@ pub fn in_chain(zone: &ZoneData, name: &Name) -> bool {
 pub fn next_in_chain(zone: &ZoneData, name: &Name) -> Name {
     zone.nodes_after(name)
         .find(|(n, node)| has_data(node) && in_chain(zone, n))
-        .map(|(n, _)| n.clone())
+        .map(|(n, _)| n)
         .unwrap_or_else(|| zone.origin().clone())
 }
 
@@ -63,7 +63,7 @@ pub fn next_in_chain(zone: &ZoneData, name: &Name) -> Name {
 pub fn prev_in_chain(zone: &ZoneData, name: &Name) -> Name {
     zone.nodes_before(name)
         .find(|(n, node)| has_data(node) && in_chain(zone, n))
-        .map(|(n, _)| n.clone())
+        .map(|(n, _)| n)
         .unwrap_or_else(|| zone.origin().clone())
 }
 
@@ -116,7 +116,7 @@ pub fn signed_rrsets(zone: &ZoneData, name: &Name) -> Vec<(RecordType, u32, Vec<
             _ => !delegation,
         };
         if signed {
-            out.push((*t, set.ttl, set.rdatas.clone()));
+            out.push((*t, set.ttl, set.rdatas()));
         }
     }
     out

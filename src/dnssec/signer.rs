@@ -156,11 +156,12 @@ impl ZoneSigner {
             if i % 256 == 0 && !go_on() {
                 return None;
             }
+            let name = &name;
             let Some(sigs) = zone.rrset(name, RecordType::RRSIG) else {
                 continue;
             };
             let rrsets = nsec::signed_rrsets(zone, name);
-            for sig in sigs.rdatas.iter().filter_map(as_rrsig) {
+            for sig in sigs.rdatas().iter().filter_map(as_rrsig) {
                 let i = sig.input();
                 let ours = i.key_tag == self.key.key_tag()
                     && i.algorithm == self.key.algorithm.dnssec()
@@ -243,7 +244,7 @@ impl ZoneSigner {
         .into_iter()
         .all(|(t, rdata)| {
             zone.rrset(zone.origin(), t)
-                .is_some_and(|s| s.ttl == ttl && s.rdatas == [rdata])
+                .is_some_and(|s| s.ttl == ttl && s.rdatas() == [rdata])
         })
     }
 
@@ -259,7 +260,7 @@ impl ZoneSigner {
             (RecordType::CDNSKEY, self.key.cdnskey_rdata()),
         ] {
             let current = zone.rrset(&apex, t);
-            if current.is_some_and(|s| s.ttl == ttl && s.rdatas == [rdata.clone()]) {
+            if current.is_some_and(|s| s.ttl == ttl && s.rdatas() == [rdata.clone()]) {
                 continue;
             }
             for r in zone.records(&apex, t) {
@@ -296,7 +297,7 @@ impl ZoneSigner {
         let ttl = zone.negative_ttl();
         if !zone
             .rrset(name, RecordType::NSEC)
-            .is_some_and(|s| s.ttl == ttl && s.rdatas == [want.clone()])
+            .is_some_and(|s| s.ttl == ttl && s.rdatas() == [want.clone()])
         {
             for r in zone.records(name, RecordType::NSEC) {
                 delta.remove(r);
@@ -364,8 +365,8 @@ impl ZoneSigner {
 
     /// Every name of the zone, none forced.
     fn all_names(zone: &ZoneData) -> Vec<(Name, BTreeSet<RecordType>)> {
-        let mut names: Vec<_> = zone.names().map(|n| (n.clone(), BTreeSet::new())).collect();
-        if !zone.names().any(|n| n == zone.origin()) {
+        let mut names: Vec<_> = zone.names().map(|n| (n, BTreeSet::new())).collect();
+        if !names.iter().any(|(n, _)| n == zone.origin()) {
             names.insert(0, (zone.origin().clone(), BTreeSet::new()));
         }
         names
@@ -435,7 +436,7 @@ impl ZoneSigner {
             let name = name.to_lowercase();
             if *t == RecordType::NS && name != apex {
                 for n in prev.subtree(&name).chain(next.subtree(&name)) {
-                    names.entry(n.clone()).or_default();
+                    names.entry(n).or_default();
                 }
             }
             names.entry(name).or_default().insert(*t);

@@ -201,12 +201,12 @@ impl StoreError {
     }
 }
 
-/// What the database holds for one zone.
+/// What the database holds for one zone, but its dynamic records (which
+/// [`Store::load_zone`] hands over one row at a time).
 #[derive(Debug)]
 pub struct ZoneState {
     pub serial: u32,
     pub static_fingerprint: String,
-    pub dynamic: Vec<Record>,
     pub statics: Vec<Record>,
 }
 
@@ -362,7 +362,16 @@ impl Store {
     }
 
     /// Load a zone's state, or None if the database has never seen it.
-    pub fn load_zone(&self, zone: &Name) -> Result<Option<ZoneState>, StoreError> {
+    /// Each dynamic record goes to `dynamic` as it is read (owner, type,
+    /// TTL, RDATA in uncompressed wire form), in the order they were
+    /// stored, so that a big zone is never held as rows and as a snapshot
+    /// at once; `dynamic` says false when the RDATA is not one of that type
+    /// (the database is then corrupt).
+    pub fn load_zone(
+        &self,
+        zone: &Name,
+        mut dynamic: impl FnMut(&Name, RecordType, u32, &[u8]) -> bool,
+    ) -> Result<Option<ZoneState>, StoreError> {
         let zname = zone.to_lowercase().to_ascii();
         let row: Option<(i64, String)> = self
             .conn
@@ -382,42 +391,42 @@ impl Store {
                 "SELECT owner, rtype, ttl, rdata, source FROM records WHERE zone = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([&zname], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u16>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut dynamic = Vec::new();
+        let mut rows = stmt.query([&zname]).map_err(|e| self.err(e))?;
         let mut statics = Vec::new();
-        for row in rows {
-            let (owner, rtype, ttl, rdata, source) = row.map_err(|e| self.err(e))?;
+        // Read in place, not copied out: one row at a time.
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let sql = |e: rusqlite::Error| self.err(e);
+            let owner = r.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(sql)?;
+            let rtype = RecordType::from(r.get::<_, u16>(1).map_err(sql)?);
+            let ttl = r.get::<_, u32>(2).map_err(sql)?;
+            let rdata = r.get_ref(3).and_then(|v| Ok(v.as_blob()?)).map_err(sql)?;
+            let source = r.get_ref(4).and_then(|v| Ok(v.as_str()?)).map_err(sql)?;
             let corrupt = |what: String| StoreError::Corrupt {
                 path: self.path.clone(),
                 zone: zname.clone(),
                 what,
             };
             let name =
-                Name::from_ascii(&owner).map_err(|e| corrupt(format!("owner {owner}: {e}")))?;
-            let rtype = RecordType::from(rtype);
-            let data = rdata_from_bytes(rtype, &rdata)
-                .ok_or_else(|| corrupt(format!("rdata of {owner} {rtype}")))?;
-            let rec = Record::from_rdata(name, ttl, data);
+                Name::from_ascii(owner).map_err(|e| corrupt(format!("owner {owner}: {e}")))?;
+            let bad_rdata = || corrupt(format!("rdata of {owner} {rtype}"));
             if source == "static" {
-                statics.push(rec);
-            } else {
-                dynamic.push(rec);
+                let data = rdata_from_bytes(rtype, rdata).ok_or_else(bad_rdata)?;
+                statics.push(Record::from_rdata(name, ttl, data));
+            } else if !dynamic(&name, rtype, ttl, rdata) {
+                return Err(bad_rdata());
             }
         }
+        drop(rows);
+        drop(stmt);
+        // Reading every row filled this connection's page cache (up to
+        // SQLite's default 2 MB) with pages no commit needs again: let them
+        // go. The pages commits touch come back as they are used.
+        self.conn
+            .execute_batch("PRAGMA shrink_memory")
+            .map_err(|e| self.err(e))?;
         Ok(Some(ZoneState {
             serial: serial as u32,
             static_fingerprint,
-            dynamic,
             statics,
         }))
     }
@@ -635,7 +644,7 @@ mod tests {
         let path = dir.path().join("db/z.sqlite");
         let zone = Name::from_ascii("z.test.").unwrap();
         let mut s = Store::open(&path).unwrap();
-        assert!(s.load_zone(&zone).unwrap().is_none());
+        assert!(s.load_zone(&zone, |_, _, _, _| true).unwrap().is_none());
         s.create_zone(&zone, 7, "fp", &[], 1000).unwrap();
         let rec = Record::from_rdata(
             Name::from_ascii("_acme-challenge.MX1.z.test.").unwrap(),
@@ -661,10 +670,11 @@ mod tests {
         s.commit(&zone, &change, 1001, &Extra::default()).unwrap();
         drop(s);
         let s = Store::open(&path).unwrap();
-        let st = s.load_zone(&zone).unwrap().unwrap();
+        let (st, dynamic) = load(&s, &zone);
         assert_eq!(st.serial, 8);
-        assert_eq!(st.dynamic.len(), 1);
-        assert_eq!(st.dynamic[0].data, rec.data);
+        assert_eq!(dynamic.len(), 1);
+        assert_eq!(dynamic[0].name.to_ascii(), "_acme-challenge.mx1.z.test.");
+        assert_eq!(dynamic[0].data, rec.data);
         assert_eq!(s.journal(&zone).unwrap()[0].added[0].data, rec.data);
         let rows = s.audit_tail(&zone, 1).unwrap();
         assert_eq!(rows[0].action, Action::Update);
@@ -672,6 +682,47 @@ mod tests {
         assert_eq!(rows[0].machine.as_deref(), Some("mx1"));
         assert_eq!(s.dynamic_txt_older_than(&zone, 1002).unwrap().len(), 1);
         assert_eq!(s.dynamic_txt_older_than(&zone, 1001).unwrap().len(), 0);
+    }
+
+    /// `load_zone`, its dynamic rows as records.
+    fn load(s: &Store, zone: &Name) -> (ZoneState, Vec<Record>) {
+        let mut rows = Vec::new();
+        let st = s
+            .load_zone(zone, |name, rtype, ttl, rdata| {
+                let data = rdata_from_bytes(rtype, rdata).unwrap();
+                rows.push(Record::from_rdata(name.clone(), ttl, data));
+                true
+            })
+            .unwrap()
+            .unwrap();
+        (st, rows)
+    }
+
+    #[test]
+    fn a_row_whose_rdata_is_not_of_its_type_is_reported_corrupt_with_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let mut s = Store::open(&dir.path().join("z.sqlite")).unwrap();
+        s.create_zone(&zone, 10, "fp", &[], 1000).unwrap();
+        s.commit(
+            &zone,
+            &change(10, vec![txt_at("a.z.test.", "1")]),
+            1001,
+            &Extra::default(),
+        )
+        .unwrap();
+        s.conn
+            .execute(
+                "UPDATE records SET rdata = x'05' WHERE owner = 'a.z.test.'",
+                [],
+            )
+            .unwrap();
+        let err = s
+            .load_zone(&zone, |_, rtype, _, rdata| {
+                rdata_from_bytes(rtype, rdata).is_some()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("rdata of a.z.test. TXT"), "{err}");
     }
 
     fn change(serial_from: u32, added: Vec<Record>) -> Change {
@@ -724,8 +775,8 @@ mod tests {
         ];
         s.commit_all(&zone, &commits, std::slice::from_ref(&refused), 1001)
             .unwrap();
-        let st = s.load_zone(&zone).unwrap().unwrap();
-        assert_eq!((st.serial, st.dynamic.len()), (12, 2));
+        let (st, dynamic) = load(&s, &zone);
+        assert_eq!((st.serial, dynamic.len()), (12, 2));
         let journal = s.journal(&zone).unwrap();
         let serials: Vec<(u32, u32)> = journal
             .iter()

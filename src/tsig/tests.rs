@@ -892,6 +892,22 @@ fn replayed_requests_are_refused_as_signed_badtime() {
 }
 
 #[test]
+fn a_long_mac_is_remembered_by_its_first_octets_and_its_truncated_copy_is_a_replay() {
+    // HMAC-SHA512: a 32-octet prefix, of which the cache keeps 16.
+    let key = test_key(Algorithm::HmacSha512);
+    let keys = ring_of(&[&key]);
+    let verifier = Verifier::default();
+    let (request, _) = signed_update(&key, 20, NOW);
+    accepted(verifier.verify(&request, &keys, NOW));
+    let truncated = with_mac(&key, 20, NOW, |m| m[..32].to_vec());
+    assert_eq!(
+        rejection(verifier.verify(&truncated, &keys, NOW)).reason,
+        TsigFailure::Replay
+    );
+    accepted(verifier.verify(&signed_update(&key, 21, NOW).0, &keys, NOW));
+}
+
+#[test]
 fn replay_cache_is_bounded_per_key() {
     let key = test_key(Algorithm::HmacSha256);
     let keys = ring_of(&[&key]);

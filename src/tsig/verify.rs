@@ -24,7 +24,7 @@ pub struct Verifier {
     replay_capacity: usize,
     /// Accepted MAC prefixes per key, so that one key's traffic cannot
     /// evict another's.
-    pub(super) replay: Mutex<HashMap<Name, ReplayCache>>,
+    pub(super) replay: Mutex<HashMap<Name, ReplayCache<ReplayKey>>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -294,6 +294,28 @@ impl Verifier {
         caches
             .entry(canonical_name(key_name))
             .or_insert_with(|| ReplayCache::new(2 * u64::from(self.fudge), self.replay_capacity))
-            .insert(Arc::from(id), now)
+            .insert(ReplayKey::of(id), now)
+    }
+}
+
+/// What the replay cache holds per accepted request: the first 16 octets
+/// of its MAC prefix ([`Verifier::replay_id`]; zero-padded when the prefix
+/// is shorter: 10 octets for HMAC-MD5 and HMAC-SHA1, 14 for SHA-224), kept
+/// inline. A copy of an accepted request has the same prefix, so the same
+/// key; two different requests share one only if their MACs agree in
+/// their first 16 octets (a chance of 2^-128 for HMAC output, and then
+/// the later one is refused, never wrongly accepted). Inline, an entry
+/// costs no allocation of its own: 10,000 of them per busy key, about half
+/// a megabyte less than as `Arc<[u8]>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct ReplayKey([u8; 16]);
+
+impl ReplayKey {
+    fn of(id: &[u8]) -> Self {
+        let mut k = [0u8; 16];
+        for (slot, b) in k.iter_mut().zip(id) {
+            *slot = *b;
+        }
+        Self(k)
     }
 }

@@ -26,7 +26,7 @@ use crate::dnssec::{KeyError, ZoneSigner};
 use crate::metrics::Metrics;
 use crate::notify::Propagation;
 use crate::store::{Store, StoreError};
-use crate::zone::ZoneData;
+use crate::zone::ZoneBuilder;
 use crate::zonefile::ZoneSpec;
 
 /// Why a zone could not be opened.
@@ -89,7 +89,11 @@ impl ZoneHandle {
         let started = std::time::Instant::now();
         let mut store = Store::open(&config.database)?;
         let fp = static_fingerprint(&spec);
-        let stored = store.load_zone(&spec.origin)?;
+        // The rows go straight into the snapshot as they are read.
+        let mut builder = ZoneBuilder::new(spec.clone());
+        let stored = store.load_zone(&spec.origin, |name, rtype, ttl, rdata| {
+            builder.add_wire(name, rtype, ttl, rdata)
+        })?;
         let read = started.elapsed();
         let (data, zone_file) = match stored {
             None => {
@@ -97,22 +101,16 @@ impl ZoneHandle {
                 // database still moves secondaries forward.
                 let serial = now as u32;
                 store.create_zone(&spec.origin, serial, &fp, &spec.records, now)?;
-                (ZoneData::new(spec.clone(), serial, []), None)
+                (builder.finish(serial), None)
             }
-            Some(state) if state.static_fingerprint == fp => (
-                ZoneData::new(spec.clone(), state.serial, state.dynamic),
-                None,
-            ),
+            Some(state) if state.static_fingerprint == fp => (builder.finish(state.serial), None),
             Some(state) => {
                 let draft = Draft::ZoneFile {
                     removed: missing_from(&state.statics, &spec.records),
                     added: missing_from(&spec.records, &state.statics),
                     fingerprint: fp,
                 };
-                (
-                    ZoneData::new(spec.clone(), state.serial, state.dynamic),
-                    Some(draft),
-                )
+                (builder.finish(state.serial), Some(draft))
             }
         };
         let built = started.elapsed() - read;

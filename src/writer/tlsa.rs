@@ -82,7 +82,7 @@ pub(super) fn publish(
     for set in sets {
         let present: Vec<RData> = base
             .rrset(&set.owner, RecordType::TLSA)
-            .map(|s| s.rdatas.clone())
+            .map(|s| s.rdatas())
             .unwrap_or_default();
         let added: Vec<RData> = set
             .wanted

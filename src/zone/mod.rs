@@ -7,7 +7,9 @@
 //! O(log n) path to the names it touches, so an update costs the same in a
 //! zone of ten names or of fifty thousand. Names are kept lowercase, in canonical DNS
 //! order (RFC 4034 §6.1, hickory's `Ord` for `Name`), which is the order NSEC
-//! chains and AXFR need later.
+//! chains and AXFR need later: the map's keys are byte strings whose byte
+//! order is that order (`owner`), and each RRset keeps its RDATAs as wire
+//! bytes (`rrset`), so that a zone of a million records fits in memory.
 //!
 //! No RRset here is ever empty: removing the last RR removes the RRset, and
 //! removing the last RRset removes the node.
@@ -29,36 +31,35 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod change;
+mod owner;
+mod rrset;
+
+use owner::{KeyBuf, OwnerKey};
+pub use rrset::RrSet;
+use rrset::rrsig_wire;
 
 use crate::zonefile::ZoneSpec;
 pub use crate::zonefile::is_dnssec_type;
-
-/// The RRs of one name and type; all share one TTL (RFC 2181 §5.2).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RrSet {
-    pub ttl: u32,
-    pub rdatas: Vec<RData>,
-}
 
 /// All RRsets at one name, in type order: a sorted vector, exactly as long
 /// as it is, not a `BTreeMap`, whose every leaf reserves room for eleven
 /// entries (about 400 octets for the one to four RRsets a name here has).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Node {
-    sets: Vec<(RecordType, RrSet)>,
+    sets: Vec<RrSet>,
 }
 
 impl Node {
     fn position(&self, t: &RecordType) -> Result<usize, usize> {
-        self.sets.binary_search_by(|(k, _)| k.cmp(t))
+        self.sets.binary_search_by(|s| s.rtype().cmp(t))
     }
 
     pub fn get(&self, t: &RecordType) -> Option<&RrSet> {
-        self.position(t).ok().map(|i| &self.sets[i].1)
+        self.position(t).ok().map(|i| &self.sets[i])
     }
 
     pub fn get_mut(&mut self, t: &RecordType) -> Option<&mut RrSet> {
-        self.position(t).ok().map(|i| &mut self.sets[i].1)
+        self.position(t).ok().map(|i| &mut self.sets[i])
     }
 
     pub fn contains_key(&self, t: &RecordType) -> bool {
@@ -67,34 +68,20 @@ impl Node {
 
     /// The RRset of type `t`, made empty with `ttl` when there is none.
     fn get_or_insert(&mut self, t: RecordType, ttl: u32) -> &mut RrSet {
-        let i = self.insert_at(t, ttl);
-        &mut self.sets[i].1
-    }
-
-    /// Where the RRset of type `t` is, inserted empty with `ttl` if need be.
-    fn insert_at(&mut self, t: RecordType, ttl: u32) -> usize {
-        match self.position(&t) {
+        let i = match self.position(&t) {
             Ok(i) => i,
             Err(i) => {
                 self.sets.reserve_exact(1);
-                self.sets.insert(
-                    i,
-                    (
-                        t,
-                        RrSet {
-                            ttl,
-                            rdatas: Vec::new(),
-                        },
-                    ),
-                );
+                self.sets.insert(i, RrSet::new(t, ttl));
                 i
             }
-        }
+        };
+        &mut self.sets[i]
     }
 
     pub fn remove(&mut self, t: &RecordType) -> Option<RrSet> {
         let i = self.position(t).ok()?;
-        let (_, set) = self.sets.remove(i);
+        let set = self.sets.remove(i);
         self.sets.shrink_to_fit();
         Some(set)
     }
@@ -104,27 +91,25 @@ impl Node {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &RecordType> {
-        self.sets.iter().map(|(t, _)| t)
+        self.sets.iter().map(|s| &s.rtype)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &RrSet> {
-        self.sets.iter().map(|(_, s)| s)
+        self.sets.iter()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&RecordType, &RrSet)> {
-        self.sets.iter().map(|(t, s)| (t, s))
+        self.sets.iter().map(|s| (&s.rtype, s))
     }
 }
 
 impl<'a> IntoIterator for &'a Node {
     type Item = (&'a RecordType, &'a RrSet);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (RecordType, RrSet)>,
-        fn(&'a (RecordType, RrSet)) -> (&'a RecordType, &'a RrSet),
-    >;
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, RrSet>, fn(&'a RrSet) -> (&'a RecordType, &'a RrSet)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.sets.iter().map(|(t, s)| (t, s))
+        self.sets.iter().map(|s| (&s.rtype, s))
     }
 }
 
@@ -159,20 +144,121 @@ pub fn as_rrsig(data: &RData) -> Option<&RRSIG> {
     }
 }
 
-/// The TTL one RR of an RRset is served with: the RRset's, except for
-/// RRSIGs, which carry the TTL of the RRset they cover (RFC 4034 §3).
-fn rr_ttl(set_ttl: u32, data: &RData) -> u32 {
-    as_rrsig(data).map_or(set_ttl, |s| s.input().original_ttl)
+/// The RRs of one RRset as records. Each is served with the RRset's TTL,
+/// except RRSIGs, which carry the TTL of the RRset they cover (RFC 4034 §3).
+fn set_records<'a>(name: &'a Name, set: &'a RrSet) -> impl Iterator<Item = Record> + 'a {
+    set.raw().filter_map(move |w| {
+        let ttl = match set.rtype() {
+            RecordType::RRSIG => rrsig_wire::original_ttl(w)?,
+            _ => set.ttl,
+        };
+        Some(Record::from_rdata(
+            name.clone(),
+            ttl,
+            rrset::decode(set.rtype(), w)?,
+        ))
+    })
 }
 
 /// The RRs of one node as records, in type order (the order of
 /// [`ZoneData::all_records`]).
 pub fn node_records<'a>(name: &'a Name, node: &'a Node) -> impl Iterator<Item = Record> + 'a {
-    node.values().flat_map(move |set| {
-        set.rdatas
+    node.values().flat_map(move |set| set_records(name, set))
+}
+
+/// `data`'s wire form, or None (logged) when it has none: over 65,535
+/// octets, which no RDATA read from a message or the zone file is.
+fn encodable(name: &Name, data: &RData) -> Option<Vec<u8>> {
+    let wire = rrset::encode(data);
+    if wire.is_none() {
+        tracing::error!(%name, rtype = %data.record_type(), "RDATA cannot be encoded; left out");
+    }
+    wire
+}
+
+/// A snapshot in the making, fed the database's rows one at a time (so
+/// that loading never holds every row as a hickory `Record` besides the
+/// snapshot), after the zone file's records.
+pub struct ZoneBuilder {
+    spec: Arc<ZoneSpec>,
+    /// Grouped by name first (hashing a key is cheaper than the ordered
+    /// inserts' comparisons), so the ordered map takes one insert per name,
+    /// not one per record: a quarter of them in a signed zone.
+    by_name: HashMap<OwnerKey, Node>,
+    record_count: usize,
+}
+
+impl ZoneBuilder {
+    /// A builder holding the zone file's records.
+    pub fn new(spec: Arc<ZoneSpec>) -> Self {
+        let mut b = ZoneBuilder {
+            spec: spec.clone(),
+            by_name: HashMap::new(),
+            record_count: 0,
+        };
+        for r in &spec.records {
+            b.add(&r.name, r.ttl, &r.data);
+        }
+        b
+    }
+
+    /// The RRset `rtype` at `name`, made if need be, its TTL set to `ttl`
+    /// (the newest wins, as in [`ZoneData::add`]).
+    fn set(&mut self, name: &Name, rtype: RecordType, ttl: u32) -> &mut RrSet {
+        let key = KeyBuf::new(name);
+        if !self.by_name.contains_key(key.as_slice()) {
+            self.by_name.insert(OwnerKey::from(&key), Node::default());
+        }
+        let Some(node) = self.by_name.get_mut(key.as_slice()) else {
+            unreachable!("inserted above");
+        };
+        let set = node.get_or_insert(rtype, ttl);
+        set.ttl = ttl;
+        set
+    }
+
+    /// Add one RR (a duplicate once).
+    pub fn add(&mut self, name: &Name, ttl: u32, data: &RData) {
+        let Some(wire) = encodable(name, data) else {
+            return;
+        };
+        let rtype = data.record_type();
+        if self.set(name, rtype, ttl).push(data, &wire) && !is_dnssec_type(rtype) {
+            self.record_count += 1;
+        }
+    }
+
+    /// Add one RR given as its RDATA's wire form (a database row). False,
+    /// adding nothing, when `rdata` is not an RDATA of type `rtype`.
+    pub fn add_wire(&mut self, name: &Name, rtype: RecordType, ttl: u32, rdata: &[u8]) -> bool {
+        if rrset::decode(rtype, rdata).is_none() {
+            return false;
+        }
+        if self.set(name, rtype, ttl).push_wire(rdata) && !is_dnssec_type(rtype) {
+            self.record_count += 1;
+        }
+        true
+    }
+
+    pub fn finish(self, serial: u32) -> ZoneData {
+        let statics = self
+            .spec
+            .records
             .iter()
-            .map(move |d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
-    })
+            .map(|r| (r.name.to_lowercase(), r.record_type()))
+            .collect();
+        let mut nodes = OrdMap::new();
+        for (key, node) in self.by_name {
+            nodes.insert(key, Arc::new(node));
+        }
+        ZoneData {
+            spec: self.spec,
+            serial,
+            nodes,
+            statics: Arc::new(statics),
+            record_count: self.record_count,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,57 +266,28 @@ pub struct ZoneData {
     pub spec: Arc<ZoneSpec>,
     pub serial: u32,
     /// A persistent map: cloning a snapshot shares every node, and an
-    /// update copies only the O(log n) path it changes.
-    nodes: OrdMap<Name, Arc<Node>>,
+    /// update copies only the O(log n) path it changes. Keyed by the owner
+    /// name in a compact form whose byte order is the canonical order
+    /// (`zone::owner`); no `Name` is kept.
+    nodes: OrdMap<OwnerKey, Arc<Node>>,
     /// RRsets defined by the zone file; UPDATE may not change them.
     statics: Arc<HashSet<(Name, RecordType)>>,
     record_count: usize,
 }
 
 impl ZoneData {
-    /// A zone holding the zone file's records plus `dynamic` ones from the database.
+    /// A zone holding the zone file's records plus `dynamic` ones from the
+    /// database ([`ZoneBuilder`] takes them one row at a time).
     pub fn new(
         spec: Arc<ZoneSpec>,
         serial: u32,
         dynamic: impl IntoIterator<Item = Record>,
     ) -> Self {
-        let statics = spec
-            .records
-            .iter()
-            .map(|r| (r.name.to_lowercase(), r.record_type()))
-            .collect();
-        let mut z = Self {
-            spec: spec.clone(),
-            serial,
-            nodes: OrdMap::new(),
-            statics: Arc::new(statics),
-            record_count: 0,
-        };
-        // Grouped by name first (hashing a name is cheaper than the
-        // canonical comparisons of an ordered insert), so the ordered map
-        // takes one insert per name, not one per record: a quarter of them
-        // in a signed zone.
-        let mut by_name: HashMap<Name, Node> = HashMap::new();
-        for r in spec.records.iter().cloned().chain(dynamic) {
-            let rtype = r.record_type();
-            let node = by_name.entry(r.name).or_default();
-            let i = node.insert_at(rtype, r.ttl);
-            let set = &mut node.sets[i].1;
-            set.ttl = r.ttl;
-            if !set.rdatas.contains(&r.data) {
-                set.rdatas.reserve_exact(1); // see `add`
-                set.rdatas.push(r.data);
-                if !is_dnssec_type(rtype) {
-                    z.record_count += 1;
-                }
-            }
+        let mut b = ZoneBuilder::new(spec);
+        for r in dynamic {
+            b.add(&r.name, r.ttl, &r.data);
         }
-        for (name, node) in by_name {
-            // A fresh copy: the loaded name sits among the rows' freed
-            // buffers, where it would keep their pages resident.
-            z.nodes.insert(name.to_lowercase(), Arc::new(node));
-        }
-        z
+        b.finish(serial)
     }
 
     pub fn origin(&self) -> &Name {
@@ -247,28 +304,32 @@ impl ZoneData {
     }
 
     pub fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(name).map(|n| n.as_ref())
+        self.nodes
+            .get(KeyBuf::new(name).as_slice())
+            .map(|n| n.as_ref())
     }
 
     pub fn rrset(&self, name: &Name, rtype: RecordType) -> Option<&RrSet> {
         if rtype == RecordType::SOA {
             return None; // the SOA is synthesised; use soa_record()
         }
-        self.nodes.get(name).and_then(|n| n.get(&rtype))
+        self.node(name).and_then(|n| n.get(&rtype))
     }
 
     /// Whether the name owns any RRset (the apex always does: its SOA).
     pub fn name_exists(&self, name: &Name) -> bool {
-        name == self.origin() || self.nodes.contains_key(name)
+        name == self.origin() || self.node(name).is_some()
     }
 
     /// Whether some name strictly below `name` exists (so `name` is at least an
     /// empty non-terminal). In canonical order descendants follow their ancestor.
     pub fn has_descendants(&self, name: &Name) -> bool {
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
         self.nodes
-            .range((Bound::Excluded(name.clone()), Bound::Unbounded))
+            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
             .next()
-            .is_some_and(|(next, _)| name.zone_of(next))
+            .is_some_and(|(next, _)| next.as_bytes().starts_with(key))
     }
 
     pub fn is_static(&self, name: &Name, rtype: RecordType) -> bool {
@@ -285,12 +346,7 @@ impl ZoneData {
             return vec![self.soa_record()];
         }
         self.rrset(name, rtype)
-            .map(|set| {
-                set.rdatas
-                    .iter()
-                    .map(|d| Record::from_rdata(name.clone(), rr_ttl(set.ttl, d), d.clone()))
-                    .collect()
-            })
+            .map(|set| set_records(name, set).collect())
             .unwrap_or_default()
     }
 
@@ -300,9 +356,8 @@ impl ZoneData {
         self.nodes
             .values()
             .filter_map(|node| node.get(&RecordType::RRSIG))
-            .flat_map(|set| set.rdatas.iter())
-            .filter_map(as_rrsig)
-            .map(|sig| sig.input().sig_expiration.get())
+            .flat_map(|set| set.raw())
+            .filter_map(rrsig_wire::expiration)
             .min()
     }
 
@@ -312,9 +367,9 @@ impl ZoneData {
         self.nodes
             .values()
             .filter_map(|node| node.get(&RecordType::RRSIG))
-            .flat_map(|set| set.rdatas.iter())
-            .filter_map(as_rrsig)
-            .map(|sig| u64::from(sig.input().sig_inception.get()))
+            .flat_map(|set| set.raw())
+            .filter_map(rrsig_wire::inception)
+            .map(u64::from)
             .max()
     }
 
@@ -323,73 +378,81 @@ impl ZoneData {
     /// ([`ZoneData::first_node`], [`ZoneData::nodes_after`]).
     pub fn all_records(&self) -> Vec<Record> {
         let mut out = vec![self.soa_record()];
-        for (name, node) in &self.nodes {
-            out.extend(node_records(name, node));
+        for (key, node) in &self.nodes {
+            out.extend(node_records(&key.to_name(), node));
         }
         out
     }
 
     /// The first node in canonical order, if any.
-    pub fn first_node(&self) -> Option<(&Name, &Node)> {
-        self.nodes.iter().next().map(|(n, node)| (n, node.as_ref()))
+    pub fn first_node(&self) -> Option<(Name, &Node)> {
+        self.nodes
+            .iter()
+            .next()
+            .map(|(k, node)| (k.to_name(), node.as_ref()))
     }
 
     /// The nearest delegation (NS below the apex) at or above `name`, if any.
     pub fn delegation_for(&self, name: &Name) -> Option<Name> {
-        let apex_labels = self.origin().num_labels();
-        let mut cut: Option<Name> = None;
-        for n in (apex_labels + 1)..=name.num_labels() {
-            let candidate = name.trim_to(n as usize);
-            if self
-                .nodes
-                .get(&candidate)
-                .is_some_and(|node| node.contains_key(&RecordType::NS))
-            {
-                cut = Some(candidate);
-                break;
-            }
-        }
-        cut
+        // The key of each name between the apex and `name` is a prefix of
+        // `name`'s key, ending after its last label.
+        let apex_labels = usize::from(self.origin().num_labels());
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
+        // `num_labels` leaves out a leading `*`, as `trim_to` counts.
+        owner::label_ends(key)
+            .enumerate()
+            .take(usize::from(name.num_labels()))
+            .skip(apex_labels)
+            .find(|&(_, end)| {
+                self.nodes
+                    .get(&key[..end])
+                    .is_some_and(|node| node.contains_key(&RecordType::NS))
+            })
+            .map(|(i, _)| name.trim_to(i + 1))
     }
 
     /// Add one RR. Returns false if an identical RR was present (its TTL is
     /// still set: all RRs of an RRset share the newest TTL).
     pub fn add(&mut self, name: &Name, rtype: RecordType, ttl: u32, data: RData) -> bool {
-        let name = name.to_lowercase();
-        let node = Arc::make_mut(self.nodes.entry(name).or_default());
+        let Some(wire) = encodable(name, &data) else {
+            return false;
+        };
+        let key = KeyBuf::new(name);
+        if !self.nodes.contains_key(key.as_slice()) {
+            self.nodes
+                .insert(OwnerKey::from(&key), Arc::new(Node::default()));
+        }
+        let Some(node) = self.nodes.get_mut(key.as_slice()) else {
+            unreachable!("inserted above");
+        };
+        let node = Arc::make_mut(node);
         let set = node.get_or_insert(rtype, ttl);
         set.ttl = ttl;
-        if set.rdatas.contains(&data) {
-            return false;
-        }
-        // Exactly as long as it is: a Vec grows to four RDATAs (over 500
-        // octets) on its first push, and most RRsets here hold one or two.
-        set.rdatas.reserve_exact(1);
-        set.rdatas.push(data);
-        if !is_dnssec_type(rtype) {
+        let added = set.push(&data, &wire);
+        if added && !is_dnssec_type(rtype) {
             self.record_count += 1;
         }
-        true
+        added
     }
 
     /// Remove one RR; drops the RRset and node when they become empty.
     pub fn remove(&mut self, name: &Name, rtype: RecordType, data: &RData) -> bool {
-        let Some(node) = self.nodes.get_mut(name) else {
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
+        let Some(node) = self.nodes.get_mut(key) else {
             return false;
         };
         let node = Arc::make_mut(node);
         let Some(set) = node.get_mut(&rtype) else {
             return false;
         };
-        let before = set.rdatas.len();
-        set.rdatas.retain(|d| d != data);
-        set.rdatas.shrink_to_fit();
-        let removed = before - set.rdatas.len();
-        if set.rdatas.is_empty() {
+        let removed = set.remove(data);
+        if set.is_empty() {
             node.remove(&rtype);
         }
         if node.is_empty() {
-            self.nodes.remove(name);
+            self.nodes.remove(key);
         }
         if !is_dnssec_type(rtype) {
             self.record_count -= removed;
@@ -399,13 +462,15 @@ impl ZoneData {
 
     /// Remove a whole RRset, returning what was there.
     pub fn remove_rrset(&mut self, name: &Name, rtype: RecordType) -> Option<RrSet> {
-        let node = Arc::make_mut(self.nodes.get_mut(name)?);
+        let key = KeyBuf::new(name);
+        let key = key.as_slice();
+        let node = Arc::make_mut(self.nodes.get_mut(key)?);
         let set = node.remove(&rtype)?;
         if node.is_empty() {
-            self.nodes.remove(name);
+            self.nodes.remove(key);
         }
         if !is_dnssec_type(rtype) {
-            self.record_count -= set.rdatas.len();
+            self.record_count -= set.len();
         }
         Some(set)
     }
@@ -421,7 +486,7 @@ impl ZoneData {
             .map(|n| {
                 n.iter()
                     .filter(|(t, _)| !is_dnssec_type(**t))
-                    .map(|(_, s)| s.rdatas.len())
+                    .map(|(_, s)| s.len())
                     .sum()
             })
             .unwrap_or(0)
@@ -434,38 +499,49 @@ impl ZoneData {
 
     /// The RRSIGs at `name` that cover `covered`, as records.
     pub fn rrsigs(&self, name: &Name, covered: RecordType) -> Vec<Record> {
-        self.records(name, RecordType::RRSIG)
-            .into_iter()
-            .filter(|r| as_rrsig(&r.data).is_some_and(|s| s.input().type_covered == covered))
+        let Some(set) = self.rrset(name, RecordType::RRSIG) else {
+            return Vec::new();
+        };
+        let covered = u16::from(covered);
+        set.raw()
+            .filter(|w| rrsig_wire::type_covered(w) == Some(covered))
+            .filter_map(|w| {
+                let ttl = rrsig_wire::original_ttl(w)?;
+                let data = rrset::decode(RecordType::RRSIG, w)?;
+                Some(Record::from_rdata(name.clone(), ttl, data))
+            })
             .collect()
     }
 
     /// Every name that owns a node, in canonical order.
-    pub fn names(&self) -> impl Iterator<Item = &Name> {
-        self.nodes.keys()
+    pub fn names(&self) -> impl Iterator<Item = Name> + '_ {
+        self.nodes.keys().map(OwnerKey::to_name)
     }
 
     /// Nodes strictly after `name`, in canonical order.
-    pub fn nodes_after<'a>(&'a self, name: &Name) -> impl Iterator<Item = (&'a Name, &'a Node)> {
+    pub fn nodes_after<'a>(&'a self, name: &Name) -> impl Iterator<Item = (Name, &'a Node)> + 'a {
+        let key = KeyBuf::new(name);
         self.nodes
-            .range((Bound::Excluded(name.clone()), Bound::Unbounded))
-            .map(|(n, node)| (n, node.as_ref()))
+            .range::<_, [u8]>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
+            .map(|(k, node)| (k.to_name(), node.as_ref()))
     }
 
     /// Nodes strictly before `name`, nearest first.
-    pub fn nodes_before<'a>(&'a self, name: &Name) -> impl Iterator<Item = (&'a Name, &'a Node)> {
+    pub fn nodes_before<'a>(&'a self, name: &Name) -> impl Iterator<Item = (Name, &'a Node)> + 'a {
+        let key = KeyBuf::new(name);
         self.nodes
-            .range((Bound::Unbounded, Bound::Excluded(name.clone())))
+            .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key.as_slice())))
             .rev()
-            .map(|(n, node)| (n, node.as_ref()))
+            .map(|(k, node)| (k.to_name(), node.as_ref()))
     }
 
     /// `name` and every name below it that owns a node.
-    pub fn subtree<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a Name> {
+    pub fn subtree<'a>(&'a self, name: &Name) -> impl Iterator<Item = Name> + 'a {
+        let key = OwnerKey::new(name);
         self.nodes
-            .range((Bound::Included(name.clone()), Bound::Unbounded))
-            .map(|(n, _)| n)
-            .take_while(move |n| name.zone_of(n))
+            .range::<_, [u8]>((Bound::Included(key.as_bytes()), Bound::Unbounded))
+            .take_while(move |(k, _)| k.as_bytes().starts_with(key.as_bytes()))
+            .map(|(k, _)| k.to_name())
     }
 }
 
@@ -481,6 +557,45 @@ mod tests {
         )
         .unwrap();
         ZoneData::new(Arc::new(spec), 1, [])
+    }
+
+    #[test]
+    fn rows_given_as_wire_build_the_zone_that_records_build() {
+        let spec = zone().spec.clone();
+        let recs: Vec<Record> = [
+            ("a.z.test.", RecordType::TXT, "x"),
+            ("A.z.test.", RecordType::TXT, "x"),
+            ("a.z.test.", RecordType::TXT, "y"),
+            ("a.z.test.", RecordType::A, "192.0.2.1"),
+        ]
+        .iter()
+        .map(|(n, t, d)| {
+            let data = RData::try_from_str(*t, d).unwrap();
+            Record::from_rdata(Name::from_ascii(n).unwrap(), 300, data)
+        })
+        .chain([Record::from_rdata(
+            Name::from_ascii("b.a.z.test.").unwrap(),
+            300,
+            RData::CNAME(hickory_proto::rr::rdata::CNAME(
+                Name::from_ascii("Target.Example.").unwrap(),
+            )),
+        )])
+        .collect();
+        let from_records = ZoneData::new(spec.clone(), 3, recs.clone());
+        let mut b = ZoneBuilder::new(spec);
+        for r in &recs {
+            let wire = crate::zone::change::rdata_bytes(&r.data);
+            assert!(b.add_wire(&r.name, r.record_type(), r.ttl, &wire));
+        }
+        assert!(!b.add_wire(&recs[0].name, RecordType::A, 300, &[1, 2, 3]));
+        let from_wire = b.finish(3);
+        assert_eq!(from_wire.all_records(), from_records.all_records());
+        assert_eq!(from_wire.record_count(), 5); // 4 + the NS
+        let cname = from_wire.records(&Name::from_ascii("b.a.z.test.").unwrap(), RecordType::CNAME);
+        let RData::CNAME(c) = &cname[0].data else {
+            panic!("{cname:?}")
+        };
+        assert!(c.0.eq_case(&Name::from_ascii("Target.Example.").unwrap()));
     }
 
     #[test]
