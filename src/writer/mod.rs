@@ -161,6 +161,36 @@ struct Prepared {
     accepted: Option<Accepted>,
 }
 
+impl Prepared {
+    /// Its next snapshot and the change to commit, once `dnssec` (signing
+    /// now, or taking names out of the chain for a batch) has had its say
+    /// on both.
+    fn stage(
+        self,
+        dnssec: impl FnOnce(&ZoneData, &mut ZoneData, &mut Change, Option<BTreeSet<(Name, RecordType)>>),
+    ) -> (ZoneData, Staged) {
+        let Prepared {
+            base,
+            mut next,
+            mut change,
+            resign,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
+        } = self;
+        dnssec(&base, &mut next, &mut change, resign);
+        let staged = Staged {
+            change,
+            plan,
+            settled,
+            fingerprint,
+            accepted,
+        };
+        (next, staged)
+    }
+}
+
 /// A signed change, ready to commit (what `apply`'s tail needs of a
 /// [`Prepared`] once `sign` made its snapshot).
 struct Staged {
@@ -352,29 +382,11 @@ impl ZoneHandle {
 
     /// Re-sign what `p` changed: its next snapshot and the change to commit.
     fn sign(&self, p: Prepared, now: u64) -> (ZoneData, Staged) {
-        let Prepared {
-            base,
-            mut next,
-            mut change,
-            resign,
-            plan,
-            settled,
-            fingerprint,
-            accepted,
-        } = p;
-        if let (Some(signer), Some(touched)) = (&self.signer, &resign) {
-            signer
-                .resign(&base, &mut next, touched, now)
-                .into_change(&mut change);
-        }
-        let staged = Staged {
-            change,
-            plan,
-            settled,
-            fingerprint,
-            accepted,
-        };
-        (next, staged)
+        p.stage(|base, next, change, resign| {
+            if let (Some(signer), Some(touched)) = (&self.signer, &resign) {
+                signer.resign(base, next, touched, now).into_change(change);
+            }
+        })
     }
 
     /// One UPDATE of a batch, not signed yet: its change and next state,
@@ -387,28 +399,12 @@ impl ZoneHandle {
         p: Prepared,
         touched: &mut BTreeSet<(Name, RecordType)>,
     ) -> (ZoneData, Staged) {
-        let Prepared {
-            base,
-            mut next,
-            mut change,
-            resign,
-            plan,
-            settled,
-            fingerprint,
-            accepted,
-        } = p;
-        if let (Some(_), Some(changed)) = (&self.signer, resign) {
-            crate::dnssec::unchain(&base, &mut next, &changed).into_change(&mut change);
-            touched.extend(changed);
-        }
-        let staged = Staged {
-            change,
-            plan,
-            settled,
-            fingerprint,
-            accepted,
-        };
-        (next, staged)
+        p.stage(|base, next, change, resign| {
+            if let (Some(_), Some(changed)) = (&self.signer, resign) {
+                crate::dnssec::unchain(base, next, &changed).into_change(change);
+                touched.extend(changed);
+            }
+        })
     }
 
     /// Sign a batch of UPDATEs once, after its last: `state` (the state
