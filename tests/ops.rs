@@ -7,16 +7,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::SOA;
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
 use zonewarden::tsig::{Algorithm, Key};
 
 struct Http {
@@ -322,49 +320,6 @@ async fn health_readiness_and_every_json_view_answer_with_real_status_codes() {
     }
 }
 
-/// A stand-in secondary on UDP: acknowledges NOTIFY and answers SOA
-/// queries with whatever serial the test sets.
-async fn fake_secondary(serial: Arc<AtomicU32>) -> SocketAddr {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = sock.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            let Ok(req) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut resp =
-                Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-            resp.metadata.authoritative = true;
-            for q in &req.queries {
-                resp.add_query(q.clone());
-            }
-            if req.metadata.op_code == OpCode::Query
-                && req
-                    .queries
-                    .first()
-                    .is_some_and(|q| q.query_type() == RecordType::SOA)
-            {
-                let soa = SOA::new(
-                    name("ns2.example.net."),
-                    name("hostmaster.example.net."),
-                    serial.load(Ordering::SeqCst),
-                    300,
-                    60,
-                    1209600,
-                    1,
-                );
-                resp.add_answer(Record::from_rdata(name(ZONE), 60, RData::SOA(soa)));
-            }
-            let _ = sock.send_to(&resp.to_vec().unwrap(), from).await;
-        }
-    });
-    addr
-}
-
 async fn wait_for(h: &Harness, what: &str, mut ok: impl FnMut(&BTreeMap<Series, f64>) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -379,8 +334,8 @@ async fn wait_for(h: &Harness, what: &str, mut ok: impl FnMut(&BTreeMap<Series, 
 
 #[tokio::test]
 async fn metrics_move_with_updates_refusals_tsig_failures_reloads_expiry_and_notify() {
-    let serial_at_secondary = Arc::new(AtomicU32::new(1));
-    let secondary = fake_secondary(serial_at_secondary.clone()).await;
+    let fake = common::secondary::recorder(false, 1).await;
+    let (secondary, serial_at_secondary) = (fake.addr, fake.serves.clone());
     let dead = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap() // bound and never read: NOTIFY times out

@@ -4,15 +4,14 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::free_port;
 use common::peers::{Peer, bind_secondary, knot_secondary, nsd_secondary};
+use common::secondary::{Recorder, recorder};
 use common::*;
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::SOA;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use zonewarden::client::wait::{Goal, Target, wait};
 use zonewarden::tsig::{self, Algorithm, Key};
@@ -381,75 +380,6 @@ async fn incoming_notify_is_acknowledged_for_our_zones_only() {
     assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
 }
 
-/// A stand-in secondary on UDP that records the serial of every NOTIFY it
-/// acknowledges and answers SOA queries with `serves`; while `follows` is
-/// set it "transfers" at once (serves each serial it is notified of).
-struct Recorder {
-    addr: SocketAddr,
-    notified: Arc<Mutex<Vec<u32>>>,
-    serves: Arc<AtomicU32>,
-    follows: Arc<AtomicBool>,
-}
-
-async fn recorder() -> Recorder {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let r = Recorder {
-        addr: sock.local_addr().unwrap(),
-        notified: Arc::default(),
-        serves: Arc::default(),
-        follows: Arc::new(AtomicBool::new(true)),
-    };
-    let (notified, serves, follows) = (r.notified.clone(), r.serves.clone(), r.follows.clone());
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            let Ok(req) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut resp =
-                Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
-            resp.metadata.authoritative = true;
-            for q in &req.queries {
-                resp.add_query(q.clone());
-            }
-            match req.metadata.op_code {
-                OpCode::Notify => {
-                    if let Some(s) = req.answers.iter().find_map(|r| match &r.data {
-                        RData::SOA(soa) => Some(soa.serial),
-                        _ => None,
-                    }) {
-                        notified.lock().unwrap().push(s);
-                        if follows.load(Ordering::SeqCst) {
-                            serves.store(s, Ordering::SeqCst);
-                        }
-                    }
-                }
-                _ => {
-                    let soa = SOA::new(
-                        name("ns2.example.net."),
-                        name("hostmaster.example.net."),
-                        serves.load(Ordering::SeqCst),
-                        300,
-                        60,
-                        1209600,
-                        1,
-                    );
-                    resp.add_answer(hickory_proto::rr::Record::from_rdata(
-                        name(ZONE),
-                        60,
-                        RData::SOA(soa),
-                    ));
-                }
-            }
-            let _ = sock.send_to(&resp.to_vec().unwrap(), from).await;
-        }
-    });
-    r
-}
-
 /// Wait (at most 15 s) until `ok` holds for the serials notified so far.
 async fn notified_until(r: &Recorder, what: &str, ok: impl Fn(&[u32]) -> bool) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -465,7 +395,7 @@ async fn notified_until(r: &Recorder, what: &str, ok: impl Fn(&[u32]) -> bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() {
-    let fake = recorder().await;
+    let fake = recorder(true, 0).await;
     let zone_file = format!(
         "{ZONE_FILE}\n[[secondary]]\naddress = \"{}\"\nname = \"fake\"\n",
         fake.addr

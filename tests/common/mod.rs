@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod secondary;
 pub mod unbound;
 
 use std::net::SocketAddr;
