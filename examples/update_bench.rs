@@ -8,6 +8,11 @@
 //! - `--mode add`: add `"<token i>"` at name i (one distinct name each);
 //! - `--mode delete`: delete that exact RR at name i (undoes `add`);
 //! - `--mode flip`: alternate add / delete of one RR at one name (i = 0).
+//! - `--mode churn`: ACME's pattern at a steady zone size: the first
+//!   `--window W` UPDATEs add names 0..W, then adds of new names alternate
+//!   with deletes of the oldest, so about W names are live at any time
+//!   (each lives for about 2 W UPDATEs, as a challenge lives until it is
+//!   validated).
 //!
 //! `--rtype tlsa` sends a TLSA record (`3 1 1 <i as 64 hex digits>`, the
 //! shape of a DANE-EE record) instead of the TXT, for loading DANE zones.
@@ -50,6 +55,7 @@ enum Mode {
     Add,
     Delete,
     Flip,
+    Churn,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -86,6 +92,9 @@ struct Args {
     start: usize,
     #[arg(long, value_enum, default_value = "add")]
     mode: Mode,
+    /// `--mode churn`: how many names are live at once.
+    #[arg(long, default_value_t = 1000)]
+    window: usize,
     #[arg(long, value_enum, default_value = "tcp")]
     transport: Transport,
     /// The type of the record each UPDATE adds or deletes.
@@ -151,12 +160,25 @@ fn owner(plan: &Plan, i: usize) -> Result<Name, String> {
     Name::from_str(&full).map_err(|e| format!("name {full:?}: {e}"))
 }
 
+/// `--mode churn`: the index UPDATE `k` touches, and whether it adds.
+fn churn(window: usize, k: usize) -> (usize, bool) {
+    match k.checked_sub(window) {
+        None => (k, true),
+        Some(m) if m.is_multiple_of(2) => (window + m / 2, true),
+        Some(m) => (m / 2, false),
+    }
+}
+
 /// The signed wire form of update number `k` (0-based), with message ID `id`.
 fn build(plan: &Plan, k: usize, id: u16) -> Result<Vec<u8>, String> {
     let (i, add) = match plan.args.mode {
         Mode::Add => (plan.args.start + k, true),
         Mode::Delete => (plan.args.start + k, false),
         Mode::Flip => (plan.args.start, k.is_multiple_of(2)),
+        Mode::Churn => {
+            let (i, add) = churn(plan.args.window, k);
+            (plan.args.start + i, add)
+        }
     };
     let name = owner(plan, i)?;
     let data = match plan.args.rtype {
