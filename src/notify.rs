@@ -44,7 +44,7 @@ use crate::dnsclient;
 use crate::metrics::Metrics;
 use crate::serial;
 use crate::tsig::Key;
-use crate::zonefile::{Secondary, ZoneSpec};
+use crate::zonefile::{NotifyPacing, Secondary, ZoneSpec};
 
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -327,7 +327,8 @@ async fn follow(
             .lock()
             .map(|s| s.notified == Some(target))
             .unwrap_or(false);
-        let held = in_flight.is_some_and(|(_, at)| at.elapsed() < hold(took));
+        let paced = sec.notify == NotifyPacing::Paced;
+        let held = paced && in_flight.is_some_and(|(_, at)| at.elapsed() < hold(took));
         let mut failed = false;
         if !acked && !held {
             let key = sec.key.as_ref().and_then(|k| (ctx.keys)(k));
@@ -412,7 +413,7 @@ async fn follow(
             acked,
             failed,
             in_flight: in_flight.map(|(s, at)| (s, at.elapsed())),
-            hold: hold(took),
+            hold: if paced { hold(took) } else { Duration::ZERO },
         };
         match round.next(backoff) {
             Next::Notify => {}

@@ -168,6 +168,8 @@ struct SecondaryFile {
     key: Option<toml::Spanned<String>>,
     /// A label for logs and status (e.g. its NS name).
     name: Option<String>,
+    /// "paced" (the default) or "every-change".
+    notify: Option<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -352,6 +354,22 @@ pub struct Secondary {
     pub address: SocketAddr,
     pub key: Option<Name>,
     pub label: String,
+    pub notify: NotifyPacing,
+}
+
+/// When a secondary is told of newer serials while it transfers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NotifyPacing {
+    /// One NOTIFY at a time: the next once it serves the last one notified
+    /// (what NSD 4.6 needs: it turns several IXFRs in one reload into a
+    /// full AXFR).
+    #[default]
+    Paced,
+    /// A NOTIFY for every newer serial as soon as the last was
+    /// acknowledged, also while it transfers (what Knot 3.2 needs under a
+    /// steady stream of changes: a NOTIFY that lands in the second after a
+    /// transfer ended waits up to a second there).
+    EveryChange,
 }
 
 /// Who may transfer the zone (AXFR/IXFR): a request signed with one of
@@ -692,10 +710,21 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
         {
             transfer.keys.push(k.clone());
         }
+        let notify = match sec.notify.as_ref().map(|n| (n.get_ref().trim(), n.span())) {
+            None | Some(("paced", _)) => NotifyPacing::Paced,
+            Some(("every-change", _)) => NotifyPacing::EveryChange,
+            Some((other, span)) => {
+                return Err(at(
+                    span,
+                    format!("bad notify {other:?}: use \"paced\" or \"every-change\""),
+                ));
+            }
+        };
         secondaries.push(Secondary {
             address,
             key,
             label: sec.name.clone().unwrap_or_else(|| address.to_string()),
+            notify,
         });
     }
     let dnssec = dnssec_settings(path, text, f.dnssec.as_ref(), ttl.max)?;
@@ -758,6 +787,21 @@ data = "\"hello world\""
         let bad = GOOD.replace("type = \"TXT\"", "type = \"RRSIG\"");
         let e = parse(Path::new("z.toml"), &bad).unwrap_err();
         assert!(e.message.contains("signer"), "{e}");
+    }
+
+    #[test]
+    fn a_secondary_is_paced_unless_it_asks_for_every_change() {
+        let with =
+            |extra: &str| format!("{GOOD}\n[[secondary]]\naddress = \"127.0.0.1:5300\"\n{extra}");
+        let z = parse(Path::new("z.toml"), &with("")).unwrap();
+        assert_eq!(z.secondaries[0].notify, NotifyPacing::Paced);
+        let z = parse(Path::new("z.toml"), &with("notify = \"paced\"\n")).unwrap();
+        assert_eq!(z.secondaries[0].notify, NotifyPacing::Paced);
+        let z = parse(Path::new("z.toml"), &with("notify = \"every-change\"\n")).unwrap();
+        assert_eq!(z.secondaries[0].notify, NotifyPacing::EveryChange);
+        let e = parse(Path::new("z.toml"), &with("notify = \"always\"\n")).unwrap_err();
+        assert!(e.message.contains("every-change"), "{e}");
+        assert!(e.line > 9, "{e}");
     }
 
     #[test]

@@ -479,3 +479,63 @@ async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() 
     assert_eq!(fake.notified.lock().unwrap().last(), Some(&last));
     assert_eq!(fake.serves.load(Ordering::SeqCst), last);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_every_change_tells_a_secondary_of_newer_serials_while_it_transfers() {
+    let fake = recorder(true, 0).await;
+    let zone_file = format!(
+        "{ZONE_FILE}\n[[secondary]]\naddress = \"{}\"\nname = \"fake\"\nnotify = \"every-change\"\n",
+        fake.addr
+    );
+    let h = Harness::start_with(move |c| write(&c.zones_dir.join("acme.toml"), &zone_file)).await;
+    let s0 = h.serial(ZONE).await;
+    notified_until(&fake, "the zone's serial at start", |n| n.contains(&s0)).await;
+    let n = zname("_acme-challenge.mx1");
+    let update = |i: usize| {
+        let changes = vec![
+            del_rrset(&n, RecordType::TXT),
+            add(&n, 60, RecordType::TXT, &format!("e{i}")),
+        ];
+        update_msg(ZONE, vec![], changes)
+    };
+    // As in the paced test: a first transfer that takes HOLD_MAX /
+    // HOLD_FACTOR, after which a paced follower would hold newer serials
+    // back for HOLD_MAX and then notify only the newest.
+    fake.follows.store(false, Ordering::SeqCst);
+    assert_eq!(
+        h.update_rcode("mx1", update(100)).await,
+        ResponseCode::NoError
+    );
+    let s1 = h.serial(ZONE).await;
+    notified_until(&fake, "the first change", |n| n.last() == Some(&s1)).await;
+    let slow = zonewarden::notify::HOLD_MAX / zonewarden::notify::HOLD_FACTOR;
+    tokio::time::sleep(slow + Duration::from_millis(100)).await;
+    fake.serves.store(s1, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while h.server().zones.all()[0].propagation.statuses()[0].serial != Some(s1) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower never saw {s1} served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Five changes, 100 ms apart, while the secondary serves none of them
+    // (its transfer of the first is "under way" the whole time): each one
+    // is notified, not only the newest once the hold has passed.
+    let mut serials = Vec::new();
+    for i in 0..5 {
+        assert_eq!(
+            h.update_rcode("mx1", update(i)).await,
+            ResponseCode::NoError
+        );
+        serials.push(h.serial(ZONE).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = *serials.last().unwrap();
+    let seen = notified_until(&fake, "the newest serial", |n| n.last() == Some(&last)).await;
+    assert!(
+        serials.iter().all(|s| seen.contains(s)),
+        "every change notified while transferring: {seen:?} {serials:?}"
+    );
+    assert_eq!(fake.serves.load(Ordering::SeqCst), s1);
+}
