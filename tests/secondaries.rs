@@ -393,29 +393,30 @@ async fn notified_until(r: &Recorder, what: &str, ok: impl Fn(&[u32]) -> bool) -
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() {
+/// A zone with one stand-in secondary (`notify` its `[[secondary]]` line,
+/// if any) that has served the serial at start, then takes HOLD_MAX /
+/// HOLD_FACTOR to "transfer" a first change, so that a paced follower then
+/// holds newer serials back for HOLD_MAX. From here on the secondary
+/// serves a serial only when the test says. Returns the harness, the
+/// secondary and the UPDATE to send for change `i` (each replaces the TXT
+/// of mx1, which may hold 3 at most, as lego does).
+async fn after_a_slow_transfer(notify: &str) -> (Harness, Recorder, impl Fn(usize) -> Message) {
     let fake = recorder(true, 0).await;
     let zone_file = format!(
-        "{ZONE_FILE}\n[[secondary]]\naddress = \"{}\"\nname = \"fake\"\n",
+        "{ZONE_FILE}\n[[secondary]]\naddress = \"{}\"\nname = \"fake\"\n{notify}",
         fake.addr
     );
     let h = Harness::start_with(move |c| write(&c.zones_dir.join("acme.toml"), &zone_file)).await;
     let s0 = h.serial(ZONE).await;
     notified_until(&fake, "the zone's serial at start", |n| n.contains(&s0)).await;
     let n = zname("_acme-challenge.mx1");
-    // Each replaces the TXT (mx1 may hold 3 at most), as lego does.
-    let update = |i: usize| {
-        let value = format!("v{i}");
+    let update = move |i: usize| {
         let changes = vec![
             del_rrset(&n, RecordType::TXT),
-            add(&n, 60, RecordType::TXT, &value),
+            add(&n, 60, RecordType::TXT, &format!("v{i}")),
         ];
         update_msg(ZONE, vec![], changes)
     };
-    // From here on the secondary is slow: it serves a serial only when the
-    // test says. The first transfer takes HOLD_MAX / HOLD_FACTOR, so that
-    // newer serials are then held back for HOLD_MAX.
     fake.follows.store(false, Ordering::SeqCst);
     assert_eq!(
         h.update_rcode("mx1", update(100)).await,
@@ -434,6 +435,12 @@ async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() 
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    (h, fake, update)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() {
+    let (h, fake, update) = after_a_slow_transfer("").await;
     let before = fake.notified.lock().unwrap().len();
     let started = Instant::now();
     let mut serials = Vec::new();
@@ -482,43 +489,8 @@ async fn notify_waits_for_the_transfer_under_way_then_sends_the_newest_serial() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_every_change_tells_a_secondary_of_newer_serials_while_it_transfers() {
-    let fake = recorder(true, 0).await;
-    let zone_file = format!(
-        "{ZONE_FILE}\n[[secondary]]\naddress = \"{}\"\nname = \"fake\"\nnotify = \"every-change\"\n",
-        fake.addr
-    );
-    let h = Harness::start_with(move |c| write(&c.zones_dir.join("acme.toml"), &zone_file)).await;
-    let s0 = h.serial(ZONE).await;
-    notified_until(&fake, "the zone's serial at start", |n| n.contains(&s0)).await;
-    let n = zname("_acme-challenge.mx1");
-    let update = |i: usize| {
-        let changes = vec![
-            del_rrset(&n, RecordType::TXT),
-            add(&n, 60, RecordType::TXT, &format!("e{i}")),
-        ];
-        update_msg(ZONE, vec![], changes)
-    };
-    // As in the paced test: a first transfer that takes HOLD_MAX /
-    // HOLD_FACTOR, after which a paced follower would hold newer serials
-    // back for HOLD_MAX and then notify only the newest.
-    fake.follows.store(false, Ordering::SeqCst);
-    assert_eq!(
-        h.update_rcode("mx1", update(100)).await,
-        ResponseCode::NoError
-    );
+    let (h, fake, update) = after_a_slow_transfer("notify = \"every-change\"\n").await;
     let s1 = h.serial(ZONE).await;
-    notified_until(&fake, "the first change", |n| n.last() == Some(&s1)).await;
-    let slow = zonewarden::notify::HOLD_MAX / zonewarden::notify::HOLD_FACTOR;
-    tokio::time::sleep(slow + Duration::from_millis(100)).await;
-    fake.serves.store(s1, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while h.server().zones.all()[0].propagation.statuses()[0].serial != Some(s1) {
-        assert!(
-            Instant::now() < deadline,
-            "the follower never saw {s1} served"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     // Five changes, 100 ms apart, while the secondary serves none of them
     // (its transfer of the first is "under way" the whole time): each one
     // is notified, not only the newest once the hold has passed.
