@@ -65,9 +65,15 @@ pub const HOLD_MIN: Duration = Duration::from_millis(100);
 pub const HOLD_MAX: Duration = Duration::from_secs(2);
 
 /// How long to hold newer serials back from a secondary whose last
-/// notified serial took `took` to be served.
-fn hold(took: Option<Duration>) -> Duration {
-    took.map_or(HOLD_MAX, |t| (t * HOLD_FACTOR).clamp(HOLD_MIN, HOLD_MAX))
+/// notified serial took `took` to be served: nothing for one that wants
+/// [`NotifyPacing::EveryChange`].
+fn hold(pacing: NotifyPacing, took: Option<Duration>) -> Duration {
+    match pacing {
+        NotifyPacing::Paced => {
+            took.map_or(HOLD_MAX, |t| (t * HOLD_FACTOR).clamp(HOLD_MIN, HOLD_MAX))
+        }
+        NotifyPacing::EveryChange => Duration::ZERO,
+    }
 }
 
 /// What we know about one secondary of one zone.
@@ -327,8 +333,7 @@ async fn follow(
             .lock()
             .map(|s| s.notified == Some(target))
             .unwrap_or(false);
-        let paced = sec.notify == NotifyPacing::Paced;
-        let held = paced && in_flight.is_some_and(|(_, at)| at.elapsed() < hold(took));
+        let held = in_flight.is_some_and(|(_, at)| at.elapsed() < hold(sec.notify, took));
         let mut failed = false;
         if !acked && !held {
             let key = sec.key.as_ref().and_then(|k| (ctx.keys)(k));
@@ -413,7 +418,7 @@ async fn follow(
             acked,
             failed,
             in_flight: in_flight.map(|(s, at)| (s, at.elapsed())),
-            hold: if paced { hold(took) } else { Duration::ZERO },
+            hold: hold(sec.notify, took),
         };
         match round.next(backoff) {
             Next::Notify => {}
@@ -436,8 +441,8 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::{
-        HOLD_MAX, HOLD_MIN, Next, POLL_CURRENT, POLL_IN_FLIGHT, POLL_LAGGING, Round, hold,
-        notify_source,
+        HOLD_MAX, HOLD_MIN, Next, NotifyPacing, POLL_CURRENT, POLL_IN_FLIGHT, POLL_LAGGING, Round,
+        hold, notify_source,
     };
     use std::time::Duration;
 
@@ -514,14 +519,21 @@ mod tests {
         );
         // The hold follows how long the last transfer took.
         let quick = Round {
-            hold: hold(Some(ms(30))),
+            hold: hold(NotifyPacing::Paced, Some(ms(30))),
             ..newer(Some(9), Some((10, ms(130))))
         };
         assert_eq!(quick.next(backoff), Next::Notify);
-        assert_eq!(hold(Some(ms(30))), ms(120));
-        assert_eq!(hold(Some(ms(1))), HOLD_MIN);
-        assert_eq!(hold(Some(Duration::from_secs(5))), HOLD_MAX);
-        assert_eq!(hold(None), HOLD_MAX);
+        assert_eq!(hold(NotifyPacing::Paced, Some(ms(30))), ms(120));
+        assert_eq!(hold(NotifyPacing::Paced, Some(ms(1))), HOLD_MIN);
+        assert_eq!(
+            hold(NotifyPacing::Paced, Some(Duration::from_secs(5))),
+            HOLD_MAX
+        );
+        assert_eq!(hold(NotifyPacing::Paced, None), HOLD_MAX);
+        assert_eq!(
+            hold(NotifyPacing::EveryChange, Some(Duration::from_secs(5))),
+            Duration::ZERO
+        );
     }
 
     #[test]
