@@ -303,6 +303,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     };
     for zone in zones.all() {
         tasks.extend(zone.propagation.spawn(&followers));
+        // Issue 13: DNSSEC key rollovers, step by step.
+        if zone.signer.is_some() {
+            tasks.push(tokio::spawn(writer::drive_keys(zone.clone())));
+        }
     }
     // The timed drafts: TLSA retirement, challenge expiry, signature
     // refresh (start just signed: its first tick is skipped); and the

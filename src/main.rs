@@ -66,6 +66,11 @@ enum Command {
     },
     /// Print the DS and DNSKEY records the parent zone needs for ZONE.
     Ds { zone: String },
+    /// DNSSEC keys and their rollover, asked of the running server.
+    Dnssec {
+        #[command(subcommand)]
+        action: DnssecCmd,
+    },
     /// Client calls to a server's HTTP API, signed with a machine's key.
     Api {
         #[command(subcommand)]
@@ -112,6 +117,23 @@ enum Command {
         #[command(subcommand)]
         action: DaneCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum DnssecCmd {
+    /// Each key: state, since, next step and when, what it waits for, and
+    /// what an admin must do. Exit status 0: nothing to do; 1: an admin
+    /// must act (the ACTION lines); 2: the server could not be asked.
+    Status {
+        /// One zone (default: every signed zone).
+        zone: Option<String>,
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a CSK rollover now (it completes on its own, as fast as the
+    /// TTLs, the secondaries and the parent allow).
+    Roll { zone: String },
 }
 
 #[derive(Subcommand)]
@@ -331,6 +353,27 @@ fn main() -> ExitCode {
             finish(&report, ok)
         }
         Command::Ds { zone } => outcome(zonewarden::client::cli::ds(&config, &zone)),
+        Command::Dnssec { action } => {
+            use zonewarden::client::dnssec::{self, Verdict};
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match action {
+                DnssecCmd::Status { zone, json } => {
+                    let now = zonewarden::Clock::now(&zonewarden::SystemClock);
+                    let (text, verdict) =
+                        rt.block_on(dnssec::status(&config, zone.as_deref(), json, now));
+                    print!("{text}");
+                    if json {
+                        println!();
+                    }
+                    match verdict {
+                        Verdict::Fine => ExitCode::SUCCESS,
+                        Verdict::ActionNeeded => ExitCode::from(1),
+                        Verdict::Failed => ExitCode::from(2),
+                    }
+                }
+                DnssecCmd::Roll { zone } => outcome(rt.block_on(dnssec::roll(&config, &zone))),
+            }
+        }
         Command::Api {
             action:
                 ApiCmd::Tlsa {

@@ -98,6 +98,17 @@ pub struct Settings {
     pub refresh_before: u32,
     /// TTL of DNSKEY, CDS and CDNSKEY.
     pub dnskey_ttl: u32,
+    /// A key rollover starts this long after a key became active; None:
+    /// only on demand (`zonewarden dnssec roll`).
+    pub key_lifetime: Option<u32>,
+    /// Added to every TTL a rollover waits for (secondaries it does not
+    /// track, clocks).
+    pub propagation_delay: u32,
+    /// The parent's nameservers to ask for the zone's DS; empty: found by
+    /// resolving the parent zone's NS.
+    pub parent_nameservers: Vec<std::net::SocketAddr>,
+    /// How often the parent's DS is asked for while a step waits for it.
+    pub parent_check_interval: u32,
 }
 
 impl Default for Settings {
@@ -107,6 +118,10 @@ impl Default for Settings {
             signature_validity: 14 * 86_400,
             refresh_before: 7 * 86_400,
             dnskey_ttl: 3_600,
+            key_lifetime: None,
+            propagation_delay: 300,
+            parent_nameservers: Vec::new(),
+            parent_check_interval: 60,
         }
     }
 }
@@ -180,6 +195,10 @@ struct DnssecTable {
     signature_validity: Option<u32>,
     refresh_before: Option<u32>,
     dnskey_ttl: Option<u32>,
+    key_lifetime: Option<u32>,
+    propagation_delay: Option<u32>,
+    parent_nameservers: Option<Vec<String>>,
+    parent_check_interval: Option<u32>,
 }
 
 impl<'de> Deserialize<'de> for DnssecFile {
@@ -200,6 +219,14 @@ impl<'de> Deserialize<'de> for DnssecFile {
         }
         d.deserialize_any(V)
     }
+}
+
+/// An address with an optional port (53 by default).
+fn parse_server(s: &str) -> Option<std::net::SocketAddr> {
+    let s = s.trim();
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| (ip, 53).into()))
 }
 
 /// The validated `dnssec` setting: None when signing is off.
@@ -238,7 +265,34 @@ fn dnssec_settings(
         signature_validity: t.signature_validity.unwrap_or(defaults.signature_validity),
         refresh_before: t.refresh_before.unwrap_or(defaults.refresh_before),
         dnskey_ttl: t.dnskey_ttl.unwrap_or(defaults.dnskey_ttl),
+        key_lifetime: t.key_lifetime,
+        propagation_delay: t.propagation_delay.unwrap_or(defaults.propagation_delay),
+        parent_nameservers: t
+            .parent_nameservers
+            .iter()
+            .flatten()
+            .map(|a| {
+                parse_server(a).ok_or_else(|| {
+                    at(
+                        f.span(),
+                        format!("[dnssec] parent-nameservers: {a:?} is not an address (192.0.2.1, 192.0.2.1:5353, [2001:db8::1]:53)"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        parent_check_interval: t.parent_check_interval.unwrap_or(defaults.parent_check_interval).max(1),
     };
+    if let Some(l) = s.key_lifetime
+        && u64::from(l) < 2 * (u64::from(s.dnskey_ttl) + u64::from(s.propagation_delay))
+    {
+        return Err(at(
+            f.span(),
+            format!(
+                "[dnssec] key-lifetime ({l} s) must be at least twice dnskey-ttl plus propagation-delay ({} s): a rollover takes that long",
+                2 * (u64::from(s.dnskey_ttl) + u64::from(s.propagation_delay))
+            ),
+        ));
+    }
     // The refresh timer runs hourly; a signature must outlive a missed run
     // plus the longest TTL a resolver may cache it for.
     let floor = (2 * 3600u32).max(2 * ttl_max);

@@ -34,6 +34,20 @@ pub fn parse_url(url: &str) -> Result<SocketAddr, ClientError> {
         .map_err(|_| ClientError::Url(url.into()))
 }
 
+/// An unsigned request (`GET`, or a `POST` without a body) to `path`; returns
+/// (status, body).
+pub async fn plain(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), ClientError> {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    exchange(addr, head.into_bytes(), timeout).await
+}
+
 /// POST `body` to `path`, signed with `key`; returns (status, body).
 pub async fn post(
     addr: SocketAddr,
@@ -43,15 +57,25 @@ pub async fn post(
     now: u64,
     timeout: Duration,
 ) -> Result<(u16, String), ClientError> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        body.len(),
+        auth::authorization(key, "POST", path, body, now)
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(addr, request, timeout).await
+}
+
+/// Send one whole HTTP/1.1 request and read the answer to its end.
+async fn exchange(
+    addr: SocketAddr,
+    request: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, String), ClientError> {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
-            body.len(),
-            auth::authorization(key, "POST", path, body, now)
-        );
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(body).await?;
+        s.write_all(&request).await?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await?;
         Ok::<_, ClientError>(raw)

@@ -429,10 +429,30 @@ pub fn ds(config: &Config, zone: &str) -> Result<String, DsError> {
             spec.path.display()
         )));
     };
-    let key = ZoneKey::load(
-        &spec.origin,
-        &dnssec::key::key_path(&config.data_dir, &spec.origin),
-    )?;
+    // The key the parent's DS should be for: the incoming one during a
+    // rollover, else the active one (the first key before any is recorded).
+    let recorded = if config.database.exists() {
+        crate::store::Store::open(&config.database)
+            .and_then(|s| s.keys(&spec.origin))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let wanted = recorded
+        .iter()
+        .rev()
+        .find(|k| k.state == crate::zone::keys::KeyState::Ready)
+        .or_else(|| {
+            recorded
+                .iter()
+                .rev()
+                .find(|k| k.state == crate::zone::keys::KeyState::Active)
+        });
+    let path = match wanted {
+        Some(k) => dnssec::key::key_dir(&config.data_dir).join(&k.file),
+        None => dnssec::key::key_path(&config.data_dir, &spec.origin),
+    };
+    let key = ZoneKey::load(&spec.origin, &path)?;
     let (ds, dnskey) = key.parent_records(settings.dnskey_ttl);
     let line =
         |r: &hickory_proto::rr::Record| format!("{} IN {} {}", r.name, r.record_type(), r.data);

@@ -7,10 +7,12 @@
 //! - `hook`: the certbot/dehydrated DNS-01 hook;
 //! - `wait`: until every nameserver serves a record or serial;
 //! - `publish`: `dane publish` (TLSA by UPDATE, with rollover);
-//! - `api`: the HTTP API's client (`api tlsa`).
+//! - `api`: the HTTP API's client (`api tlsa`);
+//! - `dnssec`: `dnssec status` and `dnssec roll`, asked of the running server.
 
 pub mod api;
 pub mod cli;
+pub mod dnssec;
 pub mod hook;
 pub mod publish;
 pub mod wait;

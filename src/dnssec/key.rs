@@ -74,9 +74,19 @@ impl std::fmt::Debug for ZoneKey {
     }
 }
 
-/// The file name of a zone's key: its name without the final dot, every
-/// octet that is not a letter, digit, `-`, `_` or `.` written as `%XX`.
+/// The file name of a zone's first key: its name without the final dot,
+/// every octet that is not a letter, digit, `-`, `_` or `.` written as
+/// `%XX`; later keys (rollovers) add `+<tag>+<created>` before `.pk8`.
 pub fn key_path(data_dir: &Path, zone: &Name) -> PathBuf {
+    key_dir(data_dir).join(format!("{}.pk8", file_stem(zone)))
+}
+
+/// Where the key files are.
+pub fn key_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("dnssec")
+}
+
+fn file_stem(zone: &Name) -> String {
     let ascii = zone.to_lowercase().to_ascii();
     let mut stem = String::new();
     for b in ascii.trim_end_matches('.').bytes() {
@@ -89,7 +99,7 @@ pub fn key_path(data_dir: &Path, zone: &Name) -> PathBuf {
     if stem.is_empty() || stem.starts_with('.') {
         stem.insert(0, '%');
     }
-    data_dir.join("dnssec").join(format!("{stem}.pk8"))
+    stem
 }
 
 fn decode(bytes: Vec<u8>) -> Option<(KeyAlgorithm, Box<dyn SigningKey>)> {
@@ -237,8 +247,62 @@ impl ZoneKey {
         Ok((key, created))
     }
 
+    /// A new key for a rollover, in its own file
+    /// (`<zone>+<tag>+<created>.pk8`, never overwriting one). Returns the
+    /// key and its file name.
+    pub fn create_next(
+        data_dir: &Path,
+        zone: &Name,
+        algorithm: KeyAlgorithm,
+        now: u64,
+    ) -> Result<(Self, String), KeyError> {
+        let dir = key_dir(data_dir);
+        for attempt in 0..8u64 {
+            let bytes = generate(algorithm).ok_or_else(|| KeyError::Invalid {
+                path: dir.clone(),
+                reason: "cannot generate a key (no randomness?)".into(),
+            })?;
+            let (alg, signing) = decode(bytes.clone()).ok_or_else(|| KeyError::Invalid {
+                path: dir.clone(),
+                reason: "a key just made does not decode".into(),
+            })?;
+            let probe = Self::from_parts(zone, dir.clone(), alg, signing)?;
+            let file = format!(
+                "{}+{:05}+{}.pk8",
+                file_stem(zone),
+                probe.key_tag,
+                now + attempt
+            );
+            let path = dir.join(&file);
+            match write_new(&path, &bytes) {
+                Ok(()) => return Ok((Self::load(zone, &path)?, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(KeyError::Io { path, source }),
+            }
+        }
+        Err(KeyError::Invalid {
+            path: dir,
+            reason: "no free file name for a new key".into(),
+        })
+    }
+
+    /// The file name of this key in `<data-dir>/dnssec/`.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn key_tag(&self) -> u16 {
         self.key_tag
+    }
+
+    /// Whether `sig` claims to be made by this key (tag, algorithm, signer).
+    pub fn made(&self, sig: &hickory_proto::dnssec::rdata::SigInput) -> bool {
+        sig.key_tag == self.key_tag
+            && sig.algorithm == self.algorithm.dnssec()
+            && sig.signer_name == self.zone
     }
 
     pub fn dnskey(&self) -> &DNSKEY {

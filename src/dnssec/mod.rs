@@ -38,6 +38,8 @@
 
 pub mod key;
 pub mod nsec;
+pub mod parent_view;
+pub mod roll;
 pub mod signer;
 #[cfg(test)]
 mod tests;
@@ -142,6 +144,19 @@ pub fn sync(signer: Option<&ZoneSigner>, zone: &mut ZoneData, now: u64) -> Optio
         None => (strip(zone), Action::DnssecOff),
     };
     (!delta.is_empty()).then(|| dnssec_change(from, zone, delta, action))
+}
+
+/// After the signer's keys changed (a rollover step, `roll`): the zone
+/// brought in line with them (DNSKEY, CDS, CDNSKEY and every signature),
+/// as the journaled change `detail` describes, if anything changed.
+pub fn rekey(signer: &ZoneSigner, zone: &mut ZoneData, now: u64, detail: String) -> Option<Change> {
+    let from = zone.serial;
+    let delta = signer.sign_all(zone, now);
+    (!delta.is_empty()).then(|| {
+        let mut change = dnssec_change(from, zone, delta, Action::DnssecKey);
+        change.audit.detail = format!("{detail} ({})", change.audit.detail);
+        change
+    })
 }
 
 /// Re-sign what is about to expire: the journaled change, if any.

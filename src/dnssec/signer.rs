@@ -35,24 +35,76 @@
 //! served as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use hickory_proto::dnssec::TBS;
 use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG, SigInput};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::key::{KeyError, ZoneKey};
+use super::key::ZoneKey;
 use super::nsec;
 use super::{Delta, INCEPTION_BACKDATE, Settings};
 use crate::serial;
 use crate::zone::{ZoneData, as_rrsig};
-use crate::zonefile::ZoneSpec;
 
-/// Signs one zone with its key and settings.
+/// The keys a zone is signed with now (`dnssec::roll` moves them): each
+/// is in the DNSKEY RRset and signs every RRset (a CSK rollover by double
+/// signature, see docs/dnssec.md), and the CDS and CDNSKEY name `cds`.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    /// Never empty.
+    pub signing: Vec<Arc<ZoneKey>>,
+    /// The key the parent's DS should be for.
+    pub cds: Arc<ZoneKey>,
+}
+
+impl KeySet {
+    /// One key, doing everything.
+    pub fn single(key: ZoneKey) -> Self {
+        let key = Arc::new(key);
+        Self {
+            signing: vec![key.clone()],
+            cds: key,
+        }
+    }
+
+    /// The signing key that made `sig`, if it is one of ours.
+    fn signer_of(&self, sig: &SigInput) -> Option<&ZoneKey> {
+        self.signing.iter().map(|k| &**k).find(|k| k.made(sig))
+    }
+
+    fn dnskeys(&self) -> Vec<RData> {
+        let mut v: Vec<RData> = self.signing.iter().map(|k| k.dnskey_rdata()).collect();
+        v.sort_by_key(canonical_rdata);
+        v
+    }
+
+    /// The DNSKEY, CDS and CDNSKEY RRsets' RDATA, each sorted.
+    fn apex(&self) -> [(RecordType, Vec<RData>); 3] {
+        [
+            (RecordType::DNSKEY, self.dnskeys()),
+            (RecordType::CDS, vec![self.cds.cds_rdata()]),
+            (RecordType::CDNSKEY, vec![self.cds.cdnskey_rdata()]),
+        ]
+    }
+}
+
+/// Whether an RRset's RDATA are `want` (in any order).
+fn same_set(have: &[RData], want: &[RData]) -> bool {
+    let mut have: Vec<_> = have.iter().filter_map(canonical_rdata).collect();
+    let mut want: Vec<_> = want.iter().filter_map(canonical_rdata).collect();
+    have.sort();
+    want.sort();
+    have == want
+}
+
+/// Signs one zone with its keys and settings.
 #[derive(Debug)]
 pub struct ZoneSigner {
-    pub key: ZoneKey,
+    keys: ArcSwap<KeySet>,
     pub settings: Settings,
     /// RRsets whose RRSIG did not verify ([`ZoneSigner::unverified`]),
     /// signed again by the next [`ZoneSigner::sign_all`].
@@ -112,26 +164,33 @@ fn remaining(sig: &SigInput, now: u64) -> i64 {
 }
 
 impl ZoneSigner {
-    /// The signer for a zone whose file turns DNSSEC on; its key is loaded
-    /// from `<data_dir>/dnssec/`, or made there on first start.
-    pub fn open(spec: &ZoneSpec, data_dir: &std::path::Path) -> Result<Option<Self>, KeyError> {
-        let Some(settings) = spec.dnssec.clone() else {
-            return Ok(None);
-        };
-        let (key, created) = ZoneKey::load_or_create(data_dir, &spec.origin, settings.algorithm)?;
-        if created {
-            tracing::warn!(zone = %spec.origin, key_tag = key.key_tag(), file = %key.path.display(),
-                "generated a DNSSEC key; give the parent its DS (`zonewarden ds {}`)", spec.origin);
-        }
-        Ok(Some(Self::new(key, settings)))
+    /// A signer with one key (a zone's first, or a test's).
+    pub fn new(key: ZoneKey, settings: Settings) -> Self {
+        Self::with_keys(KeySet::single(key), settings)
     }
 
-    pub fn new(key: ZoneKey, settings: Settings) -> Self {
+    pub fn with_keys(keys: KeySet, settings: Settings) -> Self {
         Self {
-            key,
+            keys: ArcSwap::from_pointee(keys),
             settings,
             suspects: Mutex::default(),
         }
+    }
+
+    /// The keys signing now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    /// Sign with `keys` from now on; the next [`ZoneSigner::sign_all`]
+    /// brings the zone in line. Returns the keys it replaced.
+    pub fn set_keys(&self, keys: KeySet) -> Arc<KeySet> {
+        self.keys.swap(Arc::new(keys))
+    }
+
+    /// The key the parent's DS is for (or should be: the CDS's).
+    pub fn key(&self) -> Arc<ZoneKey> {
+        self.keys.load().cds.clone()
     }
 
     /// Have the next [`ZoneSigner::sign_all`] sign these RRsets again,
@@ -152,6 +211,7 @@ impl ZoneSigner {
         go_on: impl Fn() -> bool,
     ) -> Option<Vec<(Name, RecordType)>> {
         let mut bad = Vec::new();
+        let keys = self.keys();
         for (i, name) in zone.names().enumerate() {
             if i % 256 == 0 && !go_on() {
                 return None;
@@ -163,16 +223,15 @@ impl ZoneSigner {
             let rrsets = nsec::signed_rrsets(zone, name);
             for sig in sigs.rdatas().iter().filter_map(as_rrsig) {
                 let i = sig.input();
-                let ours = i.key_tag == self.key.key_tag()
-                    && i.algorithm == self.key.algorithm.dnssec()
-                    && i.signer_name == self.key.zone;
+                let Some(key) = keys.signer_of(i) else {
+                    continue; // not ours: the walk drops it
+                };
                 let Some((t, _, rdatas)) = rrsets.iter().find(|(t, ..)| *t == i.type_covered)
                 else {
                     continue; // nothing to cover: the walk drops it
                 };
-                let good =
-                    signed_data(name, i, rdatas).is_some_and(|d| self.key.verify(&d, sig.sig()));
-                if ours && !good {
+                let good = signed_data(name, i, rdatas).is_some_and(|d| key.verify(&d, sig.sig()));
+                if !good {
                     bad.push((name.clone(), *t));
                 }
             }
@@ -180,14 +239,21 @@ impl ZoneSigner {
         Some(bad)
     }
 
-    fn input(&self, name: &Name, covered: RecordType, ttl: u32, now: u64) -> SigInput {
+    fn input(
+        &self,
+        key: &ZoneKey,
+        name: &Name,
+        covered: RecordType,
+        ttl: u32,
+        now: u64,
+    ) -> SigInput {
         let validity = self.settings.signature_validity;
         let margin = validity.saturating_sub(self.settings.refresh_before);
         let spread = (validity / 8).min(margin / 2).max(1);
         let now = now as u32;
         SigInput {
             type_covered: covered,
-            algorithm: self.key.algorithm.dnssec(),
+            algorithm: key.algorithm.dnssec(),
             num_labels: name.num_labels(),
             original_ttl: ttl,
             sig_expiration: SerialNumber::new(
@@ -195,23 +261,24 @@ impl ZoneSigner {
                     .wrapping_sub(random_u32() % spread),
             ),
             sig_inception: SerialNumber::new(now.wrapping_sub(INCEPTION_BACKDATE)),
-            key_tag: self.key.key_tag(),
-            signer_name: self.key.zone.clone(),
+            key_tag: key.key_tag(),
+            signer_name: key.zone.clone(),
         }
     }
 
-    /// An RRSIG record over one RRset.
+    /// An RRSIG record over one RRset, by `key`.
     pub fn sign_rrset(
         &self,
+        key: &ZoneKey,
         name: &Name,
         covered: RecordType,
         ttl: u32,
         rdatas: &[RData],
         now: u64,
     ) -> Option<Record> {
-        let input = self.input(name, covered, ttl, now);
+        let input = self.input(key, name, covered, ttl, now);
         let data = signed_data(name, &input, rdatas)?;
-        let sig = self.key.sign(&TBS::from(data.as_slice()))?;
+        let sig = key.sign(&TBS::from(data.as_slice()))?;
         Some(Record::from_rdata(
             name.clone(),
             ttl,
@@ -219,12 +286,10 @@ impl ZoneSigner {
         ))
     }
 
-    /// Whether `sig` is ours, fits the RRset's TTL, and is not due.
-    fn keep(&self, name: &Name, sig: &RRSIG, ttl: u32, now: u64) -> bool {
+    /// Whether `sig` is by one of `keys`, fits the RRset's TTL, and is not due.
+    fn keep(&self, keys: &KeySet, name: &Name, sig: &RRSIG, ttl: u32, now: u64) -> bool {
         let i = sig.input();
-        let ours = i.key_tag == self.key.key_tag()
-            && i.algorithm == self.key.algorithm.dnssec()
-            && i.signer_name == self.key.zone
+        let ours = keys.signer_of(i).is_some()
             && i.num_labels == name.num_labels()
             && i.original_ttl == ttl;
         let fresh = remaining(i, now) > i64::from(self.settings.refresh_before)
@@ -236,15 +301,9 @@ impl ZoneSigner {
     /// settings say (the zone is signed with this key). Read-only.
     pub fn keys_in_place(&self, zone: &ZoneData) -> bool {
         let ttl = self.settings.dnskey_ttl;
-        [
-            (RecordType::DNSKEY, self.key.dnskey_rdata()),
-            (RecordType::CDS, self.key.cds_rdata()),
-            (RecordType::CDNSKEY, self.key.cdnskey_rdata()),
-        ]
-        .into_iter()
-        .all(|(t, rdata)| {
+        self.keys().apex().into_iter().all(|(t, want)| {
             zone.rrset(zone.origin(), t)
-                .is_some_and(|s| s.ttl == ttl && s.rdatas() == [rdata])
+                .is_some_and(|s| s.ttl == ttl && same_set(&s.rdatas(), &want))
         })
     }
 
@@ -254,21 +313,19 @@ impl ZoneSigner {
         let apex = zone.origin().clone();
         let ttl = self.settings.dnskey_ttl;
         let mut changed = BTreeSet::new();
-        for (t, rdata) in [
-            (RecordType::DNSKEY, self.key.dnskey_rdata()),
-            (RecordType::CDS, self.key.cds_rdata()),
-            (RecordType::CDNSKEY, self.key.cdnskey_rdata()),
-        ] {
+        for (t, want) in self.keys().apex() {
             let current = zone.rrset(&apex, t);
-            if current.is_some_and(|s| s.ttl == ttl && s.rdatas() == [rdata.clone()]) {
+            if current.is_some_and(|s| s.ttl == ttl && same_set(&s.rdatas(), &want)) {
                 continue;
             }
             for r in zone.records(&apex, t) {
                 delta.remove(r);
             }
             zone.remove_rrset(&apex, t);
-            zone.add(&apex, t, ttl, rdata.clone());
-            delta.add(Record::from_rdata(apex.clone(), ttl, rdata));
+            for rdata in want {
+                zone.add(&apex, t, ttl, rdata.clone());
+                delta.add(Record::from_rdata(apex.clone(), ttl, rdata));
+            }
             changed.insert(t);
         }
         changed
@@ -308,19 +365,25 @@ impl ZoneSigner {
             force.insert(RecordType::NSEC);
         }
         let rrsets = nsec::signed_rrsets(zone, name);
+        let keys = self.keys();
+        // (type covered, key tag, algorithm) of the RRSIGs kept.
         let mut covered = BTreeSet::new();
         for sig in zone.records(name, RecordType::RRSIG) {
+            let by = |s: &RRSIG| {
+                let i = s.input();
+                (i.type_covered, i.key_tag, u8::from(i.algorithm))
+            };
             let keep = as_rrsig(&sig.data).is_some_and(|s| {
                 let t = s.input().type_covered;
                 !force.contains(&t)
-                    && !covered.contains(&t)
+                    && !covered.contains(&by(s))
                     && rrsets
                         .iter()
-                        .any(|(rt, ttl, _)| *rt == t && self.keep(name, s, *ttl, now))
+                        .any(|(rt, ttl, _)| *rt == t && self.keep(&keys, name, s, *ttl, now))
             });
             if keep {
                 if let Some(s) = as_rrsig(&sig.data) {
-                    covered.insert(s.input().type_covered);
+                    covered.insert(by(s));
                 }
             } else {
                 zone.remove(name, RecordType::RRSIG, &sig.data);
@@ -328,16 +391,18 @@ impl ZoneSigner {
             }
         }
         for (t, ttl, rdatas) in rrsets {
-            if covered.contains(&t) {
-                continue;
-            }
-            match self.sign_rrset(name, t, ttl, &rdatas, now) {
-                Some(r) => {
-                    zone.add(name, RecordType::RRSIG, ttl, r.data.clone());
-                    delta.add(r);
+            for key in &keys.signing {
+                if covered.contains(&(t, key.key_tag(), u8::from(key.algorithm.dnssec()))) {
+                    continue;
                 }
-                None => {
-                    tracing::error!(zone = %self.key.zone, name = %name, rtype = %t, "cannot sign RRset")
+                match self.sign_rrset(key, name, t, ttl, &rdatas, now) {
+                    Some(r) => {
+                        zone.add(name, RecordType::RRSIG, ttl, r.data.clone());
+                        delta.add(r);
+                    }
+                    None => {
+                        tracing::error!(zone = %key.zone, key_tag = key.key_tag(), name = %name, rtype = %t, "cannot sign RRset")
+                    }
                 }
             }
         }

@@ -433,7 +433,14 @@ fn rrsets_are_signed_over_canonical_rdata_order() {
     let s = signer(dir.path(), KeyAlgorithm::Ed25519);
     let name = n("a.z.test.");
     let a = s
-        .sign_rrset(&name, RecordType::TXT, 60, &[txt("zz"), txt("a")], T0)
+        .sign_rrset(
+            &s.key(),
+            &name,
+            RecordType::TXT,
+            60,
+            &[txt("zz"), txt("a")],
+            T0,
+        )
         .unwrap();
     let sig = as_rrsig(&a.data).unwrap();
     let z = {

@@ -217,7 +217,7 @@ fn dnssec_view(z: &ZoneHandle, now: u64) -> DnssecView {
             DnssecView {
                 enabled: true,
                 algorithm: Some(s.settings.algorithm.config_name().into()),
-                key_tag: Some(s.key.key_tag()),
+                key_tag: Some(s.key().key_tag()),
                 signature_expiry: exp,
                 signature_horizon_seconds: exp.map(|e| e as i64 - now as i64),
                 refresh_before_seconds: Some(s.settings.refresh_before),
@@ -265,7 +265,7 @@ pub fn zone_detail(app: &Context, z: &ZoneHandle) -> ZoneDetail {
     }
     let (ds, dnskey) = match &z.signer {
         Some(s) => {
-            let (ds, dnskey) = s.key.parent_records(s.settings.dnskey_ttl);
+            let (ds, dnskey) = s.key().parent_records(s.settings.dnskey_ttl);
             (Some(ds.to_string()), Some(dnskey.to_string()))
         }
         None => (None, None),
@@ -461,7 +461,7 @@ pub(crate) fn audit(app: &Context, q: &AuditQuery) -> Result<AuditView, ApiError
 }
 
 /// The served zone named in a path, with or without the final dot.
-fn zone_of<'a>(app: &'a Context, text: &str) -> Result<&'a Arc<ZoneHandle>, ApiError> {
+pub(crate) fn zone_of<'a>(app: &'a Context, text: &str) -> Result<&'a Arc<ZoneHandle>, ApiError> {
     crate::zone::absolute_name(text)
         .ok()
         .and_then(|n| app.zone_exact(&n))
@@ -472,7 +472,7 @@ fn zone_of<'a>(app: &'a Context, text: &str) -> Result<&'a Arc<ZoneHandle>, ApiE
 }
 
 /// Run blocking view code off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -578,6 +578,9 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
     let mut sec_lag = Vec::new();
     let mut sec_behind = Vec::new();
     let mut sec_error = Vec::new();
+    let mut key_states = Vec::new();
+    let mut key_next = Vec::new();
+    let mut key_action = Vec::new();
     for z in app.zones().iter() {
         let name = z.origin.to_string();
         let zone = || vec![("zone", name.clone())];
@@ -587,6 +590,25 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
         if z.signer.is_some() {
             let h = signature_horizon(&snap).map_or(f64::NAN, |e| e as f64 - now as f64);
             horizons.push((zone(), h));
+        }
+        if let Some(st) = z.key_status() {
+            let mut action = false;
+            for (k, _, out) in st.keys {
+                let labels = |extra: Vec<(&'static str, String)>| {
+                    let mut l = vec![("zone", name.clone()), ("tag", k.tag.to_string())];
+                    l.extend(extra);
+                    l
+                };
+                for s in crate::zone::keys::KeyState::ALL {
+                    let v = if s == k.state { 1.0 } else { 0.0 };
+                    key_states.push((labels(vec![("state", s.as_str().to_string())]), v));
+                }
+                if let Some(at) = out.at {
+                    key_next.push((labels(Vec::new()), at as f64 - now as f64));
+                }
+                action |= out.action.is_some();
+            }
+            key_action.push((zone(), if action { 1.0 } else { 0.0 }));
         }
         for s in z.propagation.statuses() {
             let labels = vec![("zone", name.clone()), ("secondary", s.label.clone())];
@@ -619,6 +641,24 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
         "zonewarden_signature_expiry_horizon_seconds",
         "Seconds until the earliest RRSIG in the zone expires (negative: expired)",
         horizons,
+    );
+    metrics::register_gauges(
+        r,
+        "zonewarden_dnssec_key_state",
+        "1 for the state each DNSSEC key is in (RFC 7583: published, ready, active, retired, removed)",
+        key_states,
+    );
+    metrics::register_gauges(
+        r,
+        "zonewarden_dnssec_key_next_step_seconds",
+        "Seconds until the timings allow a key's next rollover step (negative: it waits for something else, see `zonewarden dnssec status`)",
+        key_next,
+    );
+    metrics::register_gauges(
+        r,
+        "zonewarden_dnssec_action_needed",
+        "1 while an admin must act for the zone's keys (a DS to put at the parent)",
+        key_action,
     );
     metrics::register_gauges(
         r,

@@ -19,6 +19,7 @@ pub mod access;
 pub mod api;
 pub mod auth;
 mod context;
+pub mod dnssec_api;
 pub mod page;
 pub mod tlsa_api;
 
@@ -87,6 +88,7 @@ pub fn router(app: Arc<Context>) -> Router {
             "/api/v1/zones/{zone}/propagation",
             get(api::zone_propagation),
         )
+        .route("/api/v1/zones/{zone}/dnssec", get(dnssec_api::status))
         .route("/api/v1/machines", get(api::machines_list))
         .route("/api/v1/audit", get(api::audit_list))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -97,6 +99,7 @@ pub fn router(app: Arc<Context>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/v1/tlsa", post(tlsa_api::publish))
+        .route("/api/v1/zones/{zone}/dnssec/roll", post(dnssec_api::roll))
         .merge(reads)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))

@@ -266,7 +266,7 @@ pub(super) async fn publish(
     let (serial, results) = match result {
         Ok(w) => (w.serial, w.tlsa),
         Err(WriteError::Refused(r)) => return Err(forbidden(&log, Refused::from(r))),
-        Err(e @ (WriteError::Store(_) | WriteError::Aborted)) => {
+        Err(e @ (WriteError::Store(_) | WriteError::Key(_) | WriteError::Aborted)) => {
             tracing::error!(error = %e, "TLSA publication not committed");
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -122,7 +122,7 @@ pub async fn handle(
             (ResponseCode::NoError, None)
         }
         Err(WriteError::Refused(r)) => refuse(&log, Refused::from(r)),
-        Err(e @ (WriteError::Store(_) | WriteError::Aborted)) => {
+        Err(e @ (WriteError::Store(_) | WriteError::Key(_) | WriteError::Aborted)) => {
             cx.metrics
                 .updates_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -21,6 +21,7 @@
 
 mod audit;
 mod journal;
+mod keys;
 mod replay;
 mod retire;
 
@@ -129,6 +130,28 @@ const MIGRATIONS: &[&str] = &[
      DROP INDEX records_zone;
      CREATE INDEX records_txt_age ON records (zone, added_at)
         WHERE source = 'dynamic' AND rtype = 16;",
+    // 6: DNSSEC keys with their lifecycle (`keys`, RFC 7583)
+    "CREATE TABLE dnssec_keys (
+        id INTEGER PRIMARY KEY,
+        zone TEXT NOT NULL,
+        tag INTEGER NOT NULL,
+        algorithm TEXT NOT NULL,
+        file TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        since_serial INTEGER,
+        created INTEGER NOT NULL,
+        published INTEGER,
+        ready INTEGER,
+        active INTEGER,
+        retired INTEGER,
+        removed INTEGER,
+        ds_seen INTEGER,
+        ds_ttl INTEGER,
+        ds_removed INTEGER,
+        roll_requested INTEGER,
+        UNIQUE (zone, file)
+     );",
 ];
 
 /// WAL pages after which a commit checkpoints the WAL into the database.
@@ -600,6 +623,7 @@ fn write_change(
     journal::append(tx, zname, change, now)?;
     audit::append(tx, zname, &change.audit, now)?;
     retire::settle(tx, zname, change.serial_to, extra, now)?;
+    keys::save(tx, zname, extra.keys)?;
     if let Some(a) = extra.accepted {
         replay::remember(tx, a)?;
     }

@@ -40,6 +40,9 @@ pub struct Extra<'a> {
     /// The signed UPDATE that made this change, remembered for the replay
     /// window (`replay`).
     pub accepted: Option<&'a super::Accepted>,
+    /// DNSSEC keys whose lifecycle this change moves (`keys`): stored
+    /// with it, so the zone and the key states never disagree.
+    pub keys: &'a [crate::zone::keys::KeyRecord],
 }
 
 /// Write `extra`'s plans (waiting for `serial`) and drop its settled ones,

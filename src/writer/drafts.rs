@@ -17,7 +17,7 @@ use crate::zone::change::{Action, Actor, Audit, Change, Source, describe};
 /// The label that marks an ACME challenge name.
 const CHALLENGE_LABEL: &[u8] = b"_acme-challenge";
 
-fn prepared(base: Arc<ZoneData>, next: ZoneData, change: Change) -> Prepared {
+pub(super) fn prepared(base: Arc<ZoneData>, next: ZoneData, change: Change) -> Prepared {
     Prepared {
         base,
         next,
@@ -27,6 +27,7 @@ fn prepared(base: Arc<ZoneData>, next: ZoneData, change: Change) -> Prepared {
         settled: Vec::new(),
         fingerprint: None,
         accepted: None,
+        keys: Vec::new(),
     }
 }
 

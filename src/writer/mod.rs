@@ -28,6 +28,7 @@ mod ages;
 mod drafts;
 mod drain;
 mod group;
+mod keys;
 mod open;
 mod tlsa;
 mod zones;
@@ -49,8 +50,10 @@ use crate::store::{Accepted, Commit, Extra, Planned, Store, StoreError};
 use crate::update::{Refusal, Requester};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Change, JournalEntry};
+use crate::zone::keys::KeyRecord;
 
 pub use drain::{Drain, DrainGuard};
+pub use keys::{KeyStatus, drive as drive_keys, parent_of};
 pub use open::OpenError;
 pub use tlsa::{TlsaResult, TlsaSet};
 pub use zones::Zones;
@@ -85,6 +88,8 @@ pub enum Draft<'a> {
     /// At start: DNSSEC records brought in line with the zone's settings
     /// (signed where missing or invalid, or stripped when DNSSEC is off).
     SyncDnssec,
+    /// A DNSSEC key rollover step (`keys::drive`).
+    KeyStep(crate::dnssec::roll::Step),
 }
 
 /// An RFC 2136 UPDATE as it waits in its zone's queue (owned: the zone's
@@ -136,6 +141,9 @@ pub enum WriteError {
     /// The database failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A DNSSEC key could not be made or read; nothing changed.
+    #[error(transparent)]
+    Key(#[from] crate::dnssec::KeyError),
     /// The zone writer panicked while applying this UPDATE's batch
     /// (whether the batch was committed is not known: it is not served
     /// until a restart if it was), or went away before taking it.
@@ -159,6 +167,8 @@ struct Prepared {
     fingerprint: Option<String>,
     /// The signed UPDATE that asked for it (replay window).
     accepted: Option<Accepted>,
+    /// DNSSEC key states this change moves (a rollover step).
+    keys: Vec<KeyRecord>,
 }
 
 impl Prepared {
@@ -178,6 +188,7 @@ impl Prepared {
             settled,
             fingerprint,
             accepted,
+            keys,
         } = self;
         dnssec(&base, &mut next, &mut change, resign);
         let staged = Staged {
@@ -186,6 +197,7 @@ impl Prepared {
             settled,
             fingerprint,
             accepted,
+            keys,
         };
         (next, staged)
     }
@@ -199,6 +211,7 @@ struct Staged {
     settled: Vec<i64>,
     fingerprint: Option<String>,
     accepted: Option<Accepted>,
+    keys: Vec<KeyRecord>,
 }
 
 pub struct ZoneHandle {
@@ -211,6 +224,8 @@ pub struct ZoneHandle {
     pub propagation: Propagation,
     /// None when the zone file turns DNSSEC off.
     pub signer: Option<ZoneSigner>,
+    /// The signer's keys' lifecycle (None when unsigned).
+    life: Option<keys::Life>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     /// UPDATEs waiting to be group-committed.
@@ -288,7 +303,7 @@ impl ZoneHandle {
                             fingerprint: None,
                             plan: &published.plan,
                             settled: &published.settled,
-                            accepted: None,
+                            ..Extra::default()
                         };
                         store.settle_retirements(&self.origin, base.serial, &extra, now)?;
                     }
@@ -351,6 +366,7 @@ impl ZoneHandle {
                     self.apply_into(&mut store, p, now, &mut written)?;
                 }
             }
+            Draft::KeyStep(step) => self.key_step(&mut store, base, step, now, &mut written)?,
         }
         Ok(written)
     }
@@ -455,6 +471,7 @@ impl ZoneHandle {
                 plan: &s.plan,
                 settled: &s.settled,
                 accepted: s.accepted.as_ref(),
+                keys: &s.keys,
             })
             .collect();
         let commits: Vec<Commit<'_>> = staged

@@ -22,7 +22,7 @@ use hickory_proto::rr::Record;
 use super::{Draft, WriteError, ZoneHandle};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::dnssec::{KeyError, ZoneSigner};
+use crate::dnssec::KeyError;
 use crate::metrics::Metrics;
 use crate::notify::Propagation;
 use crate::store::{Store, StoreError};
@@ -42,6 +42,7 @@ impl From<WriteError> for OpenError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Store(e) => OpenError::Store(e),
+            WriteError::Key(e) => OpenError::Dnssec(e),
             // Drafts made at start are the server's own: never refused.
             WriteError::Refused(r) => unreachable!("a start-up draft was refused: {}", r.reason),
             WriteError::Aborted => unreachable!("a start-up draft is not group-committed"),
@@ -114,7 +115,11 @@ impl ZoneHandle {
             }
         };
         let built = started.elapsed() - read;
-        let signer = ZoneSigner::open(&spec, &config.data_dir)?;
+        let (signer, life) =
+            match super::keys::open_signer(&spec, &config.data_dir, &mut store, now)? {
+                Some((s, l)) => (Some(s), Some(l)),
+                None => (None, None),
+            };
         let reader = Store::open(&config.database)?;
         let zone = ZoneHandle {
             origin: spec.origin.clone(),
@@ -123,6 +128,7 @@ impl ZoneHandle {
             store: Mutex::new(store),
             reader: Mutex::new(reader),
             signer,
+            life,
             ages: Mutex::new(super::ages::Ages::new(now, clock.monotonic())),
             latest_inception: std::sync::atomic::AtomicU64::new(0),
             group: Default::default(),

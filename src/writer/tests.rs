@@ -18,7 +18,7 @@ use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::store::Accepted;
 
-const T0: u64 = 1_700_000_000;
+pub(super) const T0: u64 = 1_700_000_000;
 const ZONE: &str = "_acme.example.org.";
 
 fn n(s: &str) -> Name {
@@ -47,16 +47,16 @@ fn in_use(owner: &str) -> Record {
     r
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    zone: Arc<ZoneHandle>,
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) zone: Arc<ZoneHandle>,
     metrics: Arc<Metrics>,
     machine: Arc<Machine>,
 }
 
 /// The repository's demo zone (signed) in a fresh database, and machine
 /// mx1 (its ACL: TXT at `_acme-challenge.mx1`, TLSA at `_*._tcp.mx1`).
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::embedded_default();
     config.data_dir = dir.path().join("data");
@@ -335,7 +335,7 @@ fn rr_set(records: impl IntoIterator<Item = Record>) -> BTreeSet<(String, u16, u
 /// Every RRSIG of `zone` verifies, and nothing is left to sign or fix
 /// (a full signing walk over a copy changes nothing: every RRset in the
 /// chain is signed, every NSEC is right, the SOA is signed at the serial).
-fn assert_fully_signed(signer: &crate::dnssec::ZoneSigner, zone: &ZoneData) {
+pub(super) fn assert_fully_signed(signer: &crate::dnssec::ZoneSigner, zone: &ZoneData) {
     assert_eq!(signer.unverified(zone, || true), Some(Vec::new()));
     let mut copy = zone.clone();
     let delta = signer.sign_all(&mut copy, T0);

@@ -25,6 +25,7 @@ fn store_error(e: WriteError) -> StoreError {
         WriteError::Store(e) => e,
         WriteError::Refused(r) => unreachable!("a server draft was refused: {}", r.reason),
         WriteError::Aborted => unreachable!("a server draft is not group-committed"),
+        WriteError::Key(e) => unreachable!("only a key step makes keys: {e}"),
     }
 }
 

@@ -52,10 +52,13 @@ pub enum Action {
     DnssecOff,
     /// Signatures close to expiry renewed.
     DnssecRefresh,
+    /// A DNSSEC key lifecycle step (rollover): keys published, submitted,
+    /// retired.
+    DnssecKey,
 }
 
 impl Action {
-    const ALL: [Action; 9] = [
+    const ALL: [Action; 10] = [
         Action::Create,
         Action::Update,
         Action::DanePublish,
@@ -65,6 +68,7 @@ impl Action {
         Action::DnssecSign,
         Action::DnssecOff,
         Action::DnssecRefresh,
+        Action::DnssecKey,
     ];
 
     /// The spelling in the audit table, the API and the logs.
@@ -79,6 +83,7 @@ impl Action {
             Action::DnssecSign => "dnssec-sign",
             Action::DnssecOff => "dnssec-off",
             Action::DnssecRefresh => "dnssec-refresh",
+            Action::DnssecKey => "dnssec-key",
         }
     }
 

@@ -31,6 +31,7 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod change;
+pub mod keys;
 mod owner;
 mod rrset;
 

@@ -1,0 +1,178 @@
+//! Rollover steps carried out by the writer: what each does to the zone
+//! (DNSKEY, CDS, signatures), that it is a journaled change with its own
+//! audit row, and that a restart in the middle resumes with the same keys.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::super::tests::{T0, assert_fully_signed, fixture};
+use super::*;
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// The key tags of the RRSIGs over `rtype` at `name`.
+fn signers(zone: &ZoneData, name: &Name, rtype: RecordType) -> Vec<u16> {
+    let mut tags: Vec<u16> = zone
+        .records(name, RecordType::RRSIG)
+        .iter()
+        .filter_map(|r| crate::zone::as_rrsig(&r.data))
+        .filter(|s| s.input().type_covered == rtype)
+        .map(|s| s.input().key_tag)
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn apex_tags(zone: &ZoneData, rtype: RecordType) -> Vec<u16> {
+    let mut tags: Vec<u16> = zone
+        .records(zone.origin(), rtype)
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DNSKEY(k)) => {
+                k.calculate_key_tag().ok()
+            }
+            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::CDS(ds)) => Some(ds.key_tag()),
+            _ => None,
+        })
+        .collect();
+    tags.sort();
+    tags
+}
+
+fn record(zone: &ZoneHandle, state: KeyState) -> KeyRecord {
+    zone.with_reader(|s| s.keys(&zone.origin))
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|k| k.state == state)
+        .unwrap_or_else(|| panic!("no {state} key"))
+}
+
+#[test]
+fn a_rollover_publishes_double_signs_submits_and_retires() {
+    let f = fixture();
+    let z = &f.zone;
+    let signer = z.signer.as_ref().unwrap();
+    let apex = z.origin.clone();
+    let old = record(z, KeyState::Active);
+    assert_eq!(
+        old.file,
+        crate::dnssec::key::key_path(Path::new("x"), &apex)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    let serial0 = z.snapshot().serial;
+
+    // 1. start: a second key in the DNSKEY RRset, signing every RRset
+    z.write(Draft::KeyStep(Step::Start {
+        old: old.id,
+        reason: "test".into(),
+    }))
+    .unwrap();
+    let snap = z.snapshot();
+    let new = record(z, KeyState::Published);
+    assert_ne!(new.tag, old.tag);
+    assert_eq!(new.since_serial, Some(snap.serial));
+    assert!(serial::at_least(snap.serial, serial0 + 1));
+    let mut both = vec![old.tag, new.tag];
+    both.sort();
+    assert_eq!(apex_tags(&snap, RecordType::DNSKEY), both);
+    assert_eq!(
+        apex_tags(&snap, RecordType::CDS),
+        vec![old.tag],
+        "CDS still the old key"
+    );
+    assert_eq!(signers(&snap, &apex, RecordType::SOA), both);
+    assert_eq!(signers(&snap, &apex, RecordType::NS), both);
+    assert_fully_signed(signer, &snap);
+    let audit = z.with_reader(|s| s.audit_tail(&apex, 1)).unwrap();
+    assert_eq!(audit[0].action, Action::DnssecKey);
+    assert!(audit[0].detail.contains("published"), "{}", audit[0].detail);
+    // the step is in the journal: IXFR carries it
+    let j = z.journal_between(serial0, snap.serial).unwrap().unwrap();
+    assert!(j.iter().any(|e| {
+        e.added
+            .iter()
+            .any(|r| r.record_type() == RecordType::DNSKEY)
+    }));
+
+    // 2. submit: CDS and CDNSKEY now name the new key
+    z.write(Draft::KeyStep(Step::Submit { key: new.id }))
+        .unwrap();
+    let snap = z.snapshot();
+    assert_eq!(record(z, KeyState::Ready).id, new.id);
+    assert_eq!(apex_tags(&snap, RecordType::CDS), vec![new.tag]);
+    assert_eq!(apex_tags(&snap, RecordType::DNSKEY), both);
+    assert_fully_signed(signer, &snap);
+
+    // a restart in the middle: the same two keys sign, nothing changes
+    let dir = f._dir.path().to_path_buf();
+    let before = z.snapshot();
+    let reopened = {
+        let mut config = Config::embedded_default();
+        config.data_dir = dir.join("data");
+        config.database = dir.join("data/zonewarden.sqlite");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+        let (zone, _) = ZoneHandle::open(
+            spec,
+            &config,
+            Arc::new(ManualClock::new(T0)),
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        zone
+    };
+    assert_eq!(
+        reopened.snapshot().serial,
+        before.serial,
+        "nothing to re-sign"
+    );
+    assert_eq!(reopened.signer.as_ref().unwrap().keys().signing.len(), 2);
+    assert_eq!(reopened.signer.as_ref().unwrap().key().key_tag(), new.tag);
+    drop(reopened);
+
+    // 3. DS seen (a record-only step), then retire
+    z.write(Draft::KeyStep(Step::DsSeen {
+        key: new.id,
+        ttl: 60,
+    }))
+    .unwrap();
+    assert_eq!(record(z, KeyState::Ready).ds_seen, Some(T0));
+    z.write(Draft::KeyStep(Step::Retire {
+        old: old.id,
+        new: new.id,
+    }))
+    .unwrap();
+    let snap = z.snapshot();
+    assert_eq!(apex_tags(&snap, RecordType::DNSKEY), vec![new.tag]);
+    assert_eq!(signers(&snap, &apex, RecordType::SOA), vec![new.tag]);
+    assert_eq!(signers(&snap, &apex, RecordType::DNSKEY), vec![new.tag]);
+    assert_eq!(record(z, KeyState::Active).id, new.id);
+    assert_eq!(record(z, KeyState::Retired).id, old.id);
+    assert_fully_signed(signer, &snap);
+    z.write(Draft::KeyStep(Step::Remove { key: old.id }))
+        .unwrap();
+    assert_eq!(record(z, KeyState::Removed).id, old.id);
+    // the old key's file stays (never overwritten, never deleted)
+    assert!(dir.join("data/dnssec").join(&old.file).exists());
+    assert!(dir.join("data/dnssec").join(&new.file).exists());
+}
+
+#[test]
+fn a_roll_request_is_refused_while_one_is_under_way() {
+    let f = fixture();
+    let z = &f.zone;
+    assert!(z.request_roll().unwrap());
+    let old = record(z, KeyState::Active);
+    assert_eq!(old.roll_requested, Some(T0));
+    let plan = z.plan(T0).unwrap();
+    assert!(matches!(plan.step, Some(Step::Start { .. })), "{plan:?}");
+    z.write(Draft::KeyStep(plan.step.unwrap())).unwrap();
+    assert!(!z.request_roll().unwrap(), "a rollover is under way");
+}

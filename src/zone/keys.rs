@@ -1,0 +1,147 @@
+//! The DNSSEC keys of a zone as records of their lifecycle (RFC 7583 §3:
+//! generated, published, ready, active, retired, removed; and where the
+//! parent's DS stands): what `store` keeps in the `dnssec_keys` table,
+//! what `dnssec::roll` plans the next step from, and what `dnssec status`
+//! shows. Plain data, so the store, the signer and the views share it.
+
+use crate::zonefile::KeyAlgorithm;
+
+/// Where a key is in its life (RFC 7583 §3.1 terms). A CSK is in the
+/// DNSKEY RRset and signs every RRset from `Published` to `Active`; the
+/// zone's CDS and CDNSKEY name the `Ready` key when there is one, else the
+/// `Active` one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyState {
+    /// The key file exists; the zone does not show the key.
+    Generated,
+    /// Its DNSKEY is in the zone and it signs, beside the active key;
+    /// waiting until every secondary serves it and caches holding the
+    /// DNSKEY RRset without it have expired.
+    Published,
+    /// Known to every cache that may hold the DNSKEY RRset: the zone's
+    /// CDS/CDNSKEY name it (its DS is submitted), waiting for the DS at
+    /// every parent nameserver and then the DS TTL.
+    Ready,
+    /// The zone's key: its DS is at the parent.
+    Active,
+    /// Out of the DNSKEY RRset and signing nothing; waiting until every
+    /// secondary serves the zone without it and its DNSKEY TTL passed.
+    Retired,
+    /// Gone from every cache; kept on record (and its file on disk).
+    Removed,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 6] = [
+        KeyState::Generated,
+        KeyState::Published,
+        KeyState::Ready,
+        KeyState::Active,
+        KeyState::Retired,
+        KeyState::Removed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Generated => "generated",
+            KeyState::Published => "published",
+            KeyState::Ready => "ready",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// In the DNSKEY RRset, signing every RRset.
+    pub fn signs(self) -> bool {
+        matches!(
+            self,
+            KeyState::Published | KeyState::Ready | KeyState::Active
+        )
+    }
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One key of a zone and its lifecycle so far. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The row's id; 0 for a key not stored yet.
+    pub id: i64,
+    pub tag: u16,
+    pub algorithm: KeyAlgorithm,
+    /// The PKCS#8 file's name in `<data-dir>/dnssec/`.
+    pub file: String,
+    pub state: KeyState,
+    /// When it entered `state`.
+    pub since: u64,
+    /// The serial of the change that put it in `state` (the secondaries
+    /// must serve at least this before the next step), None for a state
+    /// that changed no record.
+    pub since_serial: Option<u32>,
+    pub created: u64,
+    pub published: Option<u64>,
+    pub ready: Option<u64>,
+    pub active: Option<u64>,
+    pub retired: Option<u64>,
+    pub removed: Option<u64>,
+    /// When every parent nameserver was first seen serving its DS.
+    pub ds_seen: Option<u64>,
+    /// The TTL of the DS RRset then (the longest any of them gave).
+    pub ds_ttl: Option<u32>,
+    /// When the parent was first seen with no DS of it, after it retired.
+    pub ds_removed: Option<u64>,
+    /// A rollover away from this key was asked for (`dnssec roll`).
+    pub roll_requested: Option<u64>,
+}
+
+impl KeyRecord {
+    /// A key just made at `now`, not shown by the zone yet.
+    pub fn generated(tag: u16, algorithm: KeyAlgorithm, file: String, now: u64) -> Self {
+        Self {
+            id: 0,
+            tag,
+            algorithm,
+            file,
+            state: KeyState::Generated,
+            since: now,
+            since_serial: None,
+            created: now,
+            published: None,
+            ready: None,
+            active: None,
+            retired: None,
+            removed: None,
+            ds_seen: None,
+            ds_ttl: None,
+            ds_removed: None,
+            roll_requested: None,
+        }
+    }
+
+    /// Move to `state` at `now`, by the change to `serial` (if any).
+    pub fn enter(&mut self, state: KeyState, now: u64, serial: Option<u32>) {
+        self.state = state;
+        self.since = now;
+        self.since_serial = serial;
+        let stamp = match state {
+            KeyState::Generated => None,
+            KeyState::Published => Some(&mut self.published),
+            KeyState::Ready => Some(&mut self.ready),
+            KeyState::Active => Some(&mut self.active),
+            KeyState::Retired => Some(&mut self.retired),
+            KeyState::Removed => Some(&mut self.removed),
+        };
+        if let Some(s) = stamp {
+            s.get_or_insert(now);
+        }
+    }
+}
