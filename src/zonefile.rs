@@ -229,28 +229,25 @@ fn parse_server(s: &str) -> Option<std::net::SocketAddr> {
         .or_else(|| s.parse::<IpAddr>().ok().map(|ip| (ip, 53).into()))
 }
 
-/// The validated `dnssec` setting: None when signing is off.
+/// The validated `dnssec` setting: whether signing is on, and the settings
+/// (also when it is off: they say how to turn it off).
 fn dnssec_settings(
     path: &Path,
     text: &str,
     f: Option<&toml::Spanned<DnssecFile>>,
     ttl_max: u32,
-) -> Result<Option<DnssecSettings>, FileError> {
+) -> Result<(bool, DnssecSettings), FileError> {
     let at = |span: std::ops::Range<usize>, msg: String| {
         FileError::at_offset(path, text, span.start, msg)
     };
     let defaults = DnssecSettings::default();
     let Some(f) = f else {
-        return Ok(Some(defaults));
+        return Ok((true, defaults));
     };
     let t = match f.get_ref() {
-        DnssecFile::Flag(false) => return Ok(None),
-        DnssecFile::Flag(true) => return Ok(Some(defaults)),
+        DnssecFile::Flag(on) => return Ok((*on, defaults)),
         DnssecFile::Table(t) => t,
     };
-    if t.enabled == Some(false) {
-        return Ok(None);
-    }
     let algorithm = match &t.algorithm {
         None => defaults.algorithm,
         Some(a) => KeyAlgorithm::from_config(a).ok_or_else(|| {
@@ -305,7 +302,7 @@ fn dnssec_settings(
             ),
         ));
     }
-    Ok(Some(s))
+    Ok((t.enabled != Some(false), s))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -460,6 +457,10 @@ pub struct ZoneSpec {
     pub secondaries: Vec<Secondary>,
     /// Signing settings; None when `dnssec = false`.
     pub dnssec: Option<DnssecSettings>,
+    /// When DNSSEC is off: the `[dnssec]` table's other settings (the
+    /// defaults for `dnssec = false`), for turning off a zone that is
+    /// still signed (`dnssec::roll`). None when DNSSEC is on.
+    pub dnssec_off: Option<DnssecSettings>,
 }
 
 /// Load every `*.toml` in `dir`. All or nothing: every error of every file is returned.
@@ -781,7 +782,12 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
             notify,
         });
     }
-    let dnssec = dnssec_settings(path, text, f.dnssec.as_ref(), ttl.max)?;
+    let (on, settings) = dnssec_settings(path, text, f.dnssec.as_ref(), ttl.max)?;
+    let (dnssec, dnssec_off) = if on {
+        (Some(settings), None)
+    } else {
+        (None, Some(settings))
+    };
     Ok(ZoneSpec {
         origin,
         path: path.to_path_buf(),
@@ -793,6 +799,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
         transfer,
         secondaries,
         dnssec,
+        dnssec_off,
     })
 }
 

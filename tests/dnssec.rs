@@ -498,41 +498,77 @@ async fn answers_carry_rrsigs_and_proofs_only_with_the_do_bit() {
     assert_eq!(m.authorities.len(), 6);
 }
 
+/// The CDS RRset's RDATA as served, as text.
+async fn served_cds(h: &Harness) -> Vec<String> {
+    let m = query_do(h, ZONE, RecordType::CDS, false, 1232).await;
+    m.answers
+        .iter()
+        .filter(|r| r.record_type() == RecordType::CDS)
+        .map(|r| r.data.to_string())
+        .collect()
+}
+
+/// Poll (every 100 ms, at most 10 s) until the served CDS is `want`.
+async fn wait_cds(h: &Harness, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cds = served_cds(h).await;
+        if want(&cds) || std::time::Instant::now() > deadline {
+            return cds;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `dnssec = false` in a signed zone no longer strips it at the next start
+/// (that made it bogus while the parent still had a DS): the zone stays
+/// signed, CDS and CDNSKEY say "delete" (RFC 8078 §4), and it waits for
+/// the parent, saying so; turned on again, the CDS names the key again.
+/// (The whole way to unsigned, with a real parent: tests/rollover.rs.)
 #[tokio::test]
-async fn dnssec_false_serves_unsigned_and_strips_earlier_signatures() {
+async fn dnssec_false_keeps_the_zone_signed_until_the_parent_drops_the_ds() {
     let mut h = Harness::start().await;
     add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
     let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
     assert_eq!(m.answers.len(), 2);
-    let serial = h.serial(ZONE).await;
+    let key = zone_key(&h);
     let zf = h.path("zones/acme.toml");
     let text = std::fs::read_to_string(&zf).unwrap();
     std::fs::write(&zf, text.replace("[glue]", "dnssec = false\n[glue]")).unwrap();
     h.restart().await;
-    assert_eq!(
-        h.serial(ZONE).await,
-        serial.wrapping_add(1),
-        "one journaled change"
-    );
+    let cds = wait_cds(&h, |c| c == ["0 0 0 00"]).await;
+    assert_eq!(cds, ["0 0 0 00"], "CDS delete");
+    let m = query_do(&h, ZONE, RecordType::CDNSKEY, false, 1232).await;
+    assert_eq!(m.answers[0].data.to_string(), "0 3 0 AA==");
     let m = query_do(&h, ZONE, RecordType::DNSKEY, false, 1232).await;
-    assert!(m.answers.is_empty());
-    let m = query_do(&h, &format!("nope.{ZONE}"), RecordType::TXT, false, 1232).await;
-    assert_eq!(types(&m.authorities), vec![RecordType::SOA]);
+    assert_eq!(m.answers.len(), 2, "DNSKEY and its RRSIG still served");
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&key), None).await;
+    assert!(ok, "still signed and valid: {out}");
+    let zone = h.server().zones.zone_exact(&name(ZONE)).unwrap().clone();
+    let status = zone.key_status().unwrap();
+    let (_, _, out) = &status.keys[0];
+    assert!(out.waiting_for.contains("no parent-nameservers"), "{out:?}");
     assert!(
-        zone_text(&h)
-            .lines()
-            .all(|l| !l.contains("RRSIG") && !l.contains("NSEC")),
-        "no DNSSEC record left"
+        out.action
+            .as_deref()
+            .unwrap_or("")
+            .contains("remove the DS records"),
+        "{out:?}"
     );
     assert_eq!(
         h.server().zones.audit_tail(&name(ZONE), 1).unwrap()[0]
             .action
             .as_str(),
-        "dnssec-off"
+        "dnssec-key"
     );
-    // and turning it on again signs everything again, with the same key
+    // on again before it was off: the CDS names the same key again
     std::fs::write(&zf, text).unwrap();
     h.restart().await;
+    let cds = wait_cds(&h, |c| c.len() == 1 && c[0] != "0 0 0 00").await;
+    assert!(
+        cds[0].starts_with(&format!("{} 13 2 ", key.key_tag())),
+        "{cds:?}"
+    );
     let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &ds_line(&zone_key(&h)), None).await;
     assert!(ok, "{out}");
 }

@@ -27,18 +27,61 @@ pub fn check(config: &Config) -> (String, bool) {
             return (out, false);
         }
     };
+    let stored = |zone: &hickory_proto::rr::Name| {
+        if config.database.exists() {
+            crate::store::Store::open(&config.database)
+                .and_then(|s| s.keys(zone))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    };
     for z in &zones {
-        let Some(settings) = &z.dnssec else { continue };
+        let recorded = stored(&z.origin);
+        let active = recorded
+            .iter()
+            .rev()
+            .find(|k| k.state == crate::zone::keys::KeyState::Active);
+        let Some(settings) = &z.dnssec else {
+            if active.is_some() {
+                let _ = writeln!(
+                    out,
+                    "{}: note: DNSSEC is off in the file but {} is signed: `serve` turns it off step by step (CDS delete, then the parent's DS gone; see `zonewarden dnssec status`)",
+                    z.path.display(),
+                    z.origin
+                );
+            }
+            continue;
+        };
+        if let Some(a) = active {
+            if a.algorithm != settings.algorithm {
+                let _ = writeln!(
+                    out,
+                    "{}: note: the active key {} is {} and the file asks for {}: `serve` starts an algorithm rollover",
+                    z.path.display(),
+                    a.tag,
+                    a.algorithm.config_name(),
+                    settings.algorithm.config_name()
+                );
+            }
+            let path = dnssec::key::key_dir(&config.data_dir).join(&a.file);
+            if let Err(e) = ZoneKey::load(&z.origin, &path) {
+                ok = false;
+                let _ = writeln!(out, "{}: {e}", z.path.display());
+            }
+            continue;
+        }
         let path = dnssec::key::key_path(&config.data_dir, &z.origin);
         match ZoneKey::load(&z.origin, &path) {
             Ok(k) if k.algorithm != settings.algorithm => {
-                ok = false;
-                let e = dnssec::KeyError::AlgorithmMismatch {
-                    path,
-                    found: k.algorithm.config_name(),
-                    configured: settings.algorithm.config_name(),
-                };
-                let _ = writeln!(out, "{}: {e}", z.path.display());
+                let _ = writeln!(
+                    out,
+                    "{}: note: {} is {} and the file asks for {}: `serve` makes a new key",
+                    z.path.display(),
+                    path.display(),
+                    k.algorithm.config_name(),
+                    settings.algorithm.config_name()
+                );
             }
             Ok(_) => {}
             Err(dnssec::KeyError::Missing { .. }) => {

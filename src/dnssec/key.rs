@@ -38,9 +38,7 @@ pub enum KeyError {
     },
     #[error("DNSSEC key {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error(
-        "DNSSEC key {path} is {found} but the zone file asks for {configured}; algorithm rollover is not supported: set algorithm = \"{found}\", or remove the key file to make a new key (and replace the DS at the parent)"
-    )]
+    #[error("DNSSEC key {path} is {found} but the zone file asks for {configured}")]
     AlgorithmMismatch {
         path: PathBuf,
         found: &'static str,
@@ -79,6 +77,21 @@ impl std::fmt::Debug for ZoneKey {
 /// `%XX`; later keys (rollovers) add `+<tag>+<created>` before `.pk8`.
 pub fn key_path(data_dir: &Path, zone: &Name) -> PathBuf {
     key_dir(data_dir).join(format!("{}.pk8", file_stem(zone)))
+}
+
+/// CDS "delete" (RFC 8078 §4): `0 0 0 00`.
+pub fn cds_delete() -> RData {
+    RData::DNSSEC(DNSSECRData::CDS(CDS::new(
+        0,
+        None,
+        DigestType::Unknown(0),
+        vec![0],
+    )))
+}
+
+/// CDNSKEY "delete" (RFC 8078 §4): `0 3 0 AA==`.
+pub fn cdnskey_delete() -> RData {
+    RData::DNSSEC(DNSSECRData::CDNSKEY(CDNSKEY::with_flags(0, None, vec![0])))
 }
 
 /// Where the key files are.

@@ -80,6 +80,34 @@ impl ParentView {
         }
     }
 
+    /// Whether every nameserver answers with no DS at all for the zone,
+    /// or which does not, in words.
+    pub fn none_has_any(&self) -> Result<(), String> {
+        let mut left = Vec::new();
+        for s in &self.servers {
+            match &s.answer {
+                Ok((set, _)) if set.is_empty() => {}
+                Ok((set, _)) => left.push(format!(
+                    "{} still has key {}",
+                    s.server,
+                    set.iter()
+                        .map(|d| d.tag.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(e) => left.push(format!("{}: {e}", s.server)),
+            }
+        }
+        if self.servers.is_empty() {
+            left.push("no parent nameservers".into());
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(left.join("; "))
+        }
+    }
+
     /// Whether any nameserver still serves `ds` (or could: one that did
     /// not answer counts as serving it).
     pub fn any_has(&self, ds: &DsId) -> bool {

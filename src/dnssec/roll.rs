@@ -25,12 +25,29 @@
 //! O to DS of N, one CDS change or one edit by hand), not twice; the cost,
 //! two signatures per RRset from step 1 to step 3, is small for zones this
 //! size.
+//!
+//! An **algorithm rollover** (the zone file's `algorithm` changed; RFC 6781
+//! §4.1.4) adds a stage at each end, because a validator that sees a
+//! DNSKEY of an algorithm may expect that algorithm's signatures on
+//! everything (RFC 4035 §2.2): N signs every RRset first (*signing*) and is
+//! published once no cache holds an RRset without its signature (the
+//! zone's longest TTL plus `propagation-delay`); at the end O leaves the
+//! DNSKEY RRset first (*withdrawn*) and its signatures go one DNSKEY TTL
+//! later.
+//!
+//! **Turning DNSSEC off** (`enabled = false` in a zone that is signed):
+//! CDS and CDNSKEY say "delete" (RFC 8078 §4); once no parent nameserver
+//! serves any DS for the zone, plus the DS TTL and `propagation-delay`,
+//! every DNSSEC record goes. Turned on again before that, the CDS names
+//! the key again.
 
 use super::parent_view::{DsId, ParentView};
 use crate::serial;
 use crate::zone::keys::{KeyRecord, KeyState};
+use crate::zonefile::KeyAlgorithm;
 
-/// How long each wait is (zone file `[dnssec]`), seconds.
+/// How long each wait is (zone file `[dnssec]`), seconds, and what the
+/// zone file asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timings {
     pub dnskey_ttl: u32,
@@ -40,6 +57,14 @@ pub struct Timings {
     /// A rollover starts this long after the key became active (None: only
     /// when asked, `zonewarden dnssec roll`).
     pub key_lifetime: Option<u32>,
+    /// The algorithm the zone file asks for: a different one than the
+    /// active key's starts an algorithm rollover.
+    pub algorithm: KeyAlgorithm,
+    /// The longest TTL of any signed RRset (how long a cache may keep an
+    /// RRset with the signatures it had).
+    pub max_ttl: u32,
+    /// Whether the zone file wants the zone signed.
+    pub enabled: bool,
 }
 
 /// What the writer observed just now.
@@ -66,18 +91,36 @@ impl Observed {
 /// One step to carry out now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Make a new key and publish it (DNSKEY + signatures), beside `old`.
-    Start { old: i64, reason: String },
+    /// Make a new key beside `old`: published and signing (a CSK
+    /// rollover), or signing only (an algorithm rollover, to `algorithm`).
+    Start {
+        old: i64,
+        algorithm: KeyAlgorithm,
+        reason: String,
+    },
+    /// Algorithm rollover: the signing key's DNSKEY published.
+    Publish { key: i64 },
     /// The published key is in every cache: name it in CDS/CDNSKEY.
     Submit { key: i64 },
     /// Every parent nameserver serves `key`'s DS (first seen now).
     DsSeen { key: i64, ttl: u32 },
-    /// No parent nameserver serves the retired `key`'s DS any more.
+    /// No parent nameserver serves `key`'s DS (or, turning DNSSEC off, any
+    /// DS) any more.
     DsRemoved { key: i64 },
-    /// `old` leaves the DNSKEY RRset and stops signing; `new` is active.
+    /// `old` leaves the DNSKEY RRset (and stops signing, unless it is of
+    /// another algorithm than `new`: then it is withdrawn); `new` is active.
     Retire { old: i64, new: i64 },
+    /// Algorithm rollover: the withdrawn key's signatures go.
+    Unsign { key: i64 },
     /// The retired `key` is gone from every cache.
     Remove { key: i64 },
+    /// Turning DNSSEC off: CDS and CDNSKEY say "delete".
+    Leave { key: i64 },
+    /// DNSSEC on again before it was off: CDS and CDNSKEY name `key` again.
+    Stay { key: i64 },
+    /// Turning DNSSEC off: no DS is left anywhere; every DNSSEC record
+    /// goes and `key` retires.
+    Off { key: i64 },
 }
 
 /// What a key waits for, for `dnssec status`.
@@ -110,9 +153,315 @@ fn wait_served(o: &Observed, serial: Option<u32>) -> Option<String> {
         (Some(s), Some(have)) => {
             format!("every secondary to serve serial {s} (the slowest serves {have})")
         }
-        (Some(s), None) => format!("every secondary to serve serial {s} (one not heard from yet)"),
+        (Some(s), None) => {
+            format!("every secondary to serve serial {s} (one not heard from yet)")
+        }
         (None, _) => String::new(),
     })
+}
+
+/// The planner's view of one zone.
+struct Planner<'a, F> {
+    t: &'a Timings,
+    o: &'a Observed,
+    zone: &'a str,
+    parent_zone: &'a str,
+    ds_of: F,
+    step: Option<Step>,
+}
+
+impl<F: Fn(&KeyRecord) -> Option<DsId>> Planner<'_, F> {
+    fn propose(&mut self, s: Step) {
+        if self.step.is_none() {
+            self.step = Some(s);
+        }
+    }
+
+    /// Whether every parent nameserver serves `k`'s DS (its TTL), or why not.
+    fn has(&self, k: &KeyRecord) -> Option<Result<u32, String>> {
+        let p = self.o.parent.as_ref()?;
+        Some(match (self.ds_of)(k) {
+            Some(ds) => p.all_have(&ds),
+            None => Err(format!("key {} cannot be read", k.tag)),
+        })
+    }
+
+    fn ds_text(&self, k: &KeyRecord) -> String {
+        (self.ds_of)(k).map_or_else(
+            || "(key unreadable)".to_string(),
+            |d| format!("{} IN DS {d}", self.zone),
+        )
+    }
+
+    /// Wait for every secondary to serve `k`'s step, then `wait` seconds
+    /// after it (described as `what`); then `step`.
+    fn after(&mut self, k: &KeyRecord, out: &mut Outlook, wait: u64, what: String, step: Step) {
+        let at = k.since + wait;
+        out.at = Some(at);
+        if let Some(w) = wait_served(self.o, k.since_serial) {
+            out.waiting_for = w;
+        } else if self.o.now < at {
+            out.waiting_for = what;
+        } else {
+            self.propose(step);
+        }
+    }
+
+    fn ttl_wait(&self, ttl: u32) -> u64 {
+        u64::from(ttl) + u64::from(self.t.propagation_delay)
+    }
+
+    fn plan(mut self, keys: &[KeyRecord]) -> Plan {
+        let t = *self.t;
+        let delay = t.propagation_delay;
+        let active = keys.iter().rev().find(|k| k.state == KeyState::Active);
+        let incoming = keys.iter().rev().find(|k| {
+            matches!(
+                k.state,
+                KeyState::Signing | KeyState::Published | KeyState::Ready
+            )
+        });
+        let mut outlooks = Vec::new();
+        for k in keys {
+            let mut out = Outlook::default();
+            match k.state {
+                KeyState::Generated | KeyState::Removed => {}
+                KeyState::Signing => {
+                    out.next = "publish its DNSKEY".into();
+                    let what = format!(
+                        "the zone's longest TTL ({} s) plus propagation-delay ({delay} s) to pass, so no cache holds an RRset without its signatures",
+                        t.max_ttl
+                    );
+                    self.after(
+                        k,
+                        &mut out,
+                        self.ttl_wait(t.max_ttl),
+                        what,
+                        Step::Publish { key: k.id },
+                    );
+                }
+                KeyState::Published => {
+                    out.next = "submit its DS (CDS/CDNSKEY)".into();
+                    let what = format!(
+                        "the DNSKEY TTL ({} s) plus propagation-delay ({delay} s) to pass",
+                        t.dnskey_ttl
+                    );
+                    self.after(
+                        k,
+                        &mut out,
+                        self.ttl_wait(t.dnskey_ttl),
+                        what,
+                        Step::Submit { key: k.id },
+                    );
+                }
+                KeyState::Ready => self.ready(k, active, &mut out),
+                KeyState::Active => self.active(k, incoming, &mut out),
+                KeyState::Withdrawn => {
+                    out.next = "its signatures go".into();
+                    let what = format!(
+                        "the DNSKEY TTL ({} s) plus propagation-delay ({delay} s) to pass",
+                        t.dnskey_ttl
+                    );
+                    self.after(
+                        k,
+                        &mut out,
+                        self.ttl_wait(t.dnskey_ttl),
+                        what,
+                        Step::Unsign { key: k.id },
+                    );
+                }
+                KeyState::Retired => {
+                    out.next = "removed".into();
+                    let what = format!("the DNSKEY TTL ({} s) to pass", t.dnskey_ttl);
+                    self.after(
+                        k,
+                        &mut out,
+                        self.ttl_wait(t.dnskey_ttl),
+                        what,
+                        Step::Remove { key: k.id },
+                    );
+                }
+            }
+            if matches!(k.state, KeyState::Retired | KeyState::Removed) && k.ds_removed.is_none() {
+                let any = self
+                    .o
+                    .parent
+                    .as_ref()
+                    .zip((self.ds_of)(k))
+                    .map(|(p, ds)| p.any_has(&ds));
+                match any {
+                    Some(false) => self.propose(Step::DsRemoved { key: k.id }),
+                    Some(true) => {
+                        out.note = Some(format!(
+                            "the parent still serves the DS of retired key {}: remove it from {} (harmless meanwhile)",
+                            k.tag, self.parent_zone
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            outlooks.push((k.id, out));
+        }
+        Plan {
+            step: self.step,
+            keys: outlooks,
+        }
+    }
+
+    fn ready(&mut self, k: &KeyRecord, active: Option<&KeyRecord>, out: &mut Outlook) {
+        let delay = self.t.propagation_delay;
+        out.next = "retire the old key".into();
+        let (Some(seen), Some(ds_ttl)) = (k.ds_seen, k.ds_ttl) else {
+            match self.has(k) {
+                Some(Ok(ttl)) => self.propose(Step::DsSeen { key: k.id, ttl }),
+                Some(Err(why)) => {
+                    out.waiting_for = format!(
+                        "the DS of key {} at every nameserver of {}: {why}",
+                        k.tag, self.parent_zone
+                    );
+                    out.action = Some(format!(
+                        "put this DS in {} in place of the old key's (or let the parent take it from the CDS): {}",
+                        self.parent_zone,
+                        self.ds_text(k)
+                    ));
+                }
+                None => {
+                    out.waiting_for = format!(
+                        "the DS of key {} at the nameservers of {} (not asked yet)",
+                        k.tag, self.parent_zone
+                    );
+                }
+            }
+            return;
+        };
+        let at = seen + self.ttl_wait(ds_ttl);
+        out.at = Some(at);
+        if self.o.now < at {
+            out.waiting_for =
+                format!("the DS TTL ({ds_ttl} s) plus propagation-delay ({delay} s) to pass");
+            return;
+        }
+        match self.has(k) {
+            Some(Err(why)) => {
+                out.waiting_for = format!("the parent's DS to be there still: {why}");
+            }
+            None => out.waiting_for = "a fresh look at the parent's DS".into(),
+            Some(Ok(_)) => {
+                if let Some(old) = active {
+                    self.propose(Step::Retire {
+                        old: old.id,
+                        new: k.id,
+                    });
+                }
+            }
+        }
+    }
+
+    fn active(&mut self, k: &KeyRecord, incoming: Option<&KeyRecord>, out: &mut Outlook) {
+        let t = *self.t;
+        if !t.enabled {
+            return self.leaving(k, incoming, out);
+        }
+        if k.ds_delete.is_some() {
+            out.next = "name this key in CDS and CDNSKEY again (DNSSEC is on again)".into();
+            self.propose(Step::Stay { key: k.id });
+            return;
+        }
+        if let Some(n) = incoming {
+            out.next = format!("retire, once key {} is ready and its DS is in place", n.tag);
+        } else {
+            let due = if k.algorithm != t.algorithm {
+                Some((
+                    k.since,
+                    format!(
+                        "the zone file asks for {} (algorithm rollover)",
+                        t.algorithm.config_name()
+                    ),
+                ))
+            } else {
+                k.roll_requested
+                    .map(|r| (r, "asked for (`dnssec roll`)".to_string()))
+                    .or_else(|| {
+                        t.key_lifetime.map(|l| {
+                            (
+                                k.active.unwrap_or(k.since) + u64::from(l),
+                                format!("key-lifetime ({l} s) reached"),
+                            )
+                        })
+                    })
+            };
+            match due {
+                Some((at, reason)) => {
+                    out.next = "start a rollover".into();
+                    out.at = Some(at);
+                    if self.o.now >= at {
+                        self.propose(Step::Start {
+                            old: k.id,
+                            algorithm: t.algorithm,
+                            reason,
+                        });
+                    } else {
+                        out.waiting_for = "key-lifetime to pass".into();
+                    }
+                }
+                None => {
+                    out.next = "none (no key-lifetime; `zonewarden dnssec roll` starts one)".into()
+                }
+            }
+        }
+        match self.has(k) {
+            Some(Ok(ttl)) if k.ds_seen.is_none() => self.propose(Step::DsSeen { key: k.id, ttl }),
+            Some(Err(why)) if incoming.is_none_or(|n| n.state != KeyState::Ready) => {
+                out.action = Some(format!(
+                    "put this DS in {} ({why}): {}",
+                    self.parent_zone,
+                    self.ds_text(k)
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// The active key of a zone whose file turns DNSSEC off.
+    fn leaving(&mut self, k: &KeyRecord, incoming: Option<&KeyRecord>, out: &mut Outlook) {
+        let delay = self.t.propagation_delay;
+        out.next = "turn DNSSEC off".into();
+        if let Some(n) = incoming {
+            out.waiting_for = format!("the rollover to key {} to finish first", n.tag);
+            return;
+        }
+        if k.ds_delete.is_none() {
+            self.propose(Step::Leave { key: k.id });
+            return;
+        }
+        let Some(gone) = k.ds_removed else {
+            match self.o.parent.as_ref().map(ParentView::none_has_any) {
+                Some(Ok(())) => self.propose(Step::DsRemoved { key: k.id }),
+                Some(Err(why)) => {
+                    out.waiting_for = format!(
+                        "no DS for {} at any nameserver of {}: {why}",
+                        self.zone, self.parent_zone
+                    );
+                    out.action = Some(format!(
+                        "remove the DS records of {} from {} (or let the parent act on the CDS \"delete\")",
+                        self.zone, self.parent_zone
+                    ));
+                }
+                None => out.waiting_for = "the parent's DS (not asked yet)".into(),
+            }
+            return;
+        };
+        // Caches may hold the DS set for its TTL after the parent dropped it.
+        let ds_ttl = k.ds_ttl.unwrap_or(0);
+        let at = gone + self.ttl_wait(ds_ttl);
+        out.at = Some(at);
+        if self.o.now < at {
+            out.waiting_for =
+                format!("the DS TTL ({ds_ttl} s) plus propagation-delay ({delay} s) to pass");
+        } else {
+            self.propose(Step::Off { key: k.id });
+        }
+    }
 }
 
 /// The next step for a zone's keys.
@@ -124,175 +473,15 @@ pub fn plan(
     parent_zone: &str,
     ds_of: impl Fn(&KeyRecord) -> Option<DsId>,
 ) -> Plan {
-    let mut plan = Plan::default();
-    let ttl_wait = u64::from(t.dnskey_ttl) + u64::from(t.propagation_delay);
-    let mut step: Option<Step> = None;
-    let propose = |s: Step, step: &mut Option<Step>| {
-        if step.is_none() {
-            *step = Some(s);
-        }
-    };
-    let active = keys.iter().rev().find(|k| k.state == KeyState::Active);
-    let incoming = keys
-        .iter()
-        .rev()
-        .find(|k| matches!(k.state, KeyState::Published | KeyState::Ready));
-    // A key whose file cannot be read has no DS: nothing matches it.
-    let has = |p: &ParentView, k: &KeyRecord| match ds_of(k) {
-        Some(ds) => p.all_have(&ds),
-        None => Err(format!("key {} cannot be read", k.tag)),
-    };
-    let ds_text = |k: &KeyRecord| {
-        ds_of(k).map_or_else(
-            || "(key unreadable)".to_string(),
-            |d| format!("{zone} IN DS {d}"),
-        )
-    };
-    for k in keys {
-        let mut out = Outlook::default();
-        match k.state {
-            KeyState::Generated | KeyState::Removed => {}
-            KeyState::Published => {
-                out.next = "submit its DS (CDS/CDNSKEY)".into();
-                let at = k.since + ttl_wait;
-                out.at = Some(at);
-                if let Some(w) = wait_served(o, k.since_serial) {
-                    out.waiting_for = w;
-                } else if o.now < at {
-                    out.waiting_for = format!(
-                        "the DNSKEY TTL ({} s) plus propagation-delay ({} s) to pass",
-                        t.dnskey_ttl, t.propagation_delay
-                    );
-                } else {
-                    propose(Step::Submit { key: k.id }, &mut step);
-                }
-            }
-            KeyState::Ready => {
-                out.next = "retire the old key".into();
-                match (k.ds_seen, k.ds_ttl) {
-                    (Some(seen), Some(ds_ttl)) => {
-                        let at = seen + u64::from(ds_ttl) + u64::from(t.propagation_delay);
-                        out.at = Some(at);
-                        let still = o.parent.as_ref().map(|p| has(p, k));
-                        if o.now < at {
-                            out.waiting_for = format!(
-                                "the DS TTL ({ds_ttl} s) plus propagation-delay ({} s) to pass",
-                                t.propagation_delay
-                            );
-                        } else if let Some(Err(why)) = still {
-                            out.waiting_for = format!("the parent's DS to be there still: {why}");
-                        } else if still.is_none() {
-                            out.waiting_for = "a fresh look at the parent's DS".into();
-                        } else if let Some(old) = active {
-                            propose(
-                                Step::Retire {
-                                    old: old.id,
-                                    new: k.id,
-                                },
-                                &mut step,
-                            );
-                        }
-                    }
-                    _ => match o.parent.as_ref().map(|p| has(p, k)) {
-                        Some(Ok(ttl)) => propose(Step::DsSeen { key: k.id, ttl }, &mut step),
-                        Some(Err(why)) => {
-                            out.waiting_for = format!(
-                                "the DS of key {} at every nameserver of {parent_zone}: {why}",
-                                k.tag
-                            );
-                            out.action = Some(format!(
-                                "put this DS in {parent_zone} in place of the old key's (or let the parent take it from the CDS): {}",
-                                ds_text(k)
-                            ));
-                        }
-                        None => {
-                            out.waiting_for = format!(
-                                "the DS of key {} at the nameservers of {parent_zone} (not asked yet)",
-                                k.tag
-                            );
-                        }
-                    },
-                }
-            }
-            KeyState::Active => {
-                if let Some(n) = incoming {
-                    out.next =
-                        format!("retire, once key {} is ready and its DS is in place", n.tag);
-                } else {
-                    let due = k
-                        .roll_requested
-                        .map(|r| (r, "asked for (`dnssec roll`)".to_string()))
-                        .or_else(|| {
-                            t.key_lifetime.map(|l| {
-                                (
-                                    k.active.unwrap_or(k.since) + u64::from(l),
-                                    format!("key-lifetime ({l} s) reached"),
-                                )
-                            })
-                        });
-                    match due {
-                        Some((at, reason)) => {
-                            out.next = "start a rollover".into();
-                            out.at = Some(at);
-                            if o.now >= at {
-                                propose(Step::Start { old: k.id, reason }, &mut step);
-                            } else {
-                                out.waiting_for = "key-lifetime to pass".into();
-                            }
-                        }
-                        None => {
-                            out.next =
-                                "none (no key-lifetime; `zonewarden dnssec roll` starts one)".into()
-                        }
-                    }
-                }
-                match o.parent.as_ref().map(|p| has(p, k)) {
-                    Some(Ok(ttl)) if k.ds_seen.is_none() => {
-                        propose(Step::DsSeen { key: k.id, ttl }, &mut step)
-                    }
-                    Some(Err(why)) if incoming.is_none_or(|n| n.state != KeyState::Ready) => {
-                        out.action = Some(format!(
-                            "put this DS in {parent_zone} ({why}): {}",
-                            ds_text(k)
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            KeyState::Retired => {
-                out.next = "removed".into();
-                let at = k.since + ttl_wait;
-                out.at = Some(at);
-                if let Some(w) = wait_served(o, k.since_serial) {
-                    out.waiting_for = w;
-                } else if o.now < at {
-                    out.waiting_for = format!("the DNSKEY TTL ({} s) to pass", t.dnskey_ttl);
-                } else {
-                    propose(Step::Remove { key: k.id }, &mut step);
-                }
-            }
-        }
-        if matches!(k.state, KeyState::Retired | KeyState::Removed) && k.ds_removed.is_none() {
-            let any = o
-                .parent
-                .as_ref()
-                .zip(ds_of(k))
-                .map(|(p, ds)| p.any_has(&ds));
-            match any {
-                Some(false) => propose(Step::DsRemoved { key: k.id }, &mut step),
-                Some(true) => {
-                    out.note = Some(format!(
-                        "remove the DS of retired key {} from {parent_zone} (harmless meanwhile: the new key's DS is there)",
-                        k.tag
-                    ))
-                }
-                None => {}
-            }
-        }
-        plan.keys.push((k.id, out));
+    Planner {
+        t,
+        o,
+        zone,
+        parent_zone,
+        ds_of,
+        step: None,
     }
-    plan.step = step;
-    plan
+    .plan(keys)
 }
 
 #[cfg(test)]

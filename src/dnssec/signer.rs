@@ -50,15 +50,28 @@ use super::{Delta, INCEPTION_BACKDATE, Settings};
 use crate::serial;
 use crate::zone::{ZoneData, as_rrsig};
 
-/// The keys a zone is signed with now (`dnssec::roll` moves them): each
-/// is in the DNSKEY RRset and signs every RRset (a CSK rollover by double
-/// signature, see docs/dnssec.md), and the CDS and CDNSKEY name `cds`.
+/// What the CDS and CDNSKEY RRsets say (RFC 7344, RFC 8078).
+#[derive(Debug, Clone)]
+pub enum Cds {
+    /// The parent's DS should be for this key.
+    Key(Arc<ZoneKey>),
+    /// The parent should remove the DS (RFC 8078 §4: DNSSEC is being
+    /// turned off).
+    Delete,
+    /// No CDS or CDNSKEY (the zone is not signed).
+    Absent,
+}
+
+/// The keys a zone is signed with now (`dnssec::roll` moves them): the
+/// DNSKEY RRset, the keys whose signatures are on every RRset (in a CSK
+/// rollover the same keys: double signature; in an algorithm rollover a
+/// key signs before it is published and after it is withdrawn), and what
+/// the CDS and CDNSKEY say. No key at all: the zone is not signed.
 #[derive(Debug, Clone)]
 pub struct KeySet {
-    /// Never empty.
     pub signing: Vec<Arc<ZoneKey>>,
-    /// The key the parent's DS should be for.
-    pub cds: Arc<ZoneKey>,
+    pub published: Vec<Arc<ZoneKey>>,
+    pub cds: Cds,
 }
 
 impl KeySet {
@@ -67,8 +80,22 @@ impl KeySet {
         let key = Arc::new(key);
         Self {
             signing: vec![key.clone()],
-            cds: key,
+            published: vec![key.clone()],
+            cds: Cds::Key(key),
         }
+    }
+
+    /// No key: every DNSSEC record goes.
+    pub fn none() -> Self {
+        Self {
+            signing: Vec::new(),
+            published: Vec::new(),
+            cds: Cds::Absent,
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        self.signing.is_empty() && self.published.is_empty()
     }
 
     /// The signing key that made `sig`, if it is one of ours.
@@ -77,17 +104,25 @@ impl KeySet {
     }
 
     fn dnskeys(&self) -> Vec<RData> {
-        let mut v: Vec<RData> = self.signing.iter().map(|k| k.dnskey_rdata()).collect();
+        let mut v: Vec<RData> = self.published.iter().map(|k| k.dnskey_rdata()).collect();
         v.sort_by_key(canonical_rdata);
         v
     }
 
-    /// The DNSKEY, CDS and CDNSKEY RRsets' RDATA, each sorted.
+    /// The DNSKEY, CDS and CDNSKEY RRsets' RDATA (empty: no such RRset).
     fn apex(&self) -> [(RecordType, Vec<RData>); 3] {
+        let (cds, cdnskey) = match &self.cds {
+            Cds::Key(k) => (vec![k.cds_rdata()], vec![k.cdnskey_rdata()]),
+            Cds::Delete => (
+                vec![super::key::cds_delete()],
+                vec![super::key::cdnskey_delete()],
+            ),
+            Cds::Absent => (Vec::new(), Vec::new()),
+        };
         [
             (RecordType::DNSKEY, self.dnskeys()),
-            (RecordType::CDS, vec![self.cds.cds_rdata()]),
-            (RecordType::CDNSKEY, vec![self.cds.cdnskey_rdata()]),
+            (RecordType::CDS, cds),
+            (RecordType::CDNSKEY, cdnskey),
         ]
     }
 }
@@ -188,9 +223,19 @@ impl ZoneSigner {
         self.keys.swap(Arc::new(keys))
     }
 
-    /// The key the parent's DS is for (or should be: the CDS's).
-    pub fn key(&self) -> Arc<ZoneKey> {
-        self.keys.load().cds.clone()
+    /// The key the parent's DS is for (or should be: the CDS's; while
+    /// DNSSEC is turned off, the last published one). None once off.
+    pub fn key(&self) -> Option<Arc<ZoneKey>> {
+        let keys = self.keys.load();
+        match &keys.cds {
+            Cds::Key(k) => Some(k.clone()),
+            _ => keys.published.last().cloned(),
+        }
+    }
+
+    /// Whether the zone is signed at all (not once DNSSEC was turned off).
+    pub fn is_on(&self) -> bool {
+        !self.keys.load().is_off()
     }
 
     /// Have the next [`ZoneSigner::sign_all`] sign these RRsets again,
@@ -301,10 +346,13 @@ impl ZoneSigner {
     /// settings say (the zone is signed with this key). Read-only.
     pub fn keys_in_place(&self, zone: &ZoneData) -> bool {
         let ttl = self.settings.dnskey_ttl;
-        self.keys().apex().into_iter().all(|(t, want)| {
-            zone.rrset(zone.origin(), t)
-                .is_some_and(|s| s.ttl == ttl && same_set(&s.rdatas(), &want))
-        })
+        self.keys()
+            .apex()
+            .into_iter()
+            .all(|(t, want)| match zone.rrset(zone.origin(), t) {
+                None => want.is_empty(),
+                Some(s) => s.ttl == ttl && same_set(&s.rdatas(), &want),
+            })
     }
 
     /// Make the apex DNSKEY, CDS and CDNSKEY RRsets what the key says.
@@ -314,8 +362,11 @@ impl ZoneSigner {
         let ttl = self.settings.dnskey_ttl;
         let mut changed = BTreeSet::new();
         for (t, want) in self.keys().apex() {
-            let current = zone.rrset(&apex, t);
-            if current.is_some_and(|s| s.ttl == ttl && same_set(&s.rdatas(), &want)) {
+            let in_line = match zone.rrset(&apex, t) {
+                None => want.is_empty(),
+                Some(s) => s.ttl == ttl && same_set(&s.rdatas(), &want),
+            };
+            if in_line {
                 continue;
             }
             for r in zone.records(&apex, t) {
@@ -443,6 +494,9 @@ impl ZoneSigner {
     /// signs the whole zone, on a restart it changes nothing. Moves the
     /// serial when anything changed.
     pub fn sign_all(&self, zone: &mut ZoneData, now: u64) -> Delta {
+        if !self.is_on() {
+            return super::strip(zone);
+        }
         let mut delta = Delta::default();
         let keys_changed = self.fix_apex_keys(zone, &mut delta);
         let mut suspects: BTreeMap<Name, BTreeSet<RecordType>> = BTreeMap::new();
@@ -472,6 +526,9 @@ impl ZoneSigner {
     /// changed.
     pub fn refresh(&self, zone: &mut ZoneData, now: u64) -> Delta {
         let mut delta = Delta::default();
+        if !self.is_on() {
+            return delta;
+        }
         let names = Self::all_names(zone);
         self.fix_names(zone, names, now, &mut delta);
         if !delta.is_empty() {
@@ -494,6 +551,9 @@ impl ZoneSigner {
         touched: &BTreeSet<(Name, RecordType)>,
         now: u64,
     ) -> Delta {
+        if !self.is_on() {
+            return Delta::default();
+        }
         let apex = next.origin().clone();
         let mut names: std::collections::BTreeMap<Name, BTreeSet<RecordType>> =
             std::collections::BTreeMap::new();

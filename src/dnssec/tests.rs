@@ -434,7 +434,7 @@ fn rrsets_are_signed_over_canonical_rdata_order() {
     let name = n("a.z.test.");
     let a = s
         .sign_rrset(
-            &s.key(),
+            &s.key().unwrap(),
             &name,
             RecordType::TXT,
             60,

@@ -217,7 +217,7 @@ fn dnssec_view(z: &ZoneHandle, now: u64) -> DnssecView {
             DnssecView {
                 enabled: true,
                 algorithm: Some(s.settings.algorithm.config_name().into()),
-                key_tag: Some(s.key().key_tag()),
+                key_tag: s.key().map(|k| k.key_tag()),
                 signature_expiry: exp,
                 signature_horizon_seconds: exp.map(|e| e as i64 - now as i64),
                 refresh_before_seconds: Some(s.settings.refresh_before),
@@ -264,10 +264,13 @@ pub fn zone_detail(app: &Context, z: &ZoneHandle) -> ZoneDetail {
         });
     }
     let (ds, dnskey) = match &z.signer {
-        Some(s) => {
-            let (ds, dnskey) = s.key().parent_records(s.settings.dnskey_ttl);
-            (Some(ds.to_string()), Some(dnskey.to_string()))
-        }
+        Some(s) => match s.key() {
+            Some(k) => {
+                let (ds, dnskey) = k.parent_records(s.settings.dnskey_ttl);
+                (Some(ds.to_string()), Some(dnskey.to_string()))
+            }
+            None => (None, None),
+        },
         None => (None, None),
     };
     ZoneDetail {

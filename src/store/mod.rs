@@ -150,6 +150,7 @@ const MIGRATIONS: &[&str] = &[
         ds_ttl INTEGER,
         ds_removed INTEGER,
         roll_requested INTEGER,
+        ds_delete INTEGER,
         UNIQUE (zone, file)
      );",
 ];

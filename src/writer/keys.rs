@@ -16,7 +16,7 @@ use super::open::OpenError;
 use super::{Draft, WriteError, Written, ZoneHandle};
 use crate::dnssec::parent_view::{DsId, ParentView, ServerDs};
 use crate::dnssec::roll::{self, Observed, Outlook, Step, Timings};
-use crate::dnssec::signer::KeySet;
+use crate::dnssec::signer::{Cds, KeySet};
 use crate::dnssec::{KeyError, ZoneKey, ZoneSigner};
 use crate::serial;
 use crate::store::{Store, StoreError};
@@ -33,6 +33,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// What the writer keeps of a signed zone's keys besides the signer.
 #[derive(Debug)]
 pub struct Life {
+    /// The zone file wants the zone signed (false: being turned off).
+    enabled: bool,
+    /// The longest TTL of a signed RRset.
+    max_ttl: u32,
     data_dir: PathBuf,
     /// The stored records, as of the last step.
     records: Mutex<Vec<KeyRecord>>,
@@ -61,24 +65,46 @@ pub fn parent_of(zone: &Name) -> Name {
     zone.base_name()
 }
 
-/// The keys that sign now, from their records.
+/// The keys that sign now, from their records: the single source of the
+/// signer's key set (a step moves records, then the set is made again).
 fn key_set(zone: &Name, data_dir: &Path, records: &[KeyRecord]) -> Result<KeySet, KeyError> {
-    let mut signing = Vec::new();
-    let mut cds = None;
-    for r in records.iter().filter(|r| r.state.signs()) {
+    let mut set = KeySet::none();
+    for r in records
+        .iter()
+        .filter(|r| r.state.signs() || r.state.published())
+    {
         let key = Arc::new(ZoneKey::load(zone, &key_file(data_dir, &r.file))?);
-        if r.state == KeyState::Ready || (r.state == KeyState::Active && cds.is_none()) {
-            cds = Some(key.clone());
+        if r.state.signs() {
+            set.signing.push(key.clone());
         }
-        signing.push(key);
+        if r.state.published() {
+            set.published.push(key);
+        }
     }
-    let cds = cds
-        .or_else(|| signing.first().cloned())
-        .ok_or_else(|| KeyError::Invalid {
-            path: crate::dnssec::key::key_dir(data_dir),
-            reason: format!("no key of {zone} is published or active in the database"),
-        })?;
-    Ok(KeySet { signing, cds })
+    let find = |state: KeyState| records.iter().rev().find(|r| r.state == state);
+    let by_file = |r: &KeyRecord| {
+        set.published
+            .iter()
+            .find(|k| k.file_name() == r.file)
+            .cloned()
+    };
+    set.cds = match (find(KeyState::Active), find(KeyState::Ready)) {
+        (Some(a), _) if a.ds_delete.is_some() => Cds::Delete,
+        (_, Some(r)) => by_file(r).map_or(Cds::Absent, Cds::Key),
+        (Some(a), None) => by_file(a).map_or(Cds::Absent, Cds::Key),
+        (None, None) => set.published.last().cloned().map_or(Cds::Absent, Cds::Key),
+    };
+    Ok(set)
+}
+
+/// The longest TTL a signed RRset of the zone can have.
+fn max_ttl(spec: &ZoneSpec, settings: &crate::zonefile::Settings) -> u32 {
+    spec.records
+        .iter()
+        .map(|r| r.ttl)
+        .chain([spec.ttl.max, spec.soa.ttl, settings.dnskey_ttl])
+        .max()
+        .unwrap_or(0)
 }
 
 /// The signer of a zone whose file turns DNSSEC on, with its keys as the
@@ -90,19 +116,43 @@ pub(super) fn open_signer(
     store: &mut Store,
     now: u64,
 ) -> Result<Option<(ZoneSigner, Life)>, OpenError> {
-    let Some(settings) = spec.dnssec.clone() else {
-        return Ok(None);
-    };
     let zone = &spec.origin;
     let mut records = store.keys(zone)?;
-    if !records.iter().any(|r| r.state.signs()) {
-        let (key, created) = ZoneKey::load_or_create(data_dir, zone, settings.algorithm)?;
+    let signed = records
+        .iter()
+        .any(|r| r.state.signs() || r.state.published());
+    let (settings, enabled) = match (&spec.dnssec, &spec.dnssec_off) {
+        (Some(s), _) => (s.clone(), true),
+        // Off in the zone file, still signed here: turned off step by step.
+        (None, Some(s)) if signed => (s.clone(), false),
+        _ => return Ok(None),
+    };
+    if !signed {
+        let first = crate::dnssec::key::key_path(data_dir, zone);
+        let first_name = first.file_name().map(|n| n.to_string_lossy().into_owned());
+        let used = match &first_name {
+            Some(f) => store.key_id(zone, f)?.is_some(),
+            None => false,
+        };
+        // A zone signed again after it was turned off gets a new key.
+        let next = || {
+            ZoneKey::create_next(data_dir, zone, settings.algorithm, now).map(|(k, _)| (k, true))
+        };
+        let (key, created) = if used {
+            next()?
+        } else {
+            match ZoneKey::load_or_create(data_dir, zone, settings.algorithm) {
+                // A first key file of another algorithm, never recorded
+                // (a database started afresh): a new key, the file kept.
+                Err(KeyError::AlgorithmMismatch { .. }) => next()?,
+                other => other?,
+            }
+        };
         if created {
             tracing::warn!(zone = %zone, key_tag = key.key_tag(), file = %key.path.display(),
                 "generated a DNSSEC key; give the parent its DS (`zonewarden ds {zone}`)");
         }
         let mut r = KeyRecord::generated(key.key_tag(), key.algorithm, key.file_name(), now);
-        r.id = store.key_id(zone, &r.file)?.unwrap_or(0);
         r.enter(KeyState::Published, now, None);
         r.enter(KeyState::Active, now, None);
         let audit = Audit::server(
@@ -117,17 +167,9 @@ pub(super) fn open_signer(
         records = store.keys(zone)?;
     }
     let keys = key_set(zone, data_dir, &records)?;
-    if let Some(active) = records.iter().rev().find(|r| r.state == KeyState::Active)
-        && active.algorithm != settings.algorithm
-    {
-        return Err(KeyError::AlgorithmMismatch {
-            path: key_file(data_dir, &active.file),
-            found: active.algorithm.config_name(),
-            configured: settings.algorithm.config_name(),
-        }
-        .into());
-    }
     let life = Life {
+        enabled,
+        max_ttl: max_ttl(spec, &settings),
         data_dir: data_dir.to_path_buf(),
         records: Mutex::new(records),
         parent: Mutex::new(None),
@@ -136,11 +178,14 @@ pub(super) fn open_signer(
     Ok(Some((ZoneSigner::with_keys(keys, settings), life)))
 }
 
-fn timings(s: &crate::zonefile::Settings) -> Timings {
+fn timings(s: &crate::zonefile::Settings, life: &Life) -> Timings {
     Timings {
         dnskey_ttl: s.dnskey_ttl,
         propagation_delay: s.propagation_delay,
         key_lifetime: s.key_lifetime,
+        algorithm: s.algorithm,
+        max_ttl: life.max_ttl,
+        enabled: life.enabled,
     }
 }
 
@@ -190,7 +235,7 @@ impl ZoneHandle {
         let observed = self.observe(now);
         Some(roll::plan(
             &records,
-            &timings(&signer.settings),
+            &timings(&signer.settings, life),
             &observed,
             &self.origin.to_string(),
             &parent_of(&self.origin).to_string(),
@@ -256,7 +301,10 @@ impl ZoneHandle {
         Ok(true)
     }
 
-    /// Carry out one rollover step (under the writer's lock).
+    /// Carry out one rollover step (under the writer's lock): move the
+    /// records, make the signer's key set from them, and commit the zone
+    /// brought in line as one journaled change with the records; a step
+    /// that changes no record of the zone is stored with an audit row.
     pub(super) fn key_step(
         &self,
         store: &mut Store,
@@ -269,106 +317,228 @@ impl ZoneHandle {
             return Ok(());
         };
         let mut records = store.keys(&self.origin)?;
-        let find = |records: &[KeyRecord], id: i64| records.iter().position(|r| r.id == id);
-        let current = (*signer.keys()).clone();
-        let by_file =
-            |set: &KeySet, file: &str| set.signing.iter().find(|k| k.file_name() == file).cloned();
-        // The keys to sign with and the records moved, or a record-only step.
-        let (keys, moved, detail): (KeySet, Vec<KeyRecord>, String) = match step {
-            Step::Start { old, reason } => {
-                let Some(o) = find(&records, old) else {
+        let at = |records: &[KeyRecord], id: i64| records.iter().position(|r| r.id == id);
+        let parent = parent_of(&self.origin);
+        // The records the step moves (by index; a new key is pushed) and
+        // what it did, in words; `zone`: whether the zone changes.
+        let (moved, detail, zone): (Vec<usize>, String, bool) = match step {
+            Step::Start {
+                old,
+                algorithm,
+                reason,
+            } => {
+                let Some(o) = at(&records, old) else {
                     return Ok(());
                 };
-                let alg = signer.settings.algorithm;
-                let (key, file) = ZoneKey::create_next(&life.data_dir, &self.origin, alg, now)?;
-                let mut n = KeyRecord::generated(key.key_tag(), alg, file, now);
-                n.state = KeyState::Published;
+                let (key, file) =
+                    ZoneKey::create_next(&life.data_dir, &self.origin, algorithm, now)?;
+                let mut n = KeyRecord::generated(key.key_tag(), algorithm, file, now);
+                let (state, how) = if algorithm == records[o].algorithm {
+                    (KeyState::Published, "published and signing")
+                } else {
+                    (
+                        KeyState::Signing,
+                        "signing (not published yet: algorithm rollover)",
+                    )
+                };
+                n.state = state;
                 let detail = format!(
-                    "key {} published beside key {} ({reason})",
-                    n.tag, records[o].tag
+                    "key {} ({}) {how} beside key {} ({reason})",
+                    n.tag,
+                    algorithm.config_name(),
+                    records[o].tag
                 );
-                let mut set = current.clone();
-                set.signing.push(Arc::new(key));
-                (set, vec![n], detail)
+                records.push(n);
+                (vec![records.len() - 1], detail, true)
+            }
+            Step::Publish { key } => {
+                let Some(i) = at(&records, key) else {
+                    return Ok(());
+                };
+                records[i].state = KeyState::Published;
+                (vec![i], format!("key {} published", records[i].tag), true)
             }
             Step::Submit { key } => {
-                let Some(i) = find(&records, key) else {
+                let Some(i) = at(&records, key) else {
                     return Ok(());
                 };
-                let mut set = current.clone();
-                set.cds = by_file(&set, &records[i].file).ok_or_else(|| KeyError::Invalid {
-                    path: key_file(&life.data_dir, &records[i].file),
-                    reason: "a published key is not loaded".into(),
-                })?;
-                let mut r = records[i].clone();
-                r.state = KeyState::Ready;
-                let detail = format!("DS of key {} submitted (CDS, CDNSKEY)", r.tag);
-                (set, vec![r], detail)
+                records[i].state = KeyState::Ready;
+                let detail = format!("DS of key {} submitted (CDS, CDNSKEY)", records[i].tag);
+                (vec![i], detail, true)
             }
             Step::Retire { old, new } => {
-                let (Some(o), Some(n)) = (find(&records, old), find(&records, new)) else {
+                let (Some(o), Some(n)) = (at(&records, old), at(&records, new)) else {
                     return Ok(());
                 };
-                let mut set = current.clone();
-                set.signing.retain(|k| k.file_name() != records[o].file);
-                set.cds = by_file(&set, &records[n].file).ok_or_else(|| KeyError::Invalid {
-                    path: key_file(&life.data_dir, &records[n].file),
-                    reason: "the incoming key is not loaded".into(),
-                })?;
-                let (mut ro, mut rn) = (records[o].clone(), records[n].clone());
-                ro.state = KeyState::Retired;
-                rn.state = KeyState::Active;
-                let detail = format!("key {} retired, key {} active", ro.tag, rn.tag);
-                (set, vec![ro, rn], detail)
+                let same = records[o].algorithm == records[n].algorithm;
+                records[o].state = if same {
+                    KeyState::Retired
+                } else {
+                    KeyState::Withdrawn
+                };
+                records[n].state = KeyState::Active;
+                let detail = format!(
+                    "key {} {}, key {} active",
+                    records[o].tag,
+                    if same {
+                        "retired"
+                    } else {
+                        "withdrawn (its signatures stay one DNSKEY TTL)"
+                    },
+                    records[n].tag
+                );
+                (vec![o, n], detail, true)
+            }
+            Step::Unsign { key } => {
+                let Some(i) = at(&records, key) else {
+                    return Ok(());
+                };
+                records[i].state = KeyState::Retired;
+                (
+                    vec![i],
+                    format!("signatures of key {} removed, key retired", records[i].tag),
+                    true,
+                )
+            }
+            Step::Leave { key } => {
+                let Some(i) = at(&records, key) else {
+                    return Ok(());
+                };
+                records[i].ds_delete = Some(now);
+                records[i].ds_removed = None;
+                let detail = format!(
+                    "turning DNSSEC off: CDS and CDNSKEY say delete (RFC 8078) to {parent}"
+                );
+                return self.rekey_with(
+                    store,
+                    life,
+                    signer,
+                    base,
+                    records,
+                    vec![i],
+                    detail,
+                    now,
+                    written,
+                    false,
+                );
+            }
+            Step::Stay { key } => {
+                let Some(i) = at(&records, key) else {
+                    return Ok(());
+                };
+                records[i].ds_delete = None;
+                let detail = format!(
+                    "DNSSEC on again: CDS and CDNSKEY name key {}",
+                    records[i].tag
+                );
+                return self.rekey_with(
+                    store,
+                    life,
+                    signer,
+                    base,
+                    records,
+                    vec![i],
+                    detail,
+                    now,
+                    written,
+                    false,
+                );
+            }
+            Step::Off { key } => {
+                let Some(i) = at(&records, key) else {
+                    return Ok(());
+                };
+                records[i].state = KeyState::Retired;
+                let detail =
+                    format!("DNSSEC off: no DS left at {parent}; every DNSSEC record removed");
+                (vec![i], detail, true)
             }
             Step::DsSeen { key, ttl } => {
-                let Some(i) = find(&records, key) else {
+                let Some(i) = at(&records, key) else {
                     return Ok(());
                 };
                 records[i].ds_seen = Some(now);
                 records[i].ds_ttl = Some(ttl);
                 let detail = format!(
-                    "DS of key {} seen at every nameserver of {} (TTL {ttl} s)",
-                    records[i].tag,
-                    parent_of(&self.origin)
+                    "DS of key {} seen at every nameserver of {parent} (TTL {ttl} s)",
+                    records[i].tag
                 );
-                return self.save_only(store, life, &records[i], detail, now);
+                (vec![i], detail, false)
             }
             Step::DsRemoved { key } => {
-                let Some(i) = find(&records, key) else {
+                let Some(i) = at(&records, key) else {
                     return Ok(());
                 };
                 records[i].ds_removed = Some(now);
-                let detail = format!(
-                    "DS of retired key {} gone from every nameserver of {}",
-                    records[i].tag,
-                    parent_of(&self.origin)
-                );
-                return self.save_only(store, life, &records[i], detail, now);
+                let detail = if records[i].state == KeyState::Active {
+                    format!("no DS left at any nameserver of {parent}")
+                } else {
+                    format!(
+                        "DS of key {} gone from every nameserver of {parent}",
+                        records[i].tag
+                    )
+                };
+                (vec![i], detail, false)
             }
             Step::Remove { key } => {
-                let Some(i) = find(&records, key) else {
+                let Some(i) = at(&records, key) else {
                     return Ok(());
                 };
                 records[i].enter(KeyState::Removed, now, None);
-                let detail = format!("key {} removed from every cache", records[i].tag);
-                return self.save_only(store, life, &records[i], detail, now);
+                (
+                    vec![i],
+                    format!("key {} removed from every cache", records[i].tag),
+                    false,
+                )
             }
         };
+        if !zone {
+            let moved: Vec<KeyRecord> = moved.into_iter().map(|i| records[i].clone()).collect();
+            return self.save_only(store, life, &moved, detail, now);
+        }
+        self.rekey_with(
+            store, life, signer, base, records, moved, detail, now, written, true,
+        )
+    }
+
+    /// The zone brought in line with `records` (the signer's keys made
+    /// from them) and committed with the moved ones; `entered`: the moved
+    /// records entered their state now, by this change's serial.
+    #[allow(clippy::too_many_arguments)]
+    fn rekey_with(
+        &self,
+        store: &mut Store,
+        life: &Life,
+        signer: &ZoneSigner,
+        base: Arc<ZoneData>,
+        records: Vec<KeyRecord>,
+        moved: Vec<usize>,
+        detail: String,
+        now: u64,
+        written: &mut Written,
+        entered: bool,
+    ) -> Result<(), WriteError> {
+        let keys = key_set(&self.origin, &life.data_dir, &records)?;
         let previous = signer.set_keys(keys);
         let mut next = (*base).clone();
-        let Some(change) = crate::dnssec::rekey(signer, &mut next, now, detail) else {
-            signer.set_keys((*previous).clone());
-            return Ok(());
+        let Some(change) = crate::dnssec::rekey(signer, &mut next, now, detail.clone()) else {
+            // Nothing in the zone to change: store the records alone.
+            let moved: Vec<KeyRecord> = moved.into_iter().map(|i| records[i].clone()).collect();
+            return self.save_only(store, life, &moved, detail, now);
         };
+        let serial = next.serial;
         let moved: Vec<KeyRecord> = moved
             .into_iter()
-            .map(|mut r| {
-                let state = r.state;
-                r.enter(state, now, Some(next.serial));
+            .map(|i| {
+                let mut r = records[i].clone();
+                if entered {
+                    let state = r.state;
+                    r.enter(state, now, Some(serial));
+                }
                 r
             })
             .collect();
+        tracing::info!(zone = %self.origin, serial, "{detail}");
         let mut p = super::drafts::prepared(base, next, change);
         p.keys = moved;
         if let Err(e) = self.apply_into(store, p, now, written) {
@@ -383,13 +553,13 @@ impl ZoneHandle {
         &self,
         store: &mut Store,
         life: &Life,
-        record: &KeyRecord,
+        records: &[KeyRecord],
         detail: String,
         now: u64,
     ) -> Result<(), WriteError> {
         tracing::info!(zone = %self.origin, "{detail}");
         let audit = Audit::server(Action::DnssecKey, detail);
-        store.save_keys(&self.origin, std::slice::from_ref(record), &audit, now)?;
+        store.save_keys(&self.origin, records, &audit, now)?;
         *lock(&life.records) = store.keys(&self.origin)?;
         Ok(())
     }
@@ -402,7 +572,7 @@ impl ZoneHandle {
         let records = lock(&life.records);
         let waits = records.iter().any(|r| match r.state {
             KeyState::Ready => true,
-            KeyState::Active => r.ds_seen.is_none(),
+            KeyState::Active => r.ds_seen.is_none() || !life.enabled || r.ds_delete.is_some(),
             KeyState::Retired | KeyState::Removed => r.ds_removed.is_none(),
             _ => false,
         });

@@ -6,14 +6,21 @@
 
 use crate::zonefile::KeyAlgorithm;
 
-/// Where a key is in its life (RFC 7583 §3.1 terms). A CSK is in the
-/// DNSKEY RRset and signs every RRset from `Published` to `Active`; the
-/// zone's CDS and CDNSKEY name the `Ready` key when there is one, else the
-/// `Active` one.
+/// Where a key is in its life (RFC 7583 §3.1 terms, with the two extra
+/// stages of an algorithm rollover, RFC 6781 §4.1.4). A CSK is in the
+/// DNSKEY RRset from `Published` to `Active` and signs every RRset from
+/// `Signing` to `Withdrawn`; the zone's CDS and CDNSKEY name the `Ready`
+/// key when there is one, else the `Active` one (or say "delete", RFC 8078
+/// §4, while DNSSEC is being turned off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum KeyState {
     /// The key file exists; the zone does not show the key.
     Generated,
+    /// Algorithm rollover: its signatures are on every RRset, its DNSKEY
+    /// not published yet (a validator that sees a DNSKEY of an algorithm
+    /// expects that algorithm's signatures everywhere); waiting until no
+    /// cache holds an RRset without them.
+    Signing,
     /// Its DNSKEY is in the zone and it signs, beside the active key;
     /// waiting until every secondary serves it and caches holding the
     /// DNSKEY RRset without it have expired.
@@ -24,6 +31,9 @@ pub enum KeyState {
     Ready,
     /// The zone's key: its DS is at the parent.
     Active,
+    /// Algorithm rollover: out of the DNSKEY RRset, its signatures still
+    /// there until no cache holds the DNSKEY RRset with it.
+    Withdrawn,
     /// Out of the DNSKEY RRset and signing nothing; waiting until every
     /// secondary serves the zone without it and its DNSKEY TTL passed.
     Retired,
@@ -32,11 +42,13 @@ pub enum KeyState {
 }
 
 impl KeyState {
-    pub const ALL: [KeyState; 6] = [
+    pub const ALL: [KeyState; 8] = [
         KeyState::Generated,
+        KeyState::Signing,
         KeyState::Published,
         KeyState::Ready,
         KeyState::Active,
+        KeyState::Withdrawn,
         KeyState::Retired,
         KeyState::Removed,
     ];
@@ -44,9 +56,11 @@ impl KeyState {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyState::Generated => "generated",
+            KeyState::Signing => "signing",
             KeyState::Published => "published",
             KeyState::Ready => "ready",
             KeyState::Active => "active",
+            KeyState::Withdrawn => "withdrawn",
             KeyState::Retired => "retired",
             KeyState::Removed => "removed",
         }
@@ -56,8 +70,20 @@ impl KeyState {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// In the DNSKEY RRset, signing every RRset.
+    /// Its signatures are on every RRset.
     pub fn signs(self) -> bool {
+        matches!(
+            self,
+            KeyState::Signing
+                | KeyState::Published
+                | KeyState::Ready
+                | KeyState::Active
+                | KeyState::Withdrawn
+        )
+    }
+
+    /// Its DNSKEY is in the DNSKEY RRset.
+    pub fn published(self) -> bool {
         matches!(
             self,
             KeyState::Published | KeyState::Ready | KeyState::Active
@@ -101,6 +127,9 @@ pub struct KeyRecord {
     pub ds_removed: Option<u64>,
     /// A rollover away from this key was asked for (`dnssec roll`).
     pub roll_requested: Option<u64>,
+    /// DNSSEC is being turned off: since when the CDS and CDNSKEY say
+    /// "delete" (RFC 8078 §4) instead of naming this key.
+    pub ds_delete: Option<u64>,
 }
 
 impl KeyRecord {
@@ -124,6 +153,7 @@ impl KeyRecord {
             ds_ttl: None,
             ds_removed: None,
             roll_requested: None,
+            ds_delete: None,
         }
     }
 
@@ -133,7 +163,7 @@ impl KeyRecord {
         self.since = now;
         self.since_serial = serial;
         let stamp = match state {
-            KeyState::Generated => None,
+            KeyState::Generated | KeyState::Signing | KeyState::Withdrawn => None,
             KeyState::Published => Some(&mut self.published),
             KeyState::Ready => Some(&mut self.ready),
             KeyState::Active => Some(&mut self.active),

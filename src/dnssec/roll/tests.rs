@@ -8,6 +8,9 @@ const T: Timings = Timings {
     dnskey_ttl: 60,
     propagation_delay: 10,
     key_lifetime: None,
+    algorithm: KeyAlgorithm::EcdsaP256Sha256,
+    max_ttl: 300,
+    enabled: true,
 };
 
 fn ds(tag: u16) -> DsId {
@@ -189,4 +192,109 @@ fn an_unanswering_parent_nameserver_holds_the_rollover() {
     let p = run(&[old, new], &at(2000, Some(8), Some(view)));
     assert_eq!(p.step, None);
     assert!(p.keys[1].1.waiting_for.contains("timed out"));
+}
+
+#[test]
+fn an_algorithm_rollover_signs_first_and_unsigns_last() {
+    let mut old = key(1, 100, KeyState::Active, 0, None);
+    old.ds_seen = Some(0);
+    let t = Timings {
+        algorithm: KeyAlgorithm::Ed25519,
+        ..T
+    };
+    let run = |keys: &[KeyRecord], o: &Observed| plan(keys, &t, o, "z.", "p.", |k| Some(ds(k.tag)));
+    // the zone file asks for another algorithm: a rollover starts at once
+    let p = run(&[old.clone()], &at(5, Some(1), None));
+    assert!(
+        matches!(
+            &p.step,
+            Some(Step::Start {
+                old: 1,
+                algorithm: KeyAlgorithm::Ed25519,
+                ..
+            })
+        ),
+        "{:?}",
+        p.step
+    );
+    // signing only: published once the zone's longest TTL + delay passed
+    let mut s = key(2, 200, KeyState::Signing, 1000, Some(7));
+    s.algorithm = KeyAlgorithm::Ed25519;
+    let p = run(&[old.clone(), s.clone()], &at(1309, Some(7), None));
+    assert_eq!(p.step, None);
+    assert!(
+        p.keys[1].1.waiting_for.contains("longest TTL (300 s)"),
+        "{:?}",
+        p.keys[1]
+    );
+    let p = run(&[old.clone(), s.clone()], &at(1310, Some(7), None));
+    assert_eq!(p.step, Some(Step::Publish { key: 2 }));
+    // no second rollover starts while one runs
+    assert!(!matches!(p.step, Some(Step::Start { .. })));
+    // withdrawn: its signatures go a DNSKEY TTL + delay later
+    let w = key(1, 100, KeyState::Withdrawn, 2000, Some(12));
+    let mut a = key(2, 200, KeyState::Active, 2000, Some(12));
+    a.algorithm = KeyAlgorithm::Ed25519;
+    a.ds_seen = Some(1900);
+    let p = run(&[w.clone(), a.clone()], &at(2069, Some(12), None));
+    assert_eq!(p.step, None);
+    let p = run(&[w, a], &at(2070, Some(12), None));
+    assert_eq!(p.step, Some(Step::Unsign { key: 1 }));
+}
+
+#[test]
+fn turning_dnssec_off_waits_for_the_parent_to_drop_every_ds() {
+    let off = Timings {
+        enabled: false,
+        ..T
+    };
+    let run =
+        |keys: &[KeyRecord], o: &Observed| plan(keys, &off, o, "z.", "p.", |k| Some(ds(k.tag)));
+    let mut a = key(1, 100, KeyState::Active, 0, None);
+    a.ds_seen = Some(0);
+    a.ds_ttl = Some(120);
+    let p = run(
+        &[a.clone()],
+        &at(10, Some(1), Some(parent(&[&[100]], 120, 10))),
+    );
+    assert_eq!(p.step, Some(Step::Leave { key: 1 }));
+    a.ds_delete = Some(10);
+    // one nameserver still has the DS: wait, and say what to do
+    let p = run(
+        &[a.clone()],
+        &at(20, Some(1), Some(parent(&[&[], &[100]], 120, 20))),
+    );
+    assert_eq!(p.step, None);
+    let out = &p.keys[0].1;
+    assert!(
+        out.waiting_for.contains("192.0.2.1:53 still has key 100"),
+        "{out:?}"
+    );
+    assert!(
+        out.action
+            .as_deref()
+            .unwrap()
+            .contains("remove the DS records of z.")
+    );
+    // a nameserver that does not answer is not "no DS"
+    let mut silent = parent(&[&[], &[]], 0, 30);
+    silent.servers[1].answer = Err("timed out".into());
+    assert_eq!(run(&[a.clone()], &at(30, Some(1), Some(silent))).step, None);
+    let p = run(
+        &[a.clone()],
+        &at(40, Some(1), Some(parent(&[&[], &[]], 0, 40))),
+    );
+    assert_eq!(p.step, Some(Step::DsRemoved { key: 1 }));
+    a.ds_removed = Some(40);
+    // then the DS TTL the caches may still hold it for, plus the delay
+    assert_eq!(run(&[a.clone()], &at(169, Some(1), None)).step, None);
+    assert_eq!(
+        run(&[a.clone()], &at(170, Some(1), None)).step,
+        Some(Step::Off { key: 1 })
+    );
+    // on again before it was off: the CDS names the key again
+    let p = plan(&[a], &T, &at(100, Some(1), None), "z.", "p.", |k| {
+        Some(ds(k.tag))
+    });
+    assert_eq!(p.step, Some(Step::Stay { key: 1 }));
 }

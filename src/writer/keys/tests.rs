@@ -71,6 +71,7 @@ fn a_rollover_publishes_double_signs_submits_and_retires() {
     // 1. start: a second key in the DNSKEY RRset, signing every RRset
     z.write(Draft::KeyStep(Step::Start {
         old: old.id,
+        algorithm: old.algorithm,
         reason: "test".into(),
     }))
     .unwrap();
@@ -134,7 +135,10 @@ fn a_rollover_publishes_double_signs_submits_and_retires() {
         "nothing to re-sign"
     );
     assert_eq!(reopened.signer.as_ref().unwrap().keys().signing.len(), 2);
-    assert_eq!(reopened.signer.as_ref().unwrap().key().key_tag(), new.tag);
+    assert_eq!(
+        reopened.signer.as_ref().unwrap().key().unwrap().key_tag(),
+        new.tag
+    );
     drop(reopened);
 
     // 3. DS seen (a record-only step), then retire
@@ -175,4 +179,104 @@ fn a_roll_request_is_refused_while_one_is_under_way() {
     assert!(matches!(plan.step, Some(Step::Start { .. })), "{plan:?}");
     z.write(Draft::KeyStep(plan.step.unwrap())).unwrap();
     assert!(!z.request_roll().unwrap(), "a rollover is under way");
+}
+
+fn algorithms(zone: &ZoneData, name: &Name, rtype: RecordType) -> Vec<u8> {
+    let mut algs: Vec<u8> = zone
+        .records(name, RecordType::RRSIG)
+        .iter()
+        .filter_map(|r| crate::zone::as_rrsig(&r.data))
+        .filter(|s| s.input().type_covered == rtype)
+        .map(|s| u8::from(s.input().algorithm))
+        .collect();
+    algs.sort();
+    algs
+}
+
+#[test]
+fn an_algorithm_rollover_signs_before_publishing_and_withdraws_before_unsigning() {
+    let f = fixture();
+    let z = &f.zone;
+    let signer = z.signer.as_ref().unwrap();
+    let apex = z.origin.clone();
+    let old = record(z, KeyState::Active);
+    let step = |s: Step| z.write(Draft::KeyStep(s)).unwrap();
+    step(Step::Start {
+        old: old.id,
+        algorithm: crate::zonefile::KeyAlgorithm::Ed25519,
+        reason: "test".into(),
+    });
+    let new = record(z, KeyState::Signing);
+    let snap = z.snapshot();
+    assert_eq!(
+        apex_tags(&snap, RecordType::DNSKEY),
+        vec![old.tag],
+        "not published yet"
+    );
+    assert_eq!(algorithms(&snap, &apex, RecordType::SOA), vec![13, 15]);
+    assert_eq!(algorithms(&snap, &apex, RecordType::NSEC), vec![13, 15]);
+    assert_fully_signed(signer, &snap);
+    step(Step::Publish { key: new.id });
+    let mut both = vec![old.tag, new.tag];
+    both.sort();
+    assert_eq!(apex_tags(&z.snapshot(), RecordType::DNSKEY), both);
+    step(Step::Submit { key: new.id });
+    step(Step::DsSeen {
+        key: new.id,
+        ttl: 60,
+    });
+    step(Step::Retire {
+        old: old.id,
+        new: new.id,
+    });
+    let snap = z.snapshot();
+    assert_eq!(record(z, KeyState::Withdrawn).id, old.id);
+    assert_eq!(apex_tags(&snap, RecordType::DNSKEY), vec![new.tag]);
+    assert_eq!(
+        algorithms(&snap, &apex, RecordType::SOA),
+        vec![13, 15],
+        "old signatures stay"
+    );
+    assert_fully_signed(signer, &snap);
+    step(Step::Unsign { key: old.id });
+    let snap = z.snapshot();
+    assert_eq!(algorithms(&snap, &apex, RecordType::SOA), vec![15]);
+    assert_eq!(algorithms(&snap, &apex, RecordType::DNSKEY), vec![15]);
+    assert_eq!(record(z, KeyState::Retired).id, old.id);
+    assert_fully_signed(signer, &snap);
+}
+
+#[test]
+fn turning_dnssec_off_publishes_cds_delete_then_removes_every_dnssec_record() {
+    let f = fixture();
+    let z = &f.zone;
+    let signer = z.signer.as_ref().unwrap();
+    let apex = z.origin.clone();
+    let key = record(z, KeyState::Active);
+    z.write(Draft::KeyStep(Step::Leave { key: key.id }))
+        .unwrap();
+    let snap = z.snapshot();
+    let cds = snap.records(&apex, RecordType::CDS);
+    assert_eq!(cds.len(), 1);
+    assert_eq!(cds[0].data.to_string(), "0 0 0 00");
+    let cdnskey = snap.records(&apex, RecordType::CDNSKEY);
+    assert_eq!(cdnskey[0].data.to_string(), "0 3 0 AA==");
+    assert_eq!(
+        apex_tags(&snap, RecordType::DNSKEY),
+        vec![key.tag],
+        "still signed"
+    );
+    assert_fully_signed(signer, &snap);
+    z.write(Draft::KeyStep(Step::DsRemoved { key: key.id }))
+        .unwrap();
+    z.write(Draft::KeyStep(Step::Off { key: key.id })).unwrap();
+    let snap = z.snapshot();
+    assert!(
+        snap.all_records()
+            .iter()
+            .all(|r| !crate::zone::is_dnssec_type(r.record_type())),
+        "a DNSSEC record is left"
+    );
+    assert!(!signer.is_on());
+    assert_eq!(record(z, KeyState::Retired).id, key.id);
 }
