@@ -38,6 +38,7 @@
 
 pub mod key;
 pub mod nsec;
+pub mod parent;
 pub mod signer;
 #[cfg(test)]
 mod tests;
