@@ -61,48 +61,49 @@ impl DsAnswer {
 }
 
 /// Why the parent's DS (or its nameservers) could not be learnt. Each
-/// names the server asked and what it said.
+/// names the server asked and what it said. (Names are boxed: the error
+/// stays small on the `Ok` path.)
 #[derive(Debug, thiserror::Error)]
 pub enum ParentError {
     #[error("parent nameserver {server}: no usable answer for {zone} DS: {source}")]
     Exchange {
         server: SocketAddr,
-        zone: Name,
+        zone: Box<Name>,
         #[source]
         source: ClientError,
     },
     #[error("parent nameserver {server} answered {} for {zone} DS", rcode_name(.rcode))]
     Rcode {
         server: SocketAddr,
-        zone: Name,
+        zone: Box<Name>,
         rcode: ResponseCode,
     },
     #[error(
         "parent nameserver {server} answered NXDOMAIN for {zone} DS: the parent does not delegate {zone}"
     )]
-    NotDelegated { server: SocketAddr, zone: Name },
+    NotDelegated { server: SocketAddr, zone: Box<Name> },
     #[error(
         "parent nameserver {server} referred the query for {zone} DS to {to} instead of answering: it is not authoritative for the parent of {zone}"
     )]
     Referral {
         server: SocketAddr,
-        zone: Name,
-        to: Name,
+        zone: Box<Name>,
+        to: Box<Name>,
     },
     #[error(
         "parent nameserver {server} answered {zone} DS without authority (AA clear): lame for the parent of {zone}"
     )]
-    NotAuthoritative { server: SocketAddr, zone: Name },
+    NotAuthoritative { server: SocketAddr, zone: Box<Name> },
     #[error(
         "{server} answered {zone} DS from the zone {zone} itself: it is a nameserver of the child, not of its parent"
     )]
-    ChildAnswered { server: SocketAddr, zone: Name },
+    ChildAnswered { server: SocketAddr, zone: Box<Name> },
     #[error("the root zone has no parent")]
     Root,
     #[error("resolver {resolver}: no usable answer for {name} {rtype}: {source}")]
     Resolver {
         resolver: SocketAddr,
-        name: Name,
+        name: Box<Name>,
         rtype: RecordType,
         #[source]
         source: ClientError,
@@ -110,7 +111,7 @@ pub enum ParentError {
     #[error("resolver {resolver} answered {} for {name} {rtype}", rcode_name(.rcode))]
     ResolverRcode {
         resolver: SocketAddr,
-        name: Name,
+        name: Box<Name>,
         rtype: RecordType,
         rcode: ResponseCode,
     },
@@ -119,14 +120,14 @@ pub enum ParentError {
     #[error("resolver {resolver} found no NS records for {parent}, the parent of {zone}")]
     NoNameservers {
         resolver: SocketAddr,
-        zone: Name,
-        parent: Name,
+        zone: Box<Name>,
+        parent: Box<Name>,
     },
     #[error("resolver {resolver} found no A or AAAA records for {ns}, a nameserver of {parent}")]
     NoAddress {
         resolver: SocketAddr,
-        parent: Name,
-        ns: Name,
+        parent: Box<Name>,
+        ns: Box<Name>,
     },
     #[error("cannot read {path}: {source}")]
     ResolvConf {
@@ -200,7 +201,7 @@ pub async fn ds_at(
         .await
         .map_err(|source| ParentError::Exchange {
             server,
-            zone: zone.clone(),
+            zone: Box::new(zone.clone()),
             source,
         })?;
     interpret_ds(server, zone, &answer)
@@ -212,7 +213,7 @@ fn interpret_ds(
     zone: &Name,
     answer: &Message,
 ) -> Result<DsAnswer, ParentError> {
-    let zone_err = || zone.clone();
+    let zone_err = || Box::new(zone.clone());
     let asked = answer
         .queries
         .first()
@@ -250,7 +251,7 @@ fn interpret_ds(
             return Err(ParentError::Referral {
                 server,
                 zone: zone_err(),
-                to: ns.name.clone(),
+                to: Box::new(ns.name.clone()),
             });
         }
         return Err(ParentError::NotAuthoritative {
@@ -314,7 +315,7 @@ async fn ask(
         .await
         .map_err(|source| ParentError::Resolver {
             resolver,
-            name: name.clone(),
+            name: Box::new(name.clone()),
             rtype,
             source,
         })?;
@@ -322,7 +323,7 @@ async fn ask(
         ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
         rcode => Err(ParentError::ResolverRcode {
             resolver,
-            name: name.clone(),
+            name: Box::new(name.clone()),
             rtype,
             rcode,
         }),
@@ -377,8 +378,8 @@ pub async fn parent_nameservers(
     if ns_names.is_empty() {
         return Err(ParentError::NoNameservers {
             resolver,
-            zone: zone.clone(),
-            parent,
+            zone: Box::new(zone.clone()),
+            parent: Box::new(parent),
         });
     }
     let mut addrs = Vec::new();
@@ -395,8 +396,8 @@ pub async fn parent_nameservers(
         if found.is_empty() {
             return Err(ParentError::NoAddress {
                 resolver,
-                parent: parent.clone(),
-                ns: ns.clone(),
+                parent: Box::new(parent.clone()),
+                ns: Box::new(ns.clone()),
             });
         }
         addrs.extend(found.into_iter().map(|ip| SocketAddr::new(ip, 53)));
@@ -505,6 +506,9 @@ mod tests {
 
     const T: Duration = Duration::from_millis(500);
 
+    /// How a test responder answers a request (None: not at all).
+    type Respond = fn(&Message) -> Option<Message>;
+
     fn child() -> Name {
         name("_acme.example.org.")
     }
@@ -541,7 +545,7 @@ mod tests {
 
     #[tokio::test]
     async fn ds_at_refuses_what_is_not_an_authoritative_parent_answer() {
-        let cases: Vec<(&str, fn(&Message) -> Option<Message>, &str)> = vec![
+        let cases: Vec<(&str, Respond, &str)> = vec![
             (
                 "REFUSED",
                 |req| Some(reply(req, ResponseCode::Refused, false)),

@@ -422,7 +422,8 @@ zone:
 
     /// Replace the child's DS RRset by `ds_lines` (empty: no DS, the child
     /// becomes insecure) with nsupdate, then wait until BIND and the
-    /// second nameserver (unless frozen) serve exactly that set, signed.
+    /// second nameserver serve exactly that set, signed; a frozen second
+    /// nameserver only until it has been notified of the new serial.
     pub async fn set_ds(&self, ds_lines: &[String]) {
         let ds = parse_lines(ds_lines);
         let mut script = format!(
@@ -457,8 +458,31 @@ zone:
             self.primary.log()
         );
         self.wait_served(self.primary_addr, &ds, "BIND").await;
-        if let (Some((_, addr, _)), false) = (&self.second, self.second_frozen) {
-            self.wait_served(*addr, &ds, "the Knot secondary").await;
+        match (&self.second, self.second_frozen) {
+            (Some((_, addr, _)), false) => self.wait_served(*addr, &ds, "the Knot secondary").await,
+            (Some((knot, _, _)), true) => {
+                // Frozen: it must at least have been told, so that what it
+                // serves afterwards is its choice, not a NOTIFY in flight.
+                let serial =
+                    dnsclient::soa_serial(self.primary_addr, &self.zone, Duration::from_secs(2))
+                        .await
+                        .expect("BIND answers its SOA");
+                let heard = format!("notify, incoming, remote {}@", self.primary_addr.ip());
+                let deadline = Instant::now() + WAIT;
+                while !knot
+                    .log()
+                    .lines()
+                    .any(|l| l.contains(&heard) && l.ends_with(&format!("serial {serial}")))
+                {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the frozen Knot secondary was not notified of serial {serial} within {WAIT:?}\n{}",
+                        self.logs()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            (None, _) => {}
         }
     }
 
