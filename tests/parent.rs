@@ -174,7 +174,7 @@ async fn each_parent_nameserver_is_asked_for_the_ds_and_a_frozen_one_lags() {
     // One nameserver stops following the primary: they disagree.
     let other = tempfile::tempdir().unwrap();
     let new = stranger(other.path());
-    parent.freeze_second();
+    parent.freeze_second().await;
     parent.set_ds(&[ds_line(&new)]).await;
     let at_bind = ds_at(bind, &zone, T).await.unwrap();
     assert!(

@@ -520,8 +520,27 @@ zone:
 
     /// The second nameserver stops following the primary (NOTIFY and
     /// refresh are held) and keeps serving its last copy.
-    pub fn freeze_second(&mut self) {
+    /// Returns once Knot has frozen the zone (`zone-freeze` only queues the
+    /// freeze; a NOTIFY handled before it would still be followed).
+    pub async fn freeze_second(&mut self) {
+        let frozen_lines = |p: &Self| {
+            p.second
+                .as_ref()
+                .map(|(k, _, _)| k.log().matches("zone updates frozen").count())
+                .unwrap_or(0)
+        };
+        let before = frozen_lines(self);
         self.knotc(&["zone-freeze", &self.zone.to_string()]);
+        let deadline = Instant::now() + WAIT;
+        while frozen_lines(self) == before {
+            assert!(
+                Instant::now() < deadline,
+                "Knot did not freeze {} within {WAIT:?}\n{}",
+                self.zone,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         self.second_frozen = true;
     }
 
