@@ -194,10 +194,17 @@ async fn each_parent_nameserver_is_asked_for_the_ds_and_a_frozen_one_lags() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Thawed, it catches up; an empty DS set is an authoritative NODATA
+    // Thawed, it catches up; following the child's CDS brings back the DS
+    // of zonewarden's key at both; an empty DS set is an authoritative NODATA
     // with the parent's negative TTL.
     parent.thaw_second().await;
     assert!(ds_at(knot, &zone, T).await.unwrap().contains(&new.ds()));
+    let followed = parent.follow_cds(h.addr).await;
+    assert_eq!(followed.len(), 1, "{followed:?}");
+    for ns in [bind, knot] {
+        let a = ds_at(ns, &zone, T).await.unwrap();
+        assert!(a.records.len() == 1 && a.contains(&key.ds()), "{ns}: {a:?}");
+    }
     parent.set_ds(&[]).await;
     for ns in [bind, knot] {
         let a = ds_at(ns, &zone, T).await.unwrap();

@@ -19,6 +19,8 @@
 //!   primary while still serving its last copy (`knotc zone-freeze`), for
 //!   "a DS that never appears at one parent nameserver";
 //!   [`Parent::thaw_second`] lets it catch up.
+//! - [`Parent::follow_cds`]: the DS set made to match the child's CDS, as
+//!   a parent with RFC 8078 automation would (BIND 9.18 has none).
 //! - [`Parent::trust_anchor`]: the parent's DNSKEY as an unbound
 //!   `trust-anchor:`; [`Parent::unbound`]: a validating unbound trusting
 //!   only it, with stubs for the parent (its nameservers) and the child
@@ -484,6 +486,39 @@ zone:
             }
             (None, _) => {}
         }
+    }
+
+    /// Do what a parent with CDS automation (RFC 8078) does: read the
+    /// child's CDS RRset at `child_ns` and make the DS set match it (the
+    /// delete form `0 0 0 00` empties it). The CDS is not validated here.
+    /// Returns the DS lines set.
+    pub async fn follow_cds(&self, child_ns: SocketAddr) -> Vec<String> {
+        let cds = dnsclient::rrset(
+            child_ns,
+            &self.child,
+            RecordType::CDS,
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("the child answers its CDS RRset");
+        let mut lines = Vec::new();
+        for r in &cds {
+            let RData::DNSSEC(DNSSECRData::CDS(c)) = &r.data else {
+                continue;
+            };
+            match c.algorithm() {
+                Some(alg) if !c.is_delete() => {
+                    let ds = DS::new(c.key_tag(), alg, c.digest_type(), c.digest().to_vec());
+                    lines.push(ds.to_string());
+                }
+                _ => {
+                    lines.clear();
+                    break;
+                }
+            }
+        }
+        self.set_ds(&lines).await;
+        lines
     }
 
     async fn wait_served(&self, addr: SocketAddr, ds: &[DsKey], who: &str) {
