@@ -38,6 +38,7 @@
 
 pub mod key;
 pub mod nsec;
+pub mod parent;
 pub mod parent_view;
 pub mod roll;
 pub mod signer;

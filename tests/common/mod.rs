@@ -4,6 +4,7 @@
 //! client never would) over UDP or TCP.
 #![allow(dead_code)]
 
+pub mod parent;
 pub mod peers;
 pub mod secondary;
 pub mod unbound;

@@ -90,6 +90,33 @@ remote-control:
     )
 }
 
+/// [`unbound_conf`] for a resolver that trusts only `anchor` and reaches
+/// each of `stubs` (zone, addresses) directly; TTLs capped at
+/// `cache_max_ttl`, no aggressive use of NSEC, small caches.
+pub fn unbound_conf_trusting(
+    ip: &str,
+    port: u16,
+    dir: &tempfile::TempDir,
+    anchor: &str,
+    stubs: &[(String, Vec<std::net::SocketAddr>)],
+    cache_max_ttl: u32,
+) -> String {
+    let mut conf = unbound_conf(ip, port, dir, anchor, "127.0.0.1@1")
+        .split("stub-zone:")
+        .next()
+        .unwrap()
+        .to_string();
+    conf.push_str(&format!("    cache-max-ttl: {cache_max_ttl}\n"));
+    for (zone, addrs) in stubs {
+        conf.push_str(&format!("stub-zone:\n    name: \"{zone}\"\n"));
+        for a in addrs {
+            conf.push_str(&format!("    stub-addr: {}@{}\n", a.ip(), a.port()));
+        }
+    }
+    conf.push_str("remote-control:\n    control-enable: no\n");
+    conf
+}
+
 /// A loopback address other than 127.0.0.1 whose port 53 is free (UDP and
 /// TCP), for tools that cannot be given a resolver port (ldns-dane -r,
 /// resolv.conf).
@@ -126,17 +153,52 @@ impl Unbound {
     /// On 127.0.0.1, a free port; the zone's server at 127.0.0.1:`zone_port`.
     pub async fn start(zone_port: u16, anchor: &str) -> Self {
         let stub = format!("127.0.0.1@{zone_port}");
-        Self::launch(&stub, anchor, || ("127.0.0.1".to_string(), free_port())).await
+        Self::launch(
+            || ("127.0.0.1".to_string(), free_port()),
+            |ip, port, dir| unbound_conf(ip, port, dir, anchor, &stub),
+        )
+        .await
+    }
+
+    /// On 127.0.0.1, a free port, trusting only `anchor` (e.g. a parent
+    /// zone's key, [`super::parent::Parent::trust_anchor`]) and reaching
+    /// each zone of `stubs` at its addresses (the parent at its
+    /// nameservers, the child at zonewarden): the chain of trust runs
+    /// through the parent's DS. Caching stays on (TTLs, DS TTLs included,
+    /// matter as they do for a real resolver), with every TTL capped at
+    /// `cache_max_ttl` seconds.
+    pub async fn start_trusting(
+        anchor: &str,
+        stubs: &[(String, Vec<std::net::SocketAddr>)],
+        cache_max_ttl: u32,
+    ) -> Self {
+        Self::launch(
+            || ("127.0.0.1".to_string(), free_port()),
+            |ip, port, dir| unbound_conf_trusting(ip, port, dir, anchor, stubs, cache_max_ttl),
+        )
+        .await
+    }
+
+    /// Where it answers.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.ip.parse().unwrap(), self.port)
     }
 
     /// On port 53 of another loopback address (see [`free_loopback_53`]);
     /// the zone's server at `zone`.
     pub async fn start_on_53(zone: std::net::SocketAddr, anchor: &str) -> Self {
         let stub = format!("{}@{}", zone.ip(), zone.port());
-        Self::launch(&stub, anchor, || (free_loopback_53(), 53)).await
+        Self::launch(
+            || (free_loopback_53(), 53),
+            |ip, port, dir| unbound_conf(ip, port, dir, anchor, &stub),
+        )
+        .await
     }
 
-    async fn launch(stub: &str, anchor: &str, pick: impl Fn() -> (String, u16)) -> Self {
+    async fn launch(
+        pick: impl Fn() -> (String, u16),
+        conf_for: impl Fn(&str, u16, &tempfile::TempDir) -> String,
+    ) -> Self {
         // dig asks unbound whether it is up, and the tests ask through it.
         require("dig", "bind9-dnsutils");
         // Debian puts it in /usr/sbin, which a user's PATH may lack.
@@ -155,7 +217,7 @@ impl Unbound {
             let (ip, port) = pick();
             let conf = dir.path().join("unbound.conf");
             let log = dir.path().join("unbound.log");
-            std::fs::write(&conf, unbound_conf(&ip, port, &dir, anchor, stub)).unwrap();
+            std::fs::write(&conf, conf_for(&ip, port, &dir)).unwrap();
             let child = tokio::process::Command::new(program)
                 .arg("-d")
                 .arg("-c")
