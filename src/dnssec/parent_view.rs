@@ -67,7 +67,7 @@ impl ParentView {
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
-                Err(e) => missing.push(format!("{}: {e}", s.server)),
+                Err(e) => missing.push(e.clone()),
             }
         }
         if self.servers.is_empty() {
@@ -95,7 +95,7 @@ impl ParentView {
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
-                Err(e) => left.push(format!("{}: {e}", s.server)),
+                Err(e) => left.push(e.clone()),
             }
         }
         if self.servers.is_empty() {

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::Name;
 
 use super::open::OpenError;
 use super::{Draft, WriteError, Written, ZoneHandle};
+use crate::dnssec::parent;
 use crate::dnssec::parent_view::{DsId, ParentView, ServerDs};
 use crate::dnssec::roll::{self, Observed, Outlook, Step, Timings};
 use crate::dnssec::signer::{Cds, KeySet};
@@ -570,10 +570,15 @@ impl ZoneHandle {
             return false;
         };
         let records = lock(&life.records);
+        // Only a step that depends on the parent asks it, or, for `dnssec
+        // status`, whether the active key's DS is there when the zone file
+        // names the parent's nameservers (never the resolver for that).
+        let named = !signer.settings.parent_nameservers.is_empty();
         let waits = records.iter().any(|r| match r.state {
             KeyState::Ready => true,
-            KeyState::Active => r.ds_seen.is_none() || !life.enabled || r.ds_delete.is_some(),
-            KeyState::Retired | KeyState::Removed => r.ds_removed.is_none(),
+            KeyState::Active if !life.enabled || r.ds_delete.is_some() => r.ds_removed.is_none(),
+            KeyState::Active => r.ds_seen.is_none() && named,
+            KeyState::Retired => r.ds_removed.is_none(),
             _ => false,
         });
         let last = lock(&life.parent).as_ref().map(|p| p.at);
@@ -585,59 +590,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The DS RRset `server` serves for `zone`, asked directly (RD off): the
-/// answer must be authoritative.
-async fn ds_at(server: SocketAddr, zone: &Name) -> Result<(Vec<DsId>, u32), String> {
-    let mut m = hickory_proto::op::Message::new(
-        0,
-        hickory_proto::op::MessageType::Query,
-        hickory_proto::op::OpCode::Query,
-    );
-    m.add_query(hickory_proto::op::Query::query(
-        zone.clone(),
-        RecordType::DS,
-    ));
-    let mut e = hickory_proto::op::Edns::new();
-    e.set_max_payload(1232);
-    m.set_edns(e);
-    let answer = crate::dnsclient::exchange(server, m, None, 0, PARENT_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    if answer.metadata.response_code != ResponseCode::NoError {
-        return Err(format!("answered {}", answer.metadata.response_code));
-    }
-    if !answer.metadata.authoritative {
-        return Err("not authoritative for the parent zone".into());
-    }
-    let mut ttl = 0;
-    let set = answer
-        .answers
-        .iter()
-        .filter(|r| r.name == *zone)
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::DS(ds)) => {
-                ttl = ttl.max(r.ttl);
-                Some(DsId::of(ds))
-            }
-            _ => None,
-        })
-        .collect();
-    Ok((set, ttl))
-}
-
-/// The parent's nameservers' DS sets now.
+/// The parent's nameservers' DS sets now (each asked directly,
+/// `dnssec::parent::ds_at`).
 async fn ask_parent(servers: &[SocketAddr], zone: &Name, now: u64) -> ParentView {
     let mut out = Vec::new();
     for s in servers {
+        let answer = parent::ds_at(*s, zone, PARENT_TIMEOUT)
+            .await
+            .map(|a| (a.records.iter().map(DsId::of).collect(), a.ttl))
+            .map_err(|e| e.to_string());
         out.push(ServerDs {
             server: s.to_string(),
-            answer: ds_at(*s, zone).await,
+            answer,
         });
     }
     ParentView {
         at: now,
         servers: out,
     }
+}
+
+/// The parent's nameservers: the zone file's `parent-nameservers`, or
+/// those of the parent zone found through the system's resolver.
+async fn parent_servers(configured: &[SocketAddr], zone: &Name) -> Result<Vec<SocketAddr>, String> {
+    if !configured.is_empty() {
+        return Ok(configured.to_vec());
+    }
+    let resolver = parent::system_resolver().map_err(|e| e.to_string())?;
+    parent::parent_nameservers(zone, resolver, PARENT_TIMEOUT)
+        .await
+        .map_err(|e| format!("no parent-nameservers in the zone file's [dnssec], and {e}"))
 }
 
 /// The rollover of one signed zone, for as long as the server runs: every
@@ -655,16 +637,15 @@ pub async fn drive(zone: Arc<ZoneHandle>) {
         tick.tick().await;
         let now = zone.clock.now();
         if zone.parent_due(now) {
-            let view = if servers.is_empty() {
-                ParentView {
+            let view = match parent_servers(&servers, &zone.origin).await {
+                Ok(list) => ask_parent(&list, &zone.origin, now).await,
+                Err(e) => ParentView {
                     at: now,
                     servers: vec![ServerDs {
                         server: "-".into(),
-                        answer: Err("no parent-nameservers in the zone file's [dnssec]".into()),
+                        answer: Err(e),
                     }],
-                }
-            } else {
-                ask_parent(&servers, &zone.origin, now).await
+                },
             };
             if let Some((_, life)) = zone.life() {
                 *lock(&life.parent) = Some(view);

@@ -732,6 +732,27 @@ pub struct ValidatingLoop {
 
 impl ValidatingLoop {
     pub fn start(resolver: SocketAddr, questions: Vec<Question>, max: Duration) -> Self {
+        Self::start_with(resolver, questions, max, false)
+    }
+
+    /// Like [`ValidatingLoop::start`], but an insecure answer (NOERROR or
+    /// NXDOMAIN without AD) is fine too: only SERVFAIL and timeouts count.
+    /// For a zone that is going unsigned: secure until the parent's DS is
+    /// gone, insecure after, and never bogus in between.
+    pub fn start_allowing_insecure(
+        resolver: SocketAddr,
+        questions: Vec<Question>,
+        max: Duration,
+    ) -> Self {
+        Self::start_with(resolver, questions, max, true)
+    }
+
+    fn start_with(
+        resolver: SocketAddr,
+        questions: Vec<Question>,
+        max: Duration,
+        insecure_ok: bool,
+    ) -> Self {
         let report = Arc::new(Mutex::new(Report::default()));
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let r = report.clone();
@@ -753,7 +774,7 @@ impl ValidatingLoop {
                                 let rcode = a.metadata.response_code;
                                 let ok =
                                     matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain)
-                                        && a.metadata.authentic_data;
+                                        && (a.metadata.authentic_data || insecure_ok);
                                 (!ok).then(|| {
                                     format!(
                                         "{} ad={}",

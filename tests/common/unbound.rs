@@ -320,3 +320,79 @@ impl Unbound {
         d.text
     }
 }
+
+/// ldns-verify-zone on `text` with our DS as the trust anchor, at `at`
+/// (Unix time) or now.
+pub async fn ldns_verify(dir: &Path, text: &str, anchor: &str, at: Option<u64>) -> (bool, String) {
+    require("ldns-verify-zone", "ldnsutils");
+    let zone_file = dir.join(format!("zone-{}.txt", rand_id()));
+    let key_file = dir.join("anchor.ds");
+    std::fs::write(&zone_file, text).unwrap();
+    std::fs::write(&key_file, format!("{anchor}\n")).unwrap();
+    let mut args = vec![
+        "-V".to_string(),
+        "1".into(),
+        "-k".into(),
+        key_file.display().to_string(),
+    ];
+    if let Some(t) = at {
+        args.push("-t".into());
+        args.push(ldns_time(t));
+    }
+    args.push(zone_file.display().to_string());
+    run("ldns-verify-zone", &args).await
+}
+
+/// YYYYMMDDhhmmss in UTC.
+pub fn ldns_time(t: u64) -> String {
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    time::OffsetDateTime::from_unix_timestamp(t as i64)
+        .unwrap()
+        .format(format)
+        .unwrap()
+}
+
+/// Every record of the served zone, in presentation format.
+pub fn zone_text(h: &Harness) -> String {
+    let zone = h.server().zones.zone_exact(&name(ZONE)).unwrap().snapshot();
+    presentation(&zone.all_records())
+}
+
+/// RFC 1035 §5.1 presentation lines. hickory prints TXT strings bare, so
+/// those are quoted here (with `\"`, `\\` and `\DDD` escapes).
+pub fn presentation(records: &[Record]) -> String {
+    let mut out = String::new();
+    for r in records {
+        match &r.data {
+            RData::TXT(txt) => {
+                let strings: Vec<String> = txt
+                    .txt_data
+                    .iter()
+                    .map(|s| {
+                        let mut q = String::from("\"");
+                        for &b in s.iter() {
+                            match b {
+                                b'"' | b'\\' => {
+                                    q.push('\\');
+                                    q.push(b as char);
+                                }
+                                0x20..=0x7e => q.push(b as char),
+                                _ => q.push_str(&format!("\\{b:03}")),
+                            }
+                        }
+                        q.push('"');
+                        q
+                    })
+                    .collect();
+                out.push_str(&format!(
+                    "{} {} IN TXT {}\n",
+                    r.name,
+                    r.ttl,
+                    strings.join(" ")
+                ));
+            }
+            _ => out.push_str(&format!("{r}\n")),
+        }
+    }
+    out
+}
