@@ -375,6 +375,14 @@ async fn a_csk_rollover_never_breaks_validation() {
         key_in(st, new, KeyState::Ready)
     })
     .await;
+    // A parent that takes its time: nothing moves until it has the DS.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        rig.state_of(new),
+        KeyState::Ready,
+        "retired before the parent had the new DS"
+    );
+    assert_eq!(rig.state_of(old), KeyState::Active);
     // the parent takes the DS from the CDS (RFC 8078)
     let ds = rig.parent.follow_cds(rig.h.addr).await;
     assert_eq!(ds.len(), 1, "{ds:?}");
@@ -383,15 +391,38 @@ async fn a_csk_rollover_never_breaks_validation() {
         key_in(st, old, KeyState::Retired) && key_in(st, new, KeyState::Active)
     })
     .await;
-    rig.until("the old key removed", |st| {
-        key_in(st, old, KeyState::Removed)
-    })
-    .await;
+    let st = rig
+        .until("the old key removed", |st| {
+            key_in(st, old, KeyState::Removed)
+        })
+        .await;
     rig.wait_knot_current().await;
     assert_eq!(
         rig.knot_dnskeys().await,
         vec![new],
         "Knot serves only the new key"
+    );
+    // Each step waited what it must (the zone file: TTLs 2 s, delay 1 s).
+    let rec = |tag: u16| {
+        st.keys
+            .iter()
+            .find(|(k, _, _)| k.tag == tag)
+            .unwrap()
+            .0
+            .clone()
+    };
+    let (o, n) = (rec(old), rec(new));
+    assert!(
+        n.ready.unwrap() >= n.published.unwrap() + 3,
+        "DNSKEY TTL + delay before the DS: {n:?}"
+    );
+    assert!(
+        o.retired.unwrap() >= n.ds_seen.unwrap() + 3,
+        "DS TTL + delay before retiring: {n:?} {o:?}"
+    );
+    assert!(
+        o.removed.unwrap() >= o.retired.unwrap() + 3,
+        "DNSKEY TTL + delay before removed: {o:?}"
     );
     // nothing left to do
     let (text, verdict) =
@@ -518,8 +549,27 @@ async fn an_algorithm_rollover_never_breaks_validation() {
         .map(|(k, _, _)| k.tag)
         .find(|t| *t != old)
         .unwrap();
-    rig.until("the new key ready", |st| key_in(st, new, KeyState::Ready))
+    let st = rig
+        .until("the new key ready", |st| key_in(st, new, KeyState::Ready))
         .await;
+    let n = st
+        .keys
+        .iter()
+        .find(|(k, _, _)| k.tag == new)
+        .unwrap()
+        .0
+        .clone();
+    // signing first; published once the zone's longest TTL (3 s) + delay passed
+    assert!(
+        n.published.unwrap() >= n.created + 4,
+        "published too soon: {n:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        rig.state_of(old),
+        KeyState::Active,
+        "retired before the parent had the new DS"
+    );
     let ds = rig.parent.follow_cds(rig.h.addr).await;
     assert!(ds[0].starts_with(&format!("{new} 15 2 ")), "{ds:?}");
     rig.until("the old key withdrawn", |st| {
