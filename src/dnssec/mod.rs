@@ -38,6 +38,7 @@
 
 pub mod key;
 pub mod nsec;
+pub mod nsec3;
 pub mod signer;
 #[cfg(test)]
 mod tests;
@@ -53,7 +54,7 @@ pub use signer::ZoneSigner;
 use crate::zone::change::{Action, Audit, Change, Source, rdata_bytes};
 use crate::zone::{ZoneData, is_dnssec_type};
 
-pub use crate::zonefile::{KeyAlgorithm, Settings};
+pub use crate::zonefile::{Denial, KeyAlgorithm, Settings};
 
 /// How far back signatures' inception is set, for clocks that lag (RFC 6781 §4.4.2.2).
 pub const INCEPTION_BACKDATE: u32 = 3_600;
