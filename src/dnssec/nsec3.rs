@@ -41,8 +41,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::{Delta, nsec};
 use crate::zone::ZoneData;
-use crate::zonefile::Denial;
 pub use crate::zone::nsec3hash::{HASH_LEN, Params, base32hex, hash_of_owner};
+use crate::zonefile::Denial;
 
 /// Whether `name` owns an NSEC3 RRset (it is a hashed owner).
 pub fn is_owner(zone: &ZoneData, name: &Name) -> bool {
@@ -91,7 +91,12 @@ pub fn bitmap(zone: &ZoneData, name: &Name) -> Vec<RecordType> {
     };
     // Signed RRsets: the SOA at the apex, a DS at a delegation, any data
     // elsewhere (RFC 4035 §2.2).
-    let signed = apex || if delegation { types.len() > 1 } else { !types.is_empty() };
+    let signed = apex
+        || if delegation {
+            types.len() > 1
+        } else {
+            !types.is_empty()
+        };
     if apex {
         types.push(RecordType::SOA);
     }

@@ -43,8 +43,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber}
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::key::{KeyError, ZoneKey};
-use super::{nsec, nsec3};
 use super::{Delta, INCEPTION_BACKDATE, Settings};
+use super::{nsec, nsec3};
 use crate::serial;
 use crate::zone::{ZoneData, as_rrsig};
 use crate::zonefile::ZoneSpec;

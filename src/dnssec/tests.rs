@@ -478,7 +478,8 @@ fn keys_in_place_only_for_a_zone_signed_with_this_key_and_ttl() {
 }
 
 fn signer3(dir: &Path) -> ZoneSigner {
-    let (key, _) = ZoneKey::load_or_create(dir, &n("z.test."), KeyAlgorithm::EcdsaP256Sha256).unwrap();
+    let (key, _) =
+        ZoneKey::load_or_create(dir, &n("z.test."), KeyAlgorithm::EcdsaP256Sha256).unwrap();
     ZoneSigner::new(
         key,
         Settings {
@@ -497,7 +498,11 @@ fn nsec3_cycle(z: &ZoneData, names: &[&str]) -> Vec<(String, String)> {
     let by_hash: std::collections::BTreeMap<Vec<u8>, String> = names
         .iter()
         .map(|rel| {
-            let full = if rel.is_empty() { "z.test.".to_string() } else { format!("{rel}.z.test.") };
+            let full = if rel.is_empty() {
+                "z.test.".to_string()
+            } else {
+                format!("{rel}.z.test.")
+            };
             (p.hash(&n(&full)).to_vec(), full)
         })
         .collect();
@@ -516,7 +521,11 @@ fn nsec3_cycle(z: &ZoneData, names: &[&str]) -> Vec<(String, String)> {
         let next = by_hash
             .get(rd.next_hashed_owner_name())
             .unwrap_or_else(|| panic!("{name}: next hash is no name's"));
-        assert_eq!(z.rrsigs(&owner, RecordType::NSEC3).len(), 1, "{name} signed");
+        assert_eq!(
+            z.rrsigs(&owner, RecordType::NSEC3).len(),
+            1,
+            "{name} signed"
+        );
         out.push((name.clone(), next.clone()));
     }
     out
@@ -545,7 +554,12 @@ fn nsec3_covers_every_name_and_empty_non_terminal_and_no_nsec_is_left() {
         vec![RecordType::TXT, RecordType::RRSIG]
     );
     let apex = nsec3_types(&z, "z.test.");
-    for t in [RecordType::SOA, RecordType::NSEC3PARAM, RecordType::DNSKEY, RecordType::RRSIG] {
+    for t in [
+        RecordType::SOA,
+        RecordType::NSEC3PARAM,
+        RecordType::DNSKEY,
+        RecordType::RRSIG,
+    ] {
         assert!(apex.contains(&t), "{t} in the apex bitmap");
     }
     assert!(!apex.contains(&RecordType::NSEC));
@@ -568,7 +582,17 @@ fn nsec3_follows_adds_and_deletes_incrementally() {
     let added = owners(&d.added, RecordType::NSEC3);
     assert!(added.len() >= 3 && added.len() <= 6, "{added:?}");
     let (z, _) = change(&s, &z, &["_443._tcp.mx1"], &["m"]);
-    nsec3_cycle(&z, &["", "ns1", "mx1", "_tcp.mx1", "_25._tcp.mx1", "_443._tcp.mx1"]);
+    nsec3_cycle(
+        &z,
+        &[
+            "",
+            "ns1",
+            "mx1",
+            "_tcp.mx1",
+            "_25._tcp.mx1",
+            "_443._tcp.mx1",
+        ],
+    );
     // the last child gone: the ENTs above it go with it
     let (z, d) = change(&s, &z, &[], &["_25._tcp.mx1", "_443._tcp.mx1"]);
     nsec3_cycle(&z, &["", "ns1"]);
@@ -578,10 +602,23 @@ fn nsec3_follows_adds_and_deletes_incrementally() {
     // a delegation: its NSEC3 lists NS only; glue below it owns none
     let mut next = z.clone();
     let cut = n("sub.z.test.");
-    next.add(&cut, RecordType::NS, 60, RData::try_from_str(RecordType::NS, "ns.sub.z.test.").unwrap());
-    next.add(&n("ns.sub.z.test."), RecordType::A, 60, RData::try_from_str(RecordType::A, "192.0.2.9").unwrap());
+    next.add(
+        &cut,
+        RecordType::NS,
+        60,
+        RData::try_from_str(RecordType::NS, "ns.sub.z.test.").unwrap(),
+    );
+    next.add(
+        &n("ns.sub.z.test."),
+        RecordType::A,
+        60,
+        RData::try_from_str(RecordType::A, "192.0.2.9").unwrap(),
+    );
     next.serial = crate::serial::next(z.serial);
-    let touched = BTreeSet::from([(cut.clone(), RecordType::NS), (n("ns.sub.z.test."), RecordType::A)]);
+    let touched = BTreeSet::from([
+        (cut.clone(), RecordType::NS),
+        (n("ns.sub.z.test."), RecordType::A),
+    ]);
     s.resign(&z, &mut next, &touched, T0 + 30);
     assert_clean(&s, &next);
     nsec3_cycle(&next, &["", "ns1", "sub"]);
@@ -609,7 +646,12 @@ fn switching_to_nsec3_and_back_takes_two_changes_each_valid() {
         let name = n("d.z.test.");
         next.add(&name, RecordType::TXT, 60, txt("x"));
         next.serial = crate::serial::next(z1.serial);
-        let d = s3.resign(&z1, &mut next, &BTreeSet::from([(name, RecordType::TXT)]), T0 + 30);
+        let d = s3.resign(
+            &z1,
+            &mut next,
+            &BTreeSet::from([(name, RecordType::TXT)]),
+            T0 + 30,
+        );
         (next, d)
     };
     assert_eq!(chain(&z1).len(), nsec_names + 1);
@@ -632,6 +674,9 @@ fn switching_to_nsec3_and_back_takes_two_changes_each_valid() {
     let mut z4 = z3.clone();
     assert!(!s1.sign_all(&mut z4, T0).is_empty());
     assert!(s1.denial_in_place(&z4) && !z4.has_nsec3());
-    assert!(z4.names().all(|o| !o.iter().next().is_some_and(|l| l.len() == 32)));
+    assert!(
+        z4.names()
+            .all(|o| !o.iter().next().is_some_and(|l| l.len() == 32))
+    );
     assert_clean(&s1, &z4);
 }

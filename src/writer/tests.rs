@@ -507,9 +507,14 @@ fn a_restart_half_way_through_a_denial_switch_finishes_it() {
     };
     let clock = Arc::new(ManualClock::new(T0));
     let open = |denial: Denial| {
-        ZoneHandle::open(with(denial), &config, clock.clone(), Arc::new(Metrics::default()))
-            .unwrap()
-            .0
+        ZoneHandle::open(
+            with(denial),
+            &config,
+            clock.clone(),
+            Arc::new(Metrics::default()),
+        )
+        .unwrap()
+        .0
     };
     let has_nsec = |z: &ZoneData| z.rrset(z.origin(), RecordType::NSEC).is_some();
     for (from, to) in [(Denial::Nsec, Denial::Nsec3), (Denial::Nsec3, Denial::Nsec)] {
@@ -522,13 +527,23 @@ fn a_restart_half_way_through_a_denial_switch_finishes_it() {
         zone.write(Draft::SyncDnssec).unwrap();
         let half = zone.snapshot();
         assert_eq!(half.serial, crate::serial::next(before));
-        assert!(has_nsec(&half) && half.has_nsec3() && !nsec3::in_use(&half), "both chains, no NSEC3PARAM");
-        assert_eq!(zone.signer.as_ref().unwrap().unverified(&half, || true), Some(vec![]));
+        assert!(
+            has_nsec(&half) && half.has_nsec3() && !nsec3::in_use(&half),
+            "both chains, no NSEC3PARAM"
+        );
+        assert_eq!(
+            zone.signer.as_ref().unwrap().unverified(&half, || true),
+            Some(vec![])
+        );
         drop(zone);
         // the restart finishes with one change
         let zone = open(to);
         let done = zone.snapshot();
-        assert_eq!(done.serial, crate::serial::next(half.serial), "one change left");
+        assert_eq!(
+            done.serial,
+            crate::serial::next(half.serial),
+            "one change left"
+        );
         let signer = zone.signer.as_ref().unwrap();
         assert!(signer.denial_in_place(&done));
         assert_eq!(has_nsec(&done), to == Denial::Nsec);

@@ -164,7 +164,10 @@ mod tests {
             ("y.w.example.", "ji6neoaepv8b5o6k4ev33abha8ht9fgc"),
             ("x.y.w.example.", "2vptu5timamqttgl4luu9kg21e0aor3s"),
             ("xx.example.", "t644ebqk9bibcna874givr6joj62mlhv"),
-            ("2t7b4g4vsa5smi47k61mv5bv1a22bojr.example.", "kohar7mbb8dc2ce8a9qvl8hon4k53uhi"),
+            (
+                "2t7b4g4vsa5smi47k61mv5bv1a22bojr.example.",
+                "kohar7mbb8dc2ce8a9qvl8hon4k53uhi",
+            ),
             ("X.W.Example.", "b4um86eghhds6nea196smvmlo4ors995"),
         ] {
             let n = Name::from_ascii(name).unwrap();
@@ -182,10 +185,8 @@ mod tests {
         // SHA-1 of the wire form of "example." alone, once:
         // `printf '\x07example\x00' | sha1sum`
         let n = Name::from_ascii("Example.").unwrap();
-        let want = ring::digest::digest(
-            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
-            b"\x07example\x00",
-        );
+        let want =
+            ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, b"\x07example\x00");
         assert_eq!(Params::RFC9276.hash(&n).as_slice(), want.as_ref());
         assert_eq!(base32hex(&[0xff; 5]), "vvvvvvvv");
         assert_eq!(base32hex(&[0]), "00");
