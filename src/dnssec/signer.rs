@@ -1,5 +1,7 @@
 //! RRSIGs (RFC 4034 §3, RFC 4035 §2.2) and keeping them, the NSEC chain and
-//! the apex key records consistent with the zone data, incrementally.
+//! the apex key records consistent with the zone data, incrementally. An
+//! NSEC3 chain, when the zone has one, is kept by `nsec3` on the same
+//! walks (its owners are walked here for their RRSIGs).
 //!
 //! Every operation is one walk over a set of names with one per-name step
 //! ([`ZoneSigner::fix_name`]): drop the NSEC and RRSIGs of a name that left
