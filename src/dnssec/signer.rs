@@ -468,13 +468,6 @@ impl ZoneSigner {
             }
             names.entry(name).or_default().insert(*t);
         }
-        let mut delta = Delta::default();
-        if next.has_nsec3() {
-            let changed: Vec<Name> = names.keys().cloned().collect();
-            for owner in nsec3::fix(next, changed, &mut delta) {
-                names.entry(owner).or_default().insert(RecordType::NSEC3);
-            }
-        }
         let preds: Vec<Name> = match nsec3::in_use(next) {
             true => Vec::new(), // no NSEC chain
             false => names
@@ -483,6 +476,13 @@ impl ZoneSigner {
                 .map(|n| nsec::prev_in_chain(next, n))
                 .collect(),
         };
+        let mut delta = Delta::default();
+        if next.has_nsec3() {
+            let changed: Vec<Name> = names.keys().cloned().collect();
+            for owner in nsec3::fix(next, changed, &mut delta) {
+                names.entry(owner).or_default().insert(RecordType::NSEC3);
+            }
+        }
         for p in preds {
             names.entry(p).or_default();
         }
