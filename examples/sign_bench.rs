@@ -1,6 +1,6 @@
 //! What signing costs: time to sign a whole zone, to check it at a restart,
 //! to re-sign after one update, and how much the zone grows.
-//! `cargo run --release --example sign_bench [NAMES] [ALGORITHM]`.
+//! `cargo run --release --example sign_bench [NAMES] [ALGORITHM] [nsec|nsec3]`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::rr::{Name, RData, RecordType};
-use zonewarden::dnssec::{KeyAlgorithm, Settings, ZoneKey, ZoneSigner};
+use zonewarden::dnssec::{Denial, KeyAlgorithm, Settings, ZoneKey, ZoneSigner};
 use zonewarden::store::encode_records;
 use zonewarden::zone::ZoneData;
 
@@ -27,6 +27,10 @@ fn main() {
         .next()
         .and_then(|a| KeyAlgorithm::from_config(&a))
         .unwrap_or(KeyAlgorithm::EcdsaP256Sha256);
+    let denial = args
+        .next()
+        .and_then(|a| Denial::from_config(&a))
+        .unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let origin = Name::from_ascii("_acme.example.org.").unwrap();
     let spec = zonewarden::zonefile::parse(
@@ -39,6 +43,7 @@ fn main() {
         key,
         Settings {
             algorithm: alg,
+            denial,
             ..Settings::default()
         },
     );
@@ -100,7 +105,10 @@ fn main() {
     let refreshed = signer.refresh(&mut zone, now + 8 * 86_400);
     let refresh = t.elapsed();
 
-    println!("algorithm {} names {names}", alg.config_name());
+    println!(
+        "algorithm {} names {names} denial {denial:?}",
+        alg.config_name()
+    );
     println!(
         "records: {} unsigned -> {} signed ({} DNSSEC records added)",
         unsigned.len(),

@@ -16,7 +16,11 @@
 //! the NSEC that covers it (§3.1.3.1); for NXDOMAIN the NSEC covering the
 //! name and the NSEC covering the wildcard at its closest encloser
 //! (§3.1.3.2), once if they are the same; in referrals the DS or the NSEC
-//! proving there is none (§3.1.4); the RRSIGs of authoritative addresses
+//! proving there is none (§3.1.4). A zone whose apex holds an NSEC3PARAM
+//! answers with NSEC3 instead (RFC 5155 §7.2): the matching NSEC3 for
+//! NODATA, an empty non-terminal and a referral without DS, the closest
+//! encloser proof for NXDOMAIN; the owner of an NSEC3 does not exist
+//! (§7.2.8). The RRSIGs of authoritative addresses
 //! in ADDITIONAL (§3.1.1; glue below a cut is not signed and gets none).
 //! Without DO no DNSSEC record is added;
 //! a query for RRSIG, NSEC or DNSKEY itself is answered like any type.
@@ -30,6 +34,7 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::zone::nsec3hash::Params;
 use crate::zone::{ZoneData, is_dnssec_type};
 
 /// The parts of a response the lookup decides.
@@ -91,14 +96,80 @@ fn additional(
     }
 }
 
+/// Whether `name` exists: the apex, or a node with data. A hashed owner
+/// holding only its NSEC3 (and RRSIG) does not (RFC 5155 §7.2.8: a
+/// query for it gets a Name Error).
+fn exists(zone: &ZoneData, name: &Name) -> bool {
+    name == zone.origin()
+        || zone.node(name).is_some_and(|n| {
+            n.keys()
+                .any(|t| !matches!(t, RecordType::NSEC3 | RecordType::RRSIG))
+        })
+}
+
 /// What DNSSEC adds, if anything: None without DO or on an unsigned zone.
 struct Proofs<'z> {
     zone: &'z ZoneData,
+    /// The NSEC3 parameters when the zone's NSEC3PARAM says NSEC3 is in
+    /// use (RFC 5155 §7.2); NSEC proofs otherwise.
+    nsec3: Option<Params>,
 }
 
 impl<'z> Proofs<'z> {
     fn new(zone: &'z ZoneData, dnssec_ok: bool) -> Option<Self> {
-        (dnssec_ok && zone.is_signed()).then_some(Self { zone })
+        (dnssec_ok && zone.is_signed()).then(|| Self {
+            zone,
+            nsec3: Params::of_zone(zone),
+        })
+    }
+
+    /// The NSEC3 RRset at `owner`, with its RRSIGs, unless already in `out`.
+    fn nsec3_at(&self, owner: &Name, out: &mut Vec<Record>) {
+        let already = out
+            .iter()
+            .any(|r| r.record_type() == RecordType::NSEC3 && r.name == *owner);
+        if already {
+            return;
+        }
+        let set = self.zone.records(owner, RecordType::NSEC3);
+        out.extend(set.iter().cloned());
+        self.signed(&set, out);
+    }
+
+    /// The NSEC3 matching `name` (RFC 5155 §7.2.3, §7.2.5, §7.2.7).
+    fn nsec3_matching(&self, p: &Params, name: &Name, out: &mut Vec<Record>) {
+        self.nsec3_at(&p.owner(self.zone.origin(), name), out);
+    }
+
+    /// The NSEC3 covering `name`'s hash: the last owner before it in hash
+    /// order, or the last of all (the chain wraps around).
+    fn nsec3_covering(&self, p: &Params, name: &Name, out: &mut Vec<Record>) {
+        let owner = p.owner(self.zone.origin(), name);
+        let cover = match self.zone.rrset(&owner, RecordType::NSEC3) {
+            Some(_) => Some(owner),
+            None => self.zone.nsec3_owner_before(&owner),
+        };
+        if let Some(cover) = cover {
+            self.nsec3_at(&cover, out);
+        }
+    }
+
+    /// NODATA at an existing name (or no DS at a delegation point): the
+    /// name's own NSEC, or its matching NSEC3.
+    fn nodata(&self, name: &Name, out: &mut Vec<Record>) {
+        match &self.nsec3 {
+            Some(p) => self.nsec3_matching(p, name, out),
+            None => self.nsec_at(name, out),
+        }
+    }
+
+    /// NODATA at an empty non-terminal: the NSEC covering it, or the
+    /// NSEC3 matching it (RFC 5155 §7.1 gives every ENT one).
+    fn empty_non_terminal(&self, name: &Name, out: &mut Vec<Record>) {
+        match &self.nsec3 {
+            Some(p) => self.nsec3_matching(p, name, out),
+            None => self.covering(name, out),
+        }
     }
 
     /// `records` (one RRset) followed by its RRSIGs.
@@ -150,18 +221,32 @@ impl<'z> Proofs<'z> {
 
     /// NXDOMAIN (RFC 4035 §3.1.3.2): the name does not exist, nor does a
     /// wildcard at its closest encloser.
+    ///
+    /// With NSEC3, the closest encloser proof of RFC 5155 §7.2.1-2: the
+    /// NSEC3 matching the closest encloser, the one covering the next
+    /// closer name, the one covering the wildcard at the closest encloser.
     fn nxdomain(&self, name: &Name, out: &mut Vec<Record>) {
-        self.covering(name, out);
         let zone = self.zone;
         let mut encloser = name.base_name();
         while encloser.num_labels() > zone.origin().num_labels()
-            && !zone.name_exists(&encloser)
+            && !exists(zone, &encloser)
             && !zone.has_descendants(&encloser)
         {
             encloser = encloser.base_name();
         }
-        if let Ok(wildcard) = encloser.prepend_label("*") {
-            self.covering(&wildcard, out);
+        let wildcard = encloser.prepend_label("*").ok();
+        if let Some(p) = &self.nsec3 {
+            self.nsec3_matching(p, &encloser, out);
+            let next_closer = name.trim_to(usize::from(encloser.num_labels()) + 1);
+            self.nsec3_covering(p, &next_closer, out);
+            if let Some(w) = &wildcard {
+                self.nsec3_covering(p, w, out);
+            }
+            return;
+        }
+        self.covering(name, out);
+        if let Some(w) = &wildcard {
+            self.covering(w, out);
         }
     }
 }
@@ -202,7 +287,7 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
                 // RFC 4035 §3.1.4: the DS, or the NSEC proving there is none.
                 let ds = zone.records(&cut, RecordType::DS);
                 if ds.is_empty() {
-                    p.nsec_at(&cut, &mut answer.authorities);
+                    p.nodata(&cut, &mut answer.authorities);
                 } else {
                     answer.authorities.extend(ds.iter().cloned());
                     p.signed(&ds, &mut answer.authorities);
@@ -211,12 +296,13 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
             answer.authoritative = !answer.answers.is_empty();
             return answer;
         }
-        if !zone.name_exists(&name) {
+        if !exists(zone, &name) {
             negative(zone, proofs, &mut answer.authorities);
             if zone.has_descendants(&name) {
-                // empty non-terminal: NODATA (RFC 2308 §2.2), covered by the NSEC before it
+                // empty non-terminal: NODATA (RFC 2308 §2.2), covered by
+                // the NSEC before it, or its own NSEC3
                 if let Some(p) = proofs {
-                    p.covering(&name, &mut answer.authorities);
+                    p.empty_non_terminal(&name, &mut answer.authorities);
                 }
             } else {
                 answer.rcode = ResponseCode::NXDomain;
@@ -260,10 +346,10 @@ pub fn lookup(zone: &ZoneData, qname: &Name, qtype: RecordType, dnssec_ok: bool)
             RData::CNAME(c) => Some(c.0.clone()),
             _ => None,
         }) else {
-            // NODATA: the name's own NSEC shows the type is not there.
+            // NODATA: the name's own NSEC (or NSEC3) shows the type is not there.
             negative(zone, proofs, &mut answer.authorities);
             if let Some(p) = proofs {
-                p.nsec_at(&name, &mut answer.authorities);
+                p.nodata(&name, &mut answer.authorities);
             }
             return answer;
         };

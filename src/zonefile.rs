@@ -88,6 +88,28 @@ impl KeyAlgorithm {
     }
 }
 
+/// How the zone proves that a name or type does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Denial {
+    /// An NSEC chain (RFC 4034 §4), the default.
+    #[default]
+    Nsec,
+    /// An NSEC3 chain (RFC 5155) with RFC 9276's parameters: SHA-1, no
+    /// extra iterations, no salt, no opt-out.
+    Nsec3,
+}
+
+impl Denial {
+    /// The zone-file spelling.
+    pub fn from_config(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "nsec" => Some(Self::Nsec),
+            "nsec3" => Some(Self::Nsec3),
+            _ => None,
+        }
+    }
+}
+
 /// A zone's DNSSEC settings, from its `[dnssec]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -109,6 +131,8 @@ pub struct Settings {
     pub parent_nameservers: Vec<std::net::SocketAddr>,
     /// How often the parent's DS is asked for while a step waits for it.
     pub parent_check_interval: u32,
+    /// NSEC or NSEC3 (`denial`); a change is applied at the next start.
+    pub denial: Denial,
 }
 
 impl Default for Settings {
@@ -122,6 +146,7 @@ impl Default for Settings {
             propagation_delay: 300,
             parent_nameservers: Vec::new(),
             parent_check_interval: 60,
+            denial: Denial::Nsec,
         }
     }
 }
@@ -199,6 +224,7 @@ struct DnssecTable {
     propagation_delay: Option<u32>,
     parent_nameservers: Option<Vec<String>>,
     parent_check_interval: Option<u32>,
+    denial: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for DnssecFile {
@@ -257,8 +283,18 @@ fn dnssec_settings(
             )
         })?,
     };
+    let denial = match &t.denial {
+        None => defaults.denial,
+        Some(d) => Denial::from_config(d).ok_or_else(|| {
+            at(
+                f.span(),
+                format!("[dnssec] denial {d:?}: use \"nsec\" (the default) or \"nsec3\""),
+            )
+        })?,
+    };
     let s = DnssecSettings {
         algorithm,
+        denial,
         signature_validity: t.signature_validity.unwrap_or(defaults.signature_validity),
         refresh_before: t.refresh_before.unwrap_or(defaults.refresh_before),
         dnskey_ttl: t.dnskey_ttl.unwrap_or(defaults.dnskey_ttl),
@@ -928,5 +964,28 @@ data = "\"hello world\""
         assert!(parse(Path::new("z.toml"), &text).is_err());
         let text = format!("{GOOD}\n[dnssec]\nrefresh-before = 1209600\n");
         assert!(parse(Path::new("z.toml"), &text).is_err());
+    }
+
+    #[test]
+    fn denial_is_nsec_unless_the_file_says_nsec3() {
+        let z = parse(Path::new("z.toml"), GOOD).unwrap();
+        assert_eq!(z.dnssec.unwrap().denial, Denial::Nsec);
+        for (value, want) in [
+            ("nsec", Denial::Nsec),
+            ("nsec3", Denial::Nsec3),
+            ("NSEC3", Denial::Nsec3),
+        ] {
+            let text = format!("{GOOD}\n[dnssec]\ndenial = \"{value}\"\n");
+            let d = parse(Path::new("z.toml"), &text).unwrap().dnssec.unwrap();
+            assert_eq!(d.denial, want);
+        }
+        for bad in ["nsec3-opt-out", "nsec5", ""] {
+            let text = format!("{GOOD}\n[dnssec]\ndenial = \"{bad}\"\n");
+            let e = parse(Path::new("z.toml"), &text).unwrap_err();
+            assert!(
+                e.message.contains("denial") && e.message.contains("\"nsec3\""),
+                "{e}"
+            );
+        }
     }
 }

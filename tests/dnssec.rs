@@ -776,3 +776,398 @@ async fn a_broken_stored_signature_is_served_at_once_and_repaired_after_start() 
         "the repaired signature is served"
     );
 }
+
+// ---- NSEC3 (`[dnssec] denial = "nsec3"`) ----
+
+/// The test zone file, with `denial` set.
+fn zone_file_with_denial(denial: &str) -> String {
+    format!("{ZONE_FILE}\n[dnssec]\ndenial = \"{denial}\"\n")
+}
+
+/// What the served zone proves denial with: (NSEC RRs, NSEC3 RRs, NSEC3PARAM RRs).
+fn denial_counts(h: &Harness) -> (usize, usize, usize) {
+    let zone = h.server().zones.zone_exact(&name(ZONE)).unwrap().snapshot();
+    let all = zone.all_records();
+    let count = |t| all.iter().filter(|r| r.record_type() == t).count();
+    (
+        count(RecordType::NSEC),
+        count(RecordType::NSEC3),
+        count(RecordType::NSEC3PARAM),
+    )
+}
+
+/// Unbound validates (AD) positive, NODATA, empty non-terminal and NXDOMAIN
+/// answers (names one, two and three labels below existing ones); every
+/// query name gets `tag` so answers cached from an earlier step are not
+/// reused.
+async fn validate_every_kind(u: &Unbound, tag: &str) {
+    #[rustfmt::skip]
+    let cases = [
+        ("_acme-challenge.mx1".to_string(), "TXT", "NOERROR"),
+        ("static".into(), "TXT", "NOERROR"),
+        ("".into(), "DNSKEY", "NOERROR"),
+        ("ns1".into(), "A", "NOERROR"),
+        // NODATA at a name, at the apex, at empty non-terminals
+        ("_acme-challenge.mx1".into(), "AAAA", "NOERROR"),
+        ("static".into(), "A", "NOERROR"),
+        ("_tcp.mx1".into(), "TXT", "NOERROR"),
+        ("mx1".into(), "SRV", "NOERROR"),
+        // NXDOMAIN, one, two and three labels below existing names
+        (format!("nothing-{tag}"), "TXT", "NXDOMAIN"),
+        (format!("{tag}.static"), "TXT", "NXDOMAIN"),
+        (format!("a.{tag}._acme-challenge.mx1"), "TXT", "NXDOMAIN"),
+        (format!("x.y.{tag}._25._tcp.mx1"), "TLSA", "NXDOMAIN"),
+        (format!("_{tag}._tcp.mx1"), "TLSA", "NXDOMAIN"),
+    ];
+    for (rel, qtype, status) in cases {
+        u.validated(&zname(&rel).to_string(), qtype, status).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsec3_answers_validate_before_and_after_updates_and_a_restart() {
+    let text = zone_file_with_denial("nsec3");
+    let mut h = Harness::start_with(move |c| write(&c.zones_dir.join("acme.toml"), &text)).await;
+    let (nsec, nsec3, param) = denial_counts(&h);
+    assert_eq!((nsec, param), (0, 1), "NSEC3 only");
+    assert!(nsec3 >= 3, "{nsec3}");
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    let anchor = ds_line(&zone_key(&h));
+    // our answers carry NSEC3 proofs: the closest encloser proof has three
+    // (encloser, next closer, wildcard), NODATA one
+    let m = query_do(
+        &h,
+        &format!("a.b.static.{ZONE}"),
+        RecordType::TXT,
+        false,
+        1232,
+    )
+    .await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let t = types(&m.authorities);
+    assert_eq!(
+        t.iter().filter(|t| **t == RecordType::NSEC3).count(),
+        3,
+        "{t:?}"
+    );
+    assert!(!t.contains(&RecordType::NSEC));
+    let m = query_do(
+        &h,
+        &format!("_tcp.mx1.{ZONE}"),
+        RecordType::TXT,
+        false,
+        1232,
+    )
+    .await;
+    assert_eq!(
+        types(&m.authorities)
+            .iter()
+            .filter(|t| **t == RecordType::NSEC3)
+            .count(),
+        1
+    );
+    // an NSEC3 owner name does not exist (RFC 5155 §7.2.8)
+    let owner = zonewarden::dnssec::nsec3::Params::RFC9276.owner(&name(ZONE), &zname("static"));
+    let m = query_do(&h, &owner.to_string(), RecordType::NSEC3, false, 1232).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+
+    let u = Unbound::start(h.addr.port(), &anchor).await;
+    validate_every_kind(&u, "n1").await;
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &anchor, None).await;
+    assert!(ok, "ldns-verify-zone, NSEC3:\n{out}");
+
+    // UPDATE may not touch NSEC3 or NSEC3PARAM, not even an admin's
+    for rr in [
+        del_rrset(&zname(""), RecordType::NSEC3PARAM),
+        del_rrset(&owner, RecordType::NSEC3),
+        {
+            use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC3PARAM};
+            let param = NSEC3PARAM::new(Default::default(), false, 0, vec![]);
+            let mut r =
+                Record::from_rdata(zname(""), 60, RData::DNSSEC(DNSSECRData::NSEC3PARAM(param)));
+            r.dns_class = hickory_proto::rr::DNSClass::IN;
+            r
+        },
+    ] {
+        let rc = h
+            .update_rcode("ops", update_msg(ZONE, vec![], vec![rr]))
+            .await;
+        assert_eq!(rc, ResponseCode::Refused);
+    }
+
+    // adds and deletes: new names with new empty non-terminals, names gone
+    add_rr(&h, "www1", "_acme-challenge.www1", RecordType::TXT, "\"w\"").await;
+    add_rr(&h, "mx1", "_587._tcp.mx1", RecordType::TLSA, TLSA).await;
+    u.validated(&format!("_acme-challenge.www1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    u.validated(&format!("www1.{ZONE}"), "A", "NOERROR").await; // now an ENT
+    u.validated(&format!("_587._tcp.mx1.{ZONE}"), "TLSA", "NOERROR")
+        .await;
+    delete_rrset(&h, "www1", "_acme-challenge.www1", RecordType::TXT).await;
+    delete_rrset(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA).await;
+    u.validated(&format!("_acme-challenge.www1.{ZONE}"), "AAAA", "NXDOMAIN")
+        .await;
+    u.validated(&format!("www1.{ZONE}"), "AAAA", "NXDOMAIN")
+        .await;
+    u.validated(
+        &format!("q.r._acme-challenge.www1.{ZONE}"),
+        "TXT",
+        "NXDOMAIN",
+    )
+    .await;
+    u.validated(&format!("_25._tcp.mx1.{ZONE}"), "AAAA", "NXDOMAIN")
+        .await;
+    u.validated(&format!("_tcp.mx1.{ZONE}"), "AAAA", "NOERROR")
+        .await; // still an ENT
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    validate_every_kind(&u, "n2").await;
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &anchor, None).await;
+    assert!(ok, "ldns-verify-zone after updates:\n{out}");
+
+    // a restart signs nothing and still validates
+    let serial = h.serial(ZONE).await;
+    h.restart().await;
+    assert_eq!(h.serial(ZONE).await, serial, "nothing re-signed on restart");
+    let u = Unbound::start(h.addr.port(), &anchor).await;
+    validate_every_kind(&u, "n3").await;
+    add_rr(
+        &h,
+        "www1",
+        "_acme-challenge.www1",
+        RecordType::TXT,
+        "\"again\"",
+    )
+    .await;
+    u.validated(&format!("_acme-challenge.www1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    u.validated(&format!("x._acme-challenge.www1.{ZONE}"), "TXT", "NXDOMAIN")
+        .await;
+    let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &anchor, None).await;
+    assert!(ok, "ldns-verify-zone after the restart:\n{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_nsec_to_nsec3_and_back_across_restarts_keeps_answers_validated() {
+    let mut h = Harness::start().await;
+    add_rr(&h, "mx1", "_acme-challenge.mx1", RecordType::TXT, "\"t\"").await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    let anchor = ds_line(&zone_key(&h));
+    let zf = h.path("zones/acme.toml");
+    let mut u = Unbound::start(h.addr.port(), &anchor).await;
+    validate_every_kind(&u, "s0").await;
+    for (i, denial) in ["nsec3", "nsec"].into_iter().enumerate() {
+        let serial = h.serial(ZONE).await;
+        write(&zf, &zone_file_with_denial(denial));
+        let port = h.addr.port();
+        h.restart().await;
+        // two journaled changes, NSEC3PARAM last on, first off
+        assert_eq!(
+            h.serial(ZONE).await,
+            serial.wrapping_add(2),
+            "{denial}: two changes"
+        );
+        let audit = h.server().zones.audit_tail(&name(ZONE), 2).unwrap();
+        assert!(
+            audit.iter().all(|a| a.action.as_str() == "dnssec-sign"),
+            "{audit:?}"
+        );
+        let (nsec, nsec3, param) = denial_counts(&h);
+        match denial {
+            "nsec3" => assert!(
+                nsec == 0 && nsec3 > 0 && param == 1,
+                "{nsec} {nsec3} {param}"
+            ),
+            _ => assert!(
+                nsec > 0 && nsec3 == 0 && param == 0,
+                "{nsec} {nsec3} {param}"
+            ),
+        }
+        // secondaries get both steps by IXFR; NSEC3PARAM last on, first off
+        let steps = h
+            .server()
+            .zones
+            .zone_exact(&name(ZONE))
+            .unwrap()
+            .journal_between(serial, serial.wrapping_add(2))
+            .unwrap()
+            .expect("the journal holds both steps");
+        let touches = |c: &zonewarden::zone::change::JournalEntry, t: RecordType| {
+            c.removed
+                .iter()
+                .chain(&c.added)
+                .any(|r| r.record_type() == t)
+        };
+        let param_in: Vec<bool> = steps
+            .iter()
+            .map(|c| touches(c, RecordType::NSEC3PARAM))
+            .collect();
+        match denial {
+            "nsec3" => {
+                assert_eq!(param_in, [false, true], "NSEC3PARAM last on");
+                assert!(
+                    steps[0]
+                        .added
+                        .iter()
+                        .any(|r| r.record_type() == RecordType::NSEC3)
+                );
+                assert!(
+                    !touches(&steps[0], RecordType::NSEC),
+                    "NSEC stays for the first step"
+                );
+            }
+            _ => {
+                assert_eq!(param_in, [true, false], "NSEC3PARAM first off");
+                assert!(
+                    steps[0]
+                        .added
+                        .iter()
+                        .any(|r| r.record_type() == RecordType::NSEC)
+                );
+                let count = |rs: &[Record]| {
+                    rs.iter()
+                        .filter(|r| r.record_type() == RecordType::NSEC3)
+                        .count()
+                };
+                assert_eq!(
+                    count(&steps[0].removed),
+                    count(&steps[0].added),
+                    "the NSEC3 chain stays whole for the first step (the apex's bitmap changes)"
+                );
+            }
+        }
+        // the state between the two steps (the final one less the second
+        // step) is a valid zone too
+        let mut between: Vec<Record> = h
+            .server()
+            .zones
+            .zone_exact(&name(ZONE))
+            .unwrap()
+            .snapshot()
+            .all_records()
+            .into_iter()
+            .filter(|r| {
+                !steps[1]
+                    .added
+                    .iter()
+                    .any(|a| a.name == r.name && a.data == r.data)
+            })
+            .chain(steps[1].removed.iter().cloned())
+            .collect();
+        if let RData::SOA(soa) = &mut between[0].data {
+            soa.serial = steps[0].serial_to;
+        }
+        // It holds both chains, which ldns-verify-zone cannot read as one
+        // zone (it keeps one NSEC or NSEC3 per name): each chain is
+        // checked on its own, the zone less the other chain's records.
+        for (chain, other) in [
+            (RecordType::NSEC, RecordType::NSEC3),
+            (RecordType::NSEC3, RecordType::NSEC),
+        ] {
+            let view: Vec<Record> = between
+                .iter()
+                .filter(|r| {
+                    r.record_type() != other
+                        && as_rrsig(&r.data).is_none_or(|s| s.input().type_covered != other)
+                })
+                .cloned()
+                .collect();
+            assert!(view.iter().any(|r| r.record_type() == chain));
+            let (ok, out) = ldns_verify(h.dir.path(), &presentation(&view), &anchor, None).await;
+            assert!(
+                ok,
+                "ldns-verify-zone between the steps to {denial}, its {chain} chain:\n{out}"
+            );
+        }
+        if h.addr.port() != port {
+            u = Unbound::start(h.addr.port(), &anchor).await;
+        }
+        validate_every_kind(&u, &format!("s{}", i + 1)).await;
+        let (ok, out) = ldns_verify(h.dir.path(), &zone_text(&h), &anchor, None).await;
+        assert!(ok, "ldns-verify-zone after the switch to {denial}:\n{out}");
+        // and the zone keeps following updates
+        add_rr(&h, "www1", "_acme-challenge.www1", RecordType::TXT, "\"w\"").await;
+        u.validated(&format!("_acme-challenge.www1.{ZONE}"), "TXT", "NOERROR")
+            .await;
+        delete_rrset(&h, "www1", "_acme-challenge.www1", RecordType::TXT).await;
+        u.validated(&format!("www1.{ZONE}"), "TXT", "NXDOMAIN")
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_knot_secondary_serves_the_nsec3_zone_and_its_nxdomain_validates() {
+    use common::peers::knot_secondary;
+    use zonewarden::client::wait::{Goal, Target, wait};
+    use zonewarden::tsig::{Algorithm, Key};
+    require("kdig", "knot-dnsutils");
+    let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
+    let (p, kp) = (free_port(), free_port());
+    let zone_file = format!(
+        "{}\n[[secondary]]\naddress = \"127.0.0.1:{kp}\"\nkey = \"xfr\"\nname = \"knot\"\n",
+        zone_file_with_denial("nsec3")
+    );
+    let key = xfr.clone();
+    let h = Harness::start_with(move |c| {
+        c.listen = vec![format!("127.0.0.1:{p}").parse().unwrap()];
+        write(&c.zones_dir.join("acme.toml"), &zone_file);
+        zonewarden::tsig::write_key_file(&c.keys_dir.join("xfr.key"), &key).unwrap();
+    })
+    .await;
+    let knot = knot_secondary(ZONE, kp, p, &xfr);
+    add_rr(
+        &h,
+        "mx1",
+        "_acme-challenge.mx1",
+        RecordType::TXT,
+        "\"via knot\"",
+    )
+    .await;
+    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
+    let serial = h.serial(ZONE).await;
+    let targets = [Target {
+        label: "knot".into(),
+        addr: format!("127.0.0.1:{kp}").parse().unwrap(),
+    }];
+    if let Err(l) = wait(
+        &targets,
+        &name(ZONE),
+        &Goal::Serial(serial),
+        Duration::from_secs(30),
+    )
+    .await
+    {
+        panic!("knot did not get serial {serial}: {l:?}\n{}", knot.log());
+    }
+    // Knot answers from the NSEC3 chain it transferred
+    let (ok, out) = run(
+        "kdig",
+        &[
+            "@127.0.0.1".into(),
+            "-p".into(),
+            kp.to_string(),
+            "+dnssec".into(),
+            format!("x.y._acme-challenge.mx1.{ZONE}"),
+            "TXT".into(),
+        ],
+    )
+    .await;
+    assert!(
+        ok && out.contains("NXDOMAIN") && out.contains("NSEC3"),
+        "{out}"
+    );
+    let anchor = ds_line(&zone_key(&h));
+    let u = Unbound::start(kp, &anchor).await;
+    u.validated(
+        &format!("x.y._acme-challenge.mx1.{ZONE}"),
+        "TXT",
+        "NXDOMAIN",
+    )
+    .await;
+    u.validated(&format!("nothing.{ZONE}"), "TXT", "NXDOMAIN")
+        .await;
+    u.validated(&format!("_tcp.mx1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+    u.validated(&format!("_acme-challenge.mx1.{ZONE}"), "TXT", "NOERROR")
+        .await;
+}

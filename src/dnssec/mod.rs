@@ -1,4 +1,4 @@
-//! Online DNSSEC signing: one key per zone, RRSIGs and an NSEC chain kept in
+//! Online DNSSEC signing: one key per zone, RRSIGs and an NSEC (or NSEC3) chain kept in
 //! the zone snapshot, changed incrementally with every change to the zone.
 //!
 //! Owns: the zone's signing key and the records derived from it ([`key`]:
@@ -22,22 +22,29 @@
 //! types are hickory-proto's; the data to be signed (RFC 4034 §3.1.8.1,
 //! §6) is built here so that RRs are ordered by their canonical RDATA.
 //!
-//! Denial of existence is NSEC, not NSEC3: NSEC is simpler to maintain
+//! Denial of existence is NSEC by default: NSEC is simpler to maintain
 //! incrementally and correctly (a name inserted or removed changes one
 //! other NSEC, its predecessor's), and zone walking reveals only machine
-//! names that the public zone's CNAMEs already show.
+//! names that the public zone's CNAMEs already show. `[dnssec] denial =
+//! "nsec3"` uses an NSEC3 chain instead ([`nsec3`], RFC 5155 with RFC
+//! 9276's parameters), kept the same way; a switch either way is two
+//! journaled changes at start ([`nsec3::step`]: NSEC3PARAM last on,
+//! first off), and a name owns an NSEC exactly when the zone has no
+//! NSEC3PARAM.
 //!
 //! # Limitations
 //!
 //! - One CSK (flags 257) per zone; no key rollover. Changing the algorithm
 //!   of an existing key is refused at start (remove the key file to start
 //!   over with a new key, then change the DS at the parent).
-//! - No NSEC3, no wildcards (the zone serves none), no opt-out.
+//! - No wildcards (the zone serves none), no NSEC3 opt-out, no NSEC3
+//!   parameters but RFC 9276's.
 //! - Keys are files on the data directory (PKCS#8), no HSM/PKCS#11.
 //! - Glue in the additional section of answers is sent without RRSIGs.
 
 pub mod key;
 pub mod nsec;
+pub mod nsec3;
 pub mod parent;
 pub mod parent_view;
 pub mod roll;
@@ -56,7 +63,7 @@ pub use signer::ZoneSigner;
 use crate::zone::change::{Action, Audit, Change, Source, rdata_bytes};
 use crate::zone::{ZoneData, is_dnssec_type};
 
-pub use crate::zonefile::{KeyAlgorithm, Settings};
+pub use crate::zonefile::{Denial, KeyAlgorithm, Settings};
 
 /// How far back signatures' inception is set, for clocks that lag (RFC 6781 §4.4.2.2).
 pub const INCEPTION_BACKDATE: u32 = 3_600;

@@ -25,11 +25,13 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use crate::zone::{Node, ZoneData};
 
 /// Types the signer maintains per name; everything else at a node is data.
+/// An NSEC3 is one: its hashed owner is no name of the NSEC chain.
 fn is_chain_type(t: RecordType) -> bool {
-    matches!(t, RecordType::RRSIG | RecordType::NSEC)
+    matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3)
 }
 
-fn has_data(node: &Node) -> bool {
+/// Whether `node` holds data (anything but RRSIG, NSEC and NSEC3).
+pub fn has_data(node: &Node) -> bool {
     node.keys().any(|t| !is_chain_type(*t))
 }
 

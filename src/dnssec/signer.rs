@@ -1,5 +1,7 @@
 //! RRSIGs (RFC 4034 §3, RFC 4035 §2.2) and keeping them, the NSEC chain and
-//! the apex key records consistent with the zone data, incrementally.
+//! the apex key records consistent with the zone data, incrementally. An
+//! NSEC3 chain, when the zone has one, is kept by `nsec3` on the same
+//! walks (its owners are walked here for their RRSIGs).
 //!
 //! Every operation is one walk over a set of names with one per-name step
 //! ([`ZoneSigner::fix_name`]): drop the NSEC and RRSIGs of a name that left
@@ -45,8 +47,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber}
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::key::ZoneKey;
-use super::nsec;
 use super::{Delta, INCEPTION_BACKDATE, Settings};
+use super::{nsec, nsec3};
 use crate::serial;
 use crate::zone::{ZoneData, as_rrsig};
 
@@ -355,6 +357,13 @@ impl ZoneSigner {
             })
     }
 
+    /// Whether the zone's denial of existence (NSEC or NSEC3) is what the
+    /// settings say; if not, [`ZoneSigner::sign_all`] takes it a step
+    /// further (`nsec3::step`). Read-only.
+    pub fn denial_in_place(&self, zone: &ZoneData) -> bool {
+        nsec3::in_place(zone, self.settings.denial)
+    }
+
     /// Make the apex DNSKEY, CDS and CDNSKEY RRsets what the key says.
     /// Returns the types that changed (their RRSIGs must be made again).
     fn fix_apex_keys(&self, zone: &mut ZoneData, delta: &mut Delta) -> BTreeSet<RecordType> {
@@ -391,7 +400,8 @@ impl ZoneSigner {
         now: u64,
         delta: &mut Delta,
     ) {
-        if !nsec::in_chain(zone, name) {
+        let chained = nsec::in_chain(zone, name);
+        if !chained && !nsec3::is_owner(zone, name) {
             for t in [RecordType::NSEC, RecordType::RRSIG] {
                 for r in zone.records(name, t) {
                     delta.remove(r);
@@ -401,11 +411,18 @@ impl ZoneSigner {
             return;
         }
         let mut force = force.clone();
-        let want = nsec::nsec_rdata(zone, name);
+        // No NSEC at a hashed owner, nor anywhere once NSEC3 is in use.
+        let want = (chained && !nsec3::in_use(zone)).then(|| nsec::nsec_rdata(zone, name));
         let ttl = zone.negative_ttl();
-        if !zone
-            .rrset(name, RecordType::NSEC)
-            .is_some_and(|s| s.ttl == ttl && s.rdatas() == [want.clone()])
+        if want.is_none() {
+            for r in zone.records(name, RecordType::NSEC) {
+                delta.remove(r);
+            }
+            zone.remove_rrset(name, RecordType::NSEC);
+        } else if let Some(want) = want
+            && !zone
+                .rrset(name, RecordType::NSEC)
+                .is_some_and(|s| s.ttl == ttl && s.rdatas() == [want.clone()])
         {
             for r in zone.records(name, RecordType::NSEC) {
                 delta.remove(r);
@@ -504,6 +521,9 @@ impl ZoneSigner {
         for (n, t) in taken {
             suspects.entry(n).or_default().insert(t);
         }
+        for owner in nsec3::step(zone, self.settings.denial, &mut delta) {
+            suspects.entry(owner).or_default().insert(RecordType::NSEC3);
+        }
         let mut names = Self::all_names(zone);
         for (n, force) in names.iter_mut() {
             if n == zone.origin() {
@@ -529,7 +549,14 @@ impl ZoneSigner {
         if !self.is_on() {
             return delta;
         }
-        let names = Self::all_names(zone);
+        let redone = match zone.has_nsec3() {
+            true => nsec3::rebuild(zone, &mut delta),
+            false => BTreeSet::new(),
+        };
+        let mut names = Self::all_names(zone);
+        for (_, force) in names.iter_mut().filter(|(n, _)| redone.contains(n)) {
+            force.insert(RecordType::NSEC3);
+        }
         self.fix_names(zone, names, now, &mut delta);
         if !delta.is_empty() {
             zone.serial = serial::next(zone.serial);
@@ -566,16 +593,25 @@ impl ZoneSigner {
             }
             names.entry(name).or_default().insert(*t);
         }
-        let preds: Vec<Name> = names
-            .keys()
-            .filter(|n| **n != apex)
-            .map(|n| nsec::prev_in_chain(next, n))
-            .collect();
+        let preds: Vec<Name> = match nsec3::in_use(next) {
+            true => Vec::new(), // no NSEC chain
+            false => names
+                .keys()
+                .filter(|n| **n != apex)
+                .map(|n| nsec::prev_in_chain(next, n))
+                .collect(),
+        };
+        let mut delta = Delta::default();
+        if next.has_nsec3() {
+            let changed: Vec<Name> = names.keys().cloned().collect();
+            for owner in nsec3::fix(next, changed, &mut delta) {
+                names.entry(owner).or_default().insert(RecordType::NSEC3);
+            }
+        }
         for p in preds {
             names.entry(p).or_default();
         }
         names.entry(apex).or_default().insert(RecordType::SOA);
-        let mut delta = Delta::default();
         self.fix_names(next, names, now, &mut delta);
         delta
     }

@@ -483,3 +483,220 @@ fn keys_in_place_only_for_a_zone_signed_with_this_key_and_ttl() {
         "another dnskey-ttl"
     );
 }
+
+fn signer3(dir: &Path) -> ZoneSigner {
+    let (key, _) =
+        ZoneKey::load_or_create(dir, &n("z.test."), KeyAlgorithm::EcdsaP256Sha256).unwrap();
+    ZoneSigner::new(
+        key,
+        Settings {
+            denial: Denial::Nsec3,
+            ..Settings::default()
+        },
+    )
+}
+
+/// The NSEC3 chain as (original name, next original name), from the
+/// original names given (every name that should own one), checked to be
+/// one closed cycle over exactly those names.
+fn nsec3_cycle(z: &ZoneData, names: &[&str]) -> Vec<(String, String)> {
+    let p = nsec3::Params::RFC9276;
+    let apex = n("z.test.");
+    let by_hash: std::collections::BTreeMap<Vec<u8>, String> = names
+        .iter()
+        .map(|rel| {
+            let full = if rel.is_empty() {
+                "z.test.".to_string()
+            } else {
+                format!("{rel}.z.test.")
+            };
+            (p.hash(&n(&full)).to_vec(), full)
+        })
+        .collect();
+    let owners: Vec<Name> = z.nsec3_owners().collect();
+    assert_eq!(owners.len(), names.len(), "one NSEC3 per name: {owners:?}");
+    let mut out = Vec::new();
+    for (h, name) in &by_hash {
+        let owner = p.owner(&apex, &n(name));
+        let set = z.records(&owner, RecordType::NSEC3);
+        let RData::DNSSEC(DNSSECRData::NSEC3(rd)) = &set[0].data else {
+            panic!("no NSEC3 for {name}")
+        };
+        assert_eq!(set[0].ttl, 1, "NSEC3 TTL = the NSEC TTL");
+        assert_eq!((rd.iterations(), rd.salt(), rd.flags()), (0, &[][..], 0));
+        assert_eq!(nsec3::hash_of_owner(&owner).unwrap(), *h);
+        let next = by_hash
+            .get(rd.next_hashed_owner_name())
+            .unwrap_or_else(|| panic!("{name}: next hash is no name's"));
+        assert_eq!(
+            z.rrsigs(&owner, RecordType::NSEC3).len(),
+            1,
+            "{name} signed"
+        );
+        out.push((name.clone(), next.clone()));
+    }
+    out
+}
+
+fn nsec3_types(z: &ZoneData, name: &str) -> Vec<RecordType> {
+    let owner = nsec3::Params::RFC9276.owner(&n("z.test."), &n(name));
+    match &z.records(&owner, RecordType::NSEC3)[0].data {
+        RData::DNSSEC(DNSSECRData::NSEC3(rd)) => rd.type_bit_maps().collect(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn nsec3_covers_every_name_and_empty_non_terminal_and_no_nsec_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer3(dir.path());
+    let z = signed_zone(&s, &["b", "a.b", "x.c", "d"]);
+    assert!(chain(&z).is_empty(), "no NSEC");
+    assert!(nsec3::in_use(&z) && s.denial_in_place(&z));
+    let cycle = nsec3_cycle(&z, &["", "b", "a.b", "c", "x.c", "d", "ns1"]);
+    assert_eq!(cycle.len(), 7);
+    assert!(nsec3_types(&z, "c.z.test.").is_empty(), "ENT: no types");
+    assert_eq!(
+        nsec3_types(&z, "b.z.test."),
+        vec![RecordType::TXT, RecordType::RRSIG]
+    );
+    let apex = nsec3_types(&z, "z.test.");
+    for t in [
+        RecordType::SOA,
+        RecordType::NSEC3PARAM,
+        RecordType::DNSKEY,
+        RecordType::RRSIG,
+    ] {
+        assert!(apex.contains(&t), "{t} in the apex bitmap");
+    }
+    assert!(!apex.contains(&RecordType::NSEC));
+    let param = z.records(&n("z.test."), RecordType::NSEC3PARAM);
+    assert_eq!(param[0].data.to_string(), "1 0 0 -");
+    assert_eq!(z.rrsigs(&n("z.test."), RecordType::NSEC3PARAM).len(), 1);
+    // every signature verifies
+    assert_eq!(s.unverified(&z, || true), Some(vec![]));
+    // ten days on, a refresh renews the NSEC3 signatures too and keeps
+    // the chain as it was
+    let mut r = z.clone();
+    let d = s.refresh(&mut r, T0 + 10 * 86_400);
+    assert_eq!(owners(&d.removed, RecordType::NSEC3), BTreeSet::new());
+    let resigned = d
+        .added
+        .iter()
+        .filter_map(|r| as_rrsig(&r.data))
+        .filter(|s| s.input().type_covered == RecordType::NSEC3)
+        .count();
+    assert_eq!(resigned, 7);
+    nsec3_cycle(&r, &["", "b", "a.b", "c", "x.c", "d", "ns1"]);
+}
+
+#[test]
+fn nsec3_follows_adds_and_deletes_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = signer3(dir.path());
+    let z = signed_zone(&s, &["m"]);
+    // a name two labels down brings its ENT; only the new owners and
+    // their predecessors change (change() checks a full signing agrees)
+    let (z, d) = change(&s, &z, &["_25._tcp.mx1"], &[]);
+    nsec3_cycle(&z, &["", "m", "ns1", "mx1", "_tcp.mx1", "_25._tcp.mx1"]);
+    let added = owners(&d.added, RecordType::NSEC3);
+    assert!(added.len() >= 3 && added.len() <= 6, "{added:?}");
+    let (z, _) = change(&s, &z, &["_443._tcp.mx1"], &["m"]);
+    nsec3_cycle(
+        &z,
+        &[
+            "",
+            "ns1",
+            "mx1",
+            "_tcp.mx1",
+            "_25._tcp.mx1",
+            "_443._tcp.mx1",
+        ],
+    );
+    // the last child gone: the ENTs above it go with it
+    let (z, d) = change(&s, &z, &[], &["_25._tcp.mx1", "_443._tcp.mx1"]);
+    nsec3_cycle(&z, &["", "ns1"]);
+    assert_eq!(owners(&d.removed, RecordType::NSEC3).len(), 5);
+    assert!(z.names().all(|o| z.node(&o).is_some_and(|n| !n.is_empty())));
+    assert_eq!(s.unverified(&z, || true), Some(vec![]));
+    // a delegation: its NSEC3 lists NS only; glue below it owns none
+    let mut next = z.clone();
+    let cut = n("sub.z.test.");
+    next.add(
+        &cut,
+        RecordType::NS,
+        60,
+        RData::try_from_str(RecordType::NS, "ns.sub.z.test.").unwrap(),
+    );
+    next.add(
+        &n("ns.sub.z.test."),
+        RecordType::A,
+        60,
+        RData::try_from_str(RecordType::A, "192.0.2.9").unwrap(),
+    );
+    next.serial = crate::serial::next(z.serial);
+    let touched = BTreeSet::from([
+        (cut.clone(), RecordType::NS),
+        (n("ns.sub.z.test."), RecordType::A),
+    ]);
+    s.resign(&z, &mut next, &touched, T0 + 30);
+    assert_clean(&s, &next);
+    nsec3_cycle(&next, &["", "ns1", "sub"]);
+    assert_eq!(nsec3_types(&next, "sub.z.test."), vec![RecordType::NS]);
+}
+
+#[test]
+fn switching_to_nsec3_and_back_takes_two_changes_each_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let s1 = signer(dir.path(), KeyAlgorithm::EcdsaP256Sha256);
+    let s3 = signer3(dir.path());
+    let z = signed_zone(&s1, &["a", "b.c"]);
+    let nsec_names = 4; // apex, a, b.c, ns1
+    assert!(!s3.denial_in_place(&z));
+    // on, step 1: the NSEC3 chain beside the NSEC chain, no NSEC3PARAM
+    let mut z1 = z.clone();
+    assert!(!s3.sign_all(&mut z1, T0).is_empty());
+    assert_eq!(chain(&z1).len(), nsec_names);
+    assert!(!nsec3::in_use(&z1) && !s3.denial_in_place(&z1));
+    nsec3_cycle(&z1, &["", "a", "c", "b.c", "ns1"]);
+    assert_eq!(s3.unverified(&z1, || true), Some(vec![]));
+    // an update between the steps keeps both chains right
+    let (z1, _) = {
+        let mut next = z1.clone();
+        let name = n("d.z.test.");
+        next.add(&name, RecordType::TXT, 60, txt("x"));
+        next.serial = crate::serial::next(z1.serial);
+        let d = s3.resign(
+            &z1,
+            &mut next,
+            &BTreeSet::from([(name, RecordType::TXT)]),
+            T0 + 30,
+        );
+        (next, d)
+    };
+    assert_eq!(chain(&z1).len(), nsec_names + 1);
+    nsec3_cycle(&z1, &["", "a", "c", "b.c", "d", "ns1"]);
+    // on, step 2: NSEC3PARAM in, NSEC out
+    let mut z2 = z1.clone();
+    assert!(!s3.sign_all(&mut z2, T0).is_empty());
+    assert!(s3.denial_in_place(&z2) && chain(&z2).is_empty());
+    nsec3_cycle(&z2, &["", "a", "c", "b.c", "d", "ns1"]);
+    assert_clean(&s3, &z2);
+    assert_eq!(s3.unverified(&z2, || true), Some(vec![]));
+    // off, step 1: NSEC3PARAM out, the NSEC chain back, NSEC3 kept
+    let mut z3 = z2.clone();
+    assert!(!s1.sign_all(&mut z3, T0).is_empty());
+    assert!(!nsec3::in_use(&z3) && !s1.denial_in_place(&z3));
+    assert_eq!(chain(&z3).len(), nsec_names + 1);
+    nsec3_cycle(&z3, &["", "a", "c", "b.c", "d", "ns1"]);
+    assert_eq!(s1.unverified(&z3, || true), Some(vec![]));
+    // off, step 2: the NSEC3 chain gone, nothing left of it
+    let mut z4 = z3.clone();
+    assert!(!s1.sign_all(&mut z4, T0).is_empty());
+    assert!(s1.denial_in_place(&z4) && !z4.has_nsec3());
+    assert!(
+        z4.names()
+            .all(|o| o.iter().next().is_none_or(|l| l.len() != 32))
+    );
+    assert_clean(&s1, &z4);
+}

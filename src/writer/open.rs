@@ -140,10 +140,9 @@ impl ZoneHandle {
         // the zone file did not change (a plain restart: it then changes
         // nothing, unless signatures came due while the server was down).
         let defer_sync = zone_file.is_none()
-            && zone
-                .signer
-                .as_ref()
-                .is_some_and(|s| s.keys_in_place(&zone.snapshot()));
+            && zone.signer.as_ref().is_some_and(|s| {
+                s.keys_in_place(&zone.snapshot()) && s.denial_in_place(&zone.snapshot())
+            });
         if let Some(draft) = zone_file {
             // The RRsets the file changed keep their old RRSIGs until the
             // sync below signs them again: it does not verify signatures.
@@ -161,6 +160,16 @@ impl ZoneHandle {
         let synced = std::time::Instant::now();
         if !defer_sync {
             zone.write(Draft::SyncDnssec)?;
+            // A switch between NSEC and NSEC3 takes two changes (each
+            // published state proves denial one way): the second here,
+            // or after a restart between the two.
+            if zone
+                .signer
+                .as_ref()
+                .is_some_and(|s| !s.denial_in_place(&zone.snapshot()))
+            {
+                zone.write(Draft::SyncDnssec)?;
+            }
         }
         let sync = synced.elapsed();
         let latest = zone.snapshot().latest_signature_inception().unwrap_or(0);

@@ -486,3 +486,75 @@ fn a_name_emptied_in_a_batch_is_not_in_use_for_the_next_update() {
     assert_eq!(values, ["b", "c"]);
     assert_fully_signed(f.zone.signer.as_ref().unwrap(), &f.zone.snapshot());
 }
+
+/// Switching between NSEC and NSEC3 takes two journaled changes at start;
+/// a start that stops after the first (the state is taken there by
+/// writing one `SyncDnssec` with the other setting) finishes the switch
+/// at the next start with the one change left, both ways.
+#[test]
+fn a_restart_half_way_through_a_denial_switch_finishes_it() {
+    use crate::dnssec::{Denial, ZoneSigner, nsec3};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::embedded_default();
+    config.data_dir = dir.path().join("data");
+    config.database = dir.path().join("data/zonewarden.sqlite");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+    let with = |denial: Denial| {
+        let mut s = spec.clone();
+        s.dnssec.as_mut().unwrap().denial = denial;
+        s
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = |denial: Denial| {
+        ZoneHandle::open(
+            with(denial),
+            &config,
+            clock.clone(),
+            Arc::new(Metrics::default()),
+        )
+        .unwrap()
+        .0
+    };
+    let has_nsec = |z: &ZoneData| z.rrset(z.origin(), RecordType::NSEC).is_some();
+    for (from, to) in [(Denial::Nsec, Denial::Nsec3), (Denial::Nsec3, Denial::Nsec)] {
+        let mut zone = open(from);
+        let before = zone.snapshot().serial;
+        // the first step only
+        let settings = with(to).dnssec.unwrap();
+        let keys = (*zone.signer.take().unwrap().keys()).clone();
+        zone.signer = Some(ZoneSigner::with_keys(keys, settings));
+        zone.write(Draft::SyncDnssec).unwrap();
+        let half = zone.snapshot();
+        assert_eq!(half.serial, crate::serial::next(before));
+        assert!(
+            has_nsec(&half) && half.has_nsec3() && !nsec3::in_use(&half),
+            "both chains, no NSEC3PARAM"
+        );
+        assert_eq!(
+            zone.signer.as_ref().unwrap().unverified(&half, || true),
+            Some(vec![])
+        );
+        drop(zone);
+        // the restart finishes with one change
+        let zone = open(to);
+        let done = zone.snapshot();
+        assert_eq!(
+            done.serial,
+            crate::serial::next(half.serial),
+            "one change left"
+        );
+        let signer = zone.signer.as_ref().unwrap();
+        assert!(signer.denial_in_place(&done));
+        assert_eq!(has_nsec(&done), to == Denial::Nsec);
+        assert_eq!(done.has_nsec3(), to == Denial::Nsec3);
+        assert_fully_signed(signer, &done);
+    }
+    // and a start with the setting changed does both changes
+    let serial = open(Denial::Nsec).snapshot().serial;
+    let zone = open(Denial::Nsec3);
+    let done = zone.snapshot();
+    assert_eq!(done.serial, serial.wrapping_add(2), "two changes");
+    assert!(nsec3::in_use(&done) && !has_nsec(&done));
+    assert_fully_signed(zone.signer.as_ref().unwrap(), &done);
+}

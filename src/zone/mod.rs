@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub mod change;
 pub mod keys;
+pub mod nsec3hash;
 mod owner;
 mod rrset;
 
@@ -249,13 +250,18 @@ impl ZoneBuilder {
             .map(|r| (r.name.to_lowercase(), r.record_type()))
             .collect();
         let mut nodes = OrdMap::new();
+        let mut nsec3 = OrdSet::new();
         for (key, node) in self.by_name {
+            if node.contains_key(&RecordType::NSEC3) {
+                nsec3.insert(key.clone());
+            }
             nodes.insert(key, Arc::new(node));
         }
         ZoneData {
             spec: self.spec,
             serial,
             nodes,
+            nsec3,
             statics: Arc::new(statics),
             record_count: self.record_count,
         }
@@ -271,6 +277,10 @@ pub struct ZoneData {
     /// name in a compact form whose byte order is the canonical order
     /// (`zone::owner`); no `Name` is kept.
     nodes: OrdMap<OwnerKey, Arc<Node>>,
+    /// The owners of NSEC3 RRsets (`dnssec::nsec3`), so the chain's
+    /// neighbours are found in O(log n) whatever other names sort between
+    /// the hashed owners.
+    nsec3: OrdSet<OwnerKey>,
     /// RRsets defined by the zone file; UPDATE may not change them.
     statics: Arc<HashSet<(Name, RecordType)>>,
     record_count: usize,
@@ -431,6 +441,9 @@ impl ZoneData {
         let set = node.get_or_insert(rtype, ttl);
         set.ttl = ttl;
         let added = set.push(&data, &wire);
+        if rtype == RecordType::NSEC3 {
+            self.nsec3.insert(OwnerKey::from(&key));
+        }
         if added && !is_dnssec_type(rtype) {
             self.record_count += 1;
         }
@@ -451,6 +464,9 @@ impl ZoneData {
         let removed = set.remove(data);
         if set.is_empty() {
             node.remove(&rtype);
+            if rtype == RecordType::NSEC3 {
+                self.nsec3.remove(key);
+            }
         }
         if node.is_empty() {
             self.nodes.remove(key);
@@ -467,6 +483,9 @@ impl ZoneData {
         let key = key.as_slice();
         let node = Arc::make_mut(self.nodes.get_mut(key)?);
         let set = node.remove(&rtype)?;
+        if rtype == RecordType::NSEC3 {
+            self.nsec3.remove(key);
+        }
         if node.is_empty() {
             self.nodes.remove(key);
         }
@@ -534,6 +553,39 @@ impl ZoneData {
             .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key.as_slice())))
             .rev()
             .map(|(k, node)| (k.to_name(), node.as_ref()))
+    }
+
+    /// Whether the zone holds any NSEC3 RRset.
+    pub fn has_nsec3(&self) -> bool {
+        !self.nsec3.is_empty()
+    }
+
+    /// The owners of NSEC3 RRsets, in canonical order (which, for hashed
+    /// owners of one zone, is the order of their hashes).
+    pub fn nsec3_owners(&self) -> impl Iterator<Item = Name> + '_ {
+        self.nsec3.iter().map(OwnerKey::to_name)
+    }
+
+    /// The last NSEC3 owner strictly before `name` in canonical order, or
+    /// the last of all when none is (the chain wraps around).
+    pub fn nsec3_owner_before(&self, name: &Name) -> Option<Name> {
+        let key = KeyBuf::new(name);
+        self.nsec3
+            .range::<_, [u8]>((Bound::Unbounded, Bound::Excluded(key.as_slice())))
+            .next_back()
+            .or_else(|| self.nsec3.get_max())
+            .map(OwnerKey::to_name)
+    }
+
+    /// The first NSEC3 owner strictly after `name` in canonical order, or
+    /// the first of all when none is (the chain wraps around).
+    pub fn nsec3_owner_after(&self, name: &Name) -> Option<Name> {
+        let key = KeyBuf::new(name);
+        self.nsec3
+            .range::<_, [u8]>((Bound::Excluded(key.as_slice()), Bound::Unbounded))
+            .next()
+            .or_else(|| self.nsec3.get_min())
+            .map(OwnerKey::to_name)
     }
 
     /// `name` and every name below it that owns a node.
