@@ -130,6 +130,9 @@ enum DnssecCmd {
         /// Print the API's JSON instead.
         #[arg(long)]
         json: bool,
+        /// Also draw the keys' timeline (SVG) into this file (needs ZONE).
+        #[arg(long, requires = "zone")]
+        svg: Option<PathBuf>,
     },
     /// Start a CSK rollover now (it completes on its own, as fast as the
     /// TTLs, the secondaries and the parent allow).
@@ -357,8 +360,14 @@ fn main() -> ExitCode {
             use zonewarden::client::dnssec::{self, Verdict};
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             match action {
-                DnssecCmd::Status { zone, json } => {
+                DnssecCmd::Status { zone, json, svg } => {
                     let now = zonewarden::Clock::now(&zonewarden::SystemClock);
+                    if let (Some(file), Some(z)) = (&svg, &zone) {
+                        if let Err(e) = rt.block_on(dnssec::write_svg(&config, z, file, now)) {
+                            eprintln!("zonewarden: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
                     let (text, verdict) =
                         rt.block_on(dnssec::status(&config, zone.as_deref(), json, now));
                     print!("{text}");

@@ -140,7 +140,7 @@ async fn the_status_page_renders_its_tables_in_chromium() {
         h.path("chromium-dom"),
     )
     .await;
-    for table in ["zones", "secondaries", "machines", "audit"] {
+    for table in ["zones", "keys", "secondaries", "machines", "audit"] {
         assert!(
             dom.contains(&format!("<table id=\"{table}\">")),
             "table {table} in the DOM:\n{dom}"
@@ -157,6 +157,11 @@ async fn the_status_page_renders_its_tables_in_chromium() {
         "REFUSED (acl)",
         "The last reload failed",
         "netbox.toml:1:",
+        &format!(
+            "{} ecdsap256sha256 (csk)",
+            common::unbound::zone_key(&h).key_tag()
+        ),
+        "none (no key-lifetime",
     ] {
         assert!(dom.contains(text), "{text:?} on the page:\n{dom}");
     }

@@ -331,6 +331,38 @@ impl Rig {
     }
 }
 
+impl Rig {
+    /// The keys' timeline as `zonewarden dnssec status ZONE --svg` draws
+    /// it, from the times this run recorded: every key and stage shown.
+    /// With ZW_TIMELINE_DIR set, also written there as `name` (how the
+    /// figures in docs/dnssec.md are made).
+    async fn timeline(&self, name: &str, stages: &[&str]) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        let now = self.h.clock_now();
+        zonewarden::client::dnssec::write_svg(&self.cli_config(), ZONE, &file, now)
+            .await
+            .unwrap();
+        let svg = std::fs::read_to_string(&file).unwrap();
+        for (k, _, _) in &self.status().keys {
+            assert!(
+                svg.contains(&format!("key {} (", k.tag)),
+                "key {} missing:\n{svg}",
+                k.tag
+            );
+        }
+        for stage in stages {
+            assert!(
+                svg.contains(&format!(" {stage}: ")),
+                "stage {stage} missing:\n{svg}"
+            );
+        }
+        if let Ok(out) = std::env::var("ZW_TIMELINE_DIR") {
+            std::fs::write(std::path::Path::new(&out).join(name), &svg).unwrap();
+        }
+    }
+}
+
 fn key_in(st: &KeyStatus, tag: u16, state: KeyState) -> bool {
     st.keys
         .iter()
@@ -439,6 +471,11 @@ async fn a_csk_rollover_never_breaks_validation() {
     // a few more seconds of caches expiring, still validated
     tokio::time::sleep(Duration::from_secs(4)).await;
     rig.no_failures(loops).await;
+    rig.timeline(
+        "rollover-csk.svg",
+        &["published", "ready", "active", "retired"],
+    )
+    .await;
     let audit = rig.h.server().zones.audit_tail(&name(ZONE), 20).unwrap();
     let steps: Vec<&str> = audit
         .iter()
@@ -576,6 +613,10 @@ async fn an_algorithm_rollover_never_breaks_validation() {
         key_in(st, old, KeyState::Withdrawn)
     })
     .await;
+    // a restart in the middle: the withdrawn key's signatures stay
+    let before = rig.h.addr;
+    rig.h.restart().await;
+    assert_eq!(rig.h.addr, before, "the restart moved the server");
     rig.until("the old key's signatures gone", |st| {
         key_in(st, old, KeyState::Retired)
     })
@@ -588,6 +629,18 @@ async fn an_algorithm_rollover_never_breaks_validation() {
     rig.no_failures(loops).await;
     rig.wait_knot_current().await;
     assert_eq!(rig.knot_dnskeys().await, vec![new]);
+    rig.timeline(
+        "rollover-algorithm.svg",
+        &[
+            "signing",
+            "published",
+            "ready",
+            "active",
+            "withdrawn",
+            "retired",
+        ],
+    )
+    .await;
 }
 
 /// `enabled = false`: CDS delete, the parent drops the DS, then every
@@ -611,6 +664,10 @@ async fn turning_dnssec_off_never_makes_the_zone_bogus() {
         st.keys.iter().any(|(k, _, _)| k.ds_delete.is_some())
     })
     .await;
+    // a restart in the middle: still signed, still saying delete
+    let before = rig.h.addr;
+    rig.h.restart().await;
+    assert_eq!(rig.h.addr, before, "the restart moved the server");
     let ds = rig.parent.follow_cds(rig.h.addr).await;
     assert!(ds.is_empty(), "the parent's DS set is emptied: {ds:?}");
     rig.until("the zone unsigned", |st| key_in(st, key, KeyState::Retired))
@@ -626,4 +683,40 @@ async fn turning_dnssec_off_never_makes_the_zone_bogus() {
     );
     rig.no_failures(loops).await;
     let _ = rig.knot_port;
+}
+
+/// NSEC to NSEC3 and back (`denial`, applied at start as two changes
+/// each): negative answers keep validating throughout, cached ones too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_nsec_to_nsec3_and_back_never_breaks_validation() {
+    let mut rig = Rig::start(false).await;
+    let loops = rig.watch(false);
+    let zf = rig.h.config.zones_dir.join("acme.toml");
+    let text = std::fs::read_to_string(&zf).unwrap();
+    for (denial, nsec3) in [("nsec3", true), ("nsec", false)] {
+        write(
+            &zf,
+            &text.replace("[dnssec]\n", &format!("[dnssec]\ndenial = \"{denial}\"\n")),
+        );
+        let before = rig.h.addr;
+        rig.h.restart().await;
+        assert_eq!(rig.h.addr, before, "the restart moved the server");
+        let snap = rig
+            .h
+            .server()
+            .zones
+            .zone_exact(&name(ZONE))
+            .unwrap()
+            .snapshot();
+        assert_eq!(
+            snap.rrset(snap.origin(), RecordType::NSEC3PARAM).is_some(),
+            nsec3,
+            "{denial} in place after the start"
+        );
+        rig.verify_zone().await;
+        rig.wait_knot_current().await;
+        // caches (TTLs 1 to 3 s) see the other denial before the next switch
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    rig.no_failures(loops).await;
 }

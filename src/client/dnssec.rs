@@ -163,6 +163,37 @@ pub async fn status(
     (text, verdict)
 }
 
+/// One zone's status view, as the server gives it.
+pub async fn view(config: &Config, zone: &str) -> Result<DnssecStatusView, String> {
+    let addr = http_addr(config)?;
+    match crate::client::api::plain(addr, "GET", &zone_path(zone), TIMEOUT).await {
+        Ok((200, body)) => {
+            serde_json::from_str(&body).map_err(|e| format!("unreadable answer from {addr}: {e}"))
+        }
+        Ok((code, body)) => Err(format!("HTTP {code} from {addr}: {}", body.trim())),
+        Err(e) => Err(format!("cannot ask the server at {addr}: {e}")),
+    }
+}
+
+/// `zonewarden dnssec status ZONE --svg FILE`: the keys' timeline drawn
+/// into FILE (`timeline`).
+pub async fn write_svg(
+    config: &Config,
+    zone: &str,
+    file: &std::path::Path,
+    now: u64,
+) -> Result<String, String> {
+    let v = view(config, zone).await?;
+    std::fs::write(file, crate::client::timeline::svg(&v, now))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(format!(
+        "{}: the timeline of {} keys of {}\n",
+        file.display(),
+        v.keys.len(),
+        v.zone
+    ))
+}
+
 /// `zonewarden dnssec roll ZONE`.
 pub async fn roll(config: &Config, zone: &str) -> Result<String, String> {
     let addr = http_addr(config)?;

@@ -15,4 +15,5 @@ pub mod cli;
 pub mod dnssec;
 pub mod hook;
 pub mod publish;
+pub mod timeline;
 pub mod wait;

@@ -29,9 +29,11 @@ pub struct KeyView {
     /// When it entered `state` (Unix seconds).
     pub since: u64,
     pub created: u64,
+    pub signing: Option<u64>,
     pub published: Option<u64>,
     pub ready: Option<u64>,
     pub active: Option<u64>,
+    pub withdrawn: Option<u64>,
     pub retired: Option<u64>,
     pub removed: Option<u64>,
     /// Its DS as the parent should publish it (zone IN DS ...).
@@ -89,9 +91,11 @@ fn key_view(
         state: r.state.as_str().into(),
         since: r.since,
         created: r.created,
+        signing: r.signing,
         published: r.published,
         ready: r.ready,
         active: r.active,
+        withdrawn: r.withdrawn,
         retired: r.retired,
         removed: r.removed,
         ds: ds.map(|d| format!("{zone} IN DS {d}")),

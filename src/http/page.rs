@@ -279,6 +279,42 @@ fn audit_table(out: &mut String, app: &Context) {
 }
 
 /// The whole page. Blocking (reads the audit table).
+/// Every signed zone's keys: state, next step, what it waits for, and
+/// what an admin must do (as `zonewarden dnssec status`).
+fn keys_table(out: &mut String, app: &Context, now: u64) {
+    let views: Vec<_> = app
+        .zones()
+        .iter()
+        .filter_map(|z| super::dnssec_api::status_view(z, now))
+        .collect();
+    if views.is_empty() {
+        return;
+    }
+    out.push_str("<h2>DNSSEC keys</h2><table id=\"keys\"><tr><th>zone</th><th>key</th><th>state</th><th>since</th><th>next step</th><th>waiting for</th><th>to do</th></tr>");
+    for v in &views {
+        for k in v.keys.iter().filter(|k| k.state != "removed") {
+            out.push_str("<tr>");
+            cell(out, &v.zone);
+            cell(out, &format!("{} {} ({})", k.tag, k.algorithm, k.role));
+            cell(out, &k.state);
+            cell(out, &utc(k.since));
+            let next = match k.next_at {
+                Some(at) if at > now => format!("{} in {}", k.next, span((at - now) as i64)),
+                _ => k.next.clone(),
+            };
+            cell(out, &next);
+            cell(out, &k.waiting_for);
+            match (&k.action, &k.note) {
+                (Some(a), _) => cell_class(out, "bad", a),
+                (None, Some(n)) => cell_class(out, "muted", n),
+                (None, None) => cell_class(out, "ok", "nothing"),
+            }
+            out.push_str("</tr>");
+        }
+    }
+    out.push_str("</table>");
+}
+
 pub fn render(app: &Context) -> String {
     let now = app.clock.now();
     let zones: Vec<ZoneSummary> = app
@@ -300,6 +336,7 @@ pub fn render(app: &Context) -> String {
         env!("CARGO_PKG_VERSION")
     );
     zones_table(&mut out, &zones);
+    keys_table(&mut out, app, now);
     secondaries_table(&mut out, &props, now);
     machines_table(&mut out, &machines);
     audit_table(&mut out, app);

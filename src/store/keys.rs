@@ -10,7 +10,7 @@ use crate::zone::keys::{KeyRecord, KeyState};
 use crate::zonefile::KeyAlgorithm;
 
 const COLUMNS: &str = "id, tag, algorithm, file, state, since, since_serial, created, published, \
-     ready, active, retired, removed, ds_seen, ds_ttl, ds_removed, roll_requested, ds_delete";
+     ready, active, retired, removed, ds_seen, ds_ttl, ds_removed, roll_requested, ds_delete, signing, withdrawn";
 
 /// Insert or update `keys` (a key with id 0 is inserted; its file is
 /// unique per zone).
@@ -23,15 +23,17 @@ pub(super) fn save(
         let mut st = tx.prepare_cached(
             "INSERT INTO dnssec_keys (zone, tag, algorithm, file, state, since, since_serial,
                  created, published, ready, active, retired, removed, ds_seen, ds_ttl,
-                 ds_removed, roll_requested, ds_delete)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 ds_removed, roll_requested, ds_delete, signing, withdrawn)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                     ?19, ?20)
              ON CONFLICT (zone, file) DO UPDATE SET
                  state = excluded.state, since = excluded.since,
                  since_serial = excluded.since_serial, published = excluded.published,
                  ready = excluded.ready, active = excluded.active, retired = excluded.retired,
                  removed = excluded.removed, ds_seen = excluded.ds_seen,
                  ds_ttl = excluded.ds_ttl, ds_removed = excluded.ds_removed,
-                 roll_requested = excluded.roll_requested, ds_delete = excluded.ds_delete",
+                 roll_requested = excluded.roll_requested, ds_delete = excluded.ds_delete,
+                 signing = excluded.signing, withdrawn = excluded.withdrawn",
         )?;
         let t = |v: Option<u64>| v.map(|v| v as i64);
         st.execute(params![
@@ -53,6 +55,8 @@ pub(super) fn save(
             t(k.ds_removed),
             t(k.roll_requested),
             t(k.ds_delete),
+            t(k.signing),
+            t(k.withdrawn),
         ])?;
     }
     Ok(())
@@ -89,6 +93,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<KeyRecord, String>> {
         ds_removed: t(15)?,
         roll_requested: t(16)?,
         ds_delete: t(17)?,
+        signing: t(18)?,
+        withdrawn: t(19)?,
     }))
 }
 

@@ -114,9 +114,13 @@ pub struct KeyRecord {
     /// that changed no record.
     pub since_serial: Option<u32>,
     pub created: u64,
+    /// Algorithm rollover: when its signatures went in (before its DNSKEY).
+    pub signing: Option<u64>,
     pub published: Option<u64>,
     pub ready: Option<u64>,
     pub active: Option<u64>,
+    /// Algorithm rollover: when its DNSKEY left (its signatures stayed).
+    pub withdrawn: Option<u64>,
     pub retired: Option<u64>,
     pub removed: Option<u64>,
     /// When every parent nameserver was first seen serving its DS.
@@ -144,9 +148,11 @@ impl KeyRecord {
             since: now,
             since_serial: None,
             created: now,
+            signing: None,
             published: None,
             ready: None,
             active: None,
+            withdrawn: None,
             retired: None,
             removed: None,
             ds_seen: None,
@@ -163,7 +169,9 @@ impl KeyRecord {
         self.since = now;
         self.since_serial = serial;
         let stamp = match state {
-            KeyState::Generated | KeyState::Signing | KeyState::Withdrawn => None,
+            KeyState::Generated => None,
+            KeyState::Signing => Some(&mut self.signing),
+            KeyState::Withdrawn => Some(&mut self.withdrawn),
             KeyState::Published => Some(&mut self.published),
             KeyState::Ready => Some(&mut self.ready),
             KeyState::Active => Some(&mut self.active),
