@@ -362,11 +362,11 @@ fn main() -> ExitCode {
             match action {
                 DnssecCmd::Status { zone, json, svg } => {
                     let now = zonewarden::Clock::now(&zonewarden::SystemClock);
-                    if let (Some(file), Some(z)) = (&svg, &zone) {
-                        if let Err(e) = rt.block_on(dnssec::write_svg(&config, z, file, now)) {
-                            eprintln!("zonewarden: {e}");
-                            return ExitCode::from(2);
-                        }
+                    if let (Some(file), Some(z)) = (&svg, &zone)
+                        && let Err(e) = rt.block_on(dnssec::write_svg(&config, z, file, now))
+                    {
+                        eprintln!("zonewarden: {e}");
+                        return ExitCode::from(2);
                     }
                     let (text, verdict) =
                         rt.block_on(dnssec::status(&config, zone.as_deref(), json, now));
