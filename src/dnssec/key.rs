@@ -1,4 +1,4 @@
-//! A zone's signing key: one CSK (Combined Signing Key, DNSKEY flags 257:
+//! A zone's signing key: a CSK (Combined Signing Key, DNSKEY flags 257:
 //! Zone Key + Secure Entry Point, RFC 4034 §2.1.1, RFC 3757) per zone, and
 //! what is derived from it: the DNSKEY, its key tag (RFC 4034 Appendix B),
 //! the DS for the parent (SHA-256, digest type 2, RFC 4509) and the CDS and
@@ -11,8 +11,8 @@
 //!
 //! # Limitations
 //!
-//! No rollover: the key lives as long as its file. A key whose algorithm
-//! differs from the zone file's is an error, not a silent switch.
+//! The key material is a file (no HSM/PKCS#11); which keys a zone uses, and
+//! in which state, is the database's (`zone::keys`, `dnssec::roll`).
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -34,9 +34,8 @@
 //!
 //! # Limitations
 //!
-//! - One CSK (flags 257) per zone; no key rollover. Changing the algorithm
-//!   of an existing key is refused at start (remove the key file to start
-//!   over with a new key, then change the DS at the parent).
+//! - CSKs only (flags 257), no split KSK/ZSK; rollovers by double
+//!   signature ([`roll`]); no revocation (RFC 5011: no trust anchors here).
 //! - No wildcards (the zone serves none), no NSEC3 opt-out, no NSEC3
 //!   parameters but RFC 9276's.
 //! - Keys are files on the data directory (PKCS#8), no HSM/PKCS#11.
