@@ -29,6 +29,8 @@ use crate::zonefile::ZoneSpec;
 const PARENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often [`drive`] looks at the plan.
 const TICK: Duration = Duration::from_secs(1);
+/// The longest wait after a step failed before it is tried again.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What the writer keeps of a signed zone's keys besides the signer.
 #[derive(Debug)]
@@ -633,6 +635,7 @@ pub async fn drive(zone: Arc<ZoneHandle>) {
     let servers = signer.settings.parent_nameservers.clone();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = TICK;
     loop {
         tick.tick().await;
         let now = zone.clock.now();
@@ -658,13 +661,20 @@ pub async fn drive(zone: Arc<ZoneHandle>) {
         };
         tracing::info!(zone = %zone.origin, step = ?step, "DNSSEC key step");
         let z = zone.clone();
-        match tokio::task::spawn_blocking(move || z.write(Draft::KeyStep(step))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(zone = %zone.origin, error = %e, "DNSSEC key step failed; will retry")
-            }
-            Err(e) => {
-                tracing::error!(zone = %zone.origin, error = %e, "DNSSEC key step task failed")
+        let failed = match tokio::task::spawn_blocking(move || z.write(Draft::KeyStep(step))).await
+        {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("task failed: {e}")),
+        };
+        match failed {
+            None => backoff = TICK,
+            Some(e) => {
+                // A full disk or an unreadable key: nothing changed; try
+                // again later, not every second.
+                tracing::error!(zone = %zone.origin, error = %e, retry_in_s = backoff.as_secs(), "DNSSEC key step failed; the zone is unchanged");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
