@@ -622,8 +622,19 @@ async fn a_zone_file_edit_is_signed_at_the_next_start() {
     assert!(ok, "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
+/// zonewarden with `zone_file` (plus a Knot secondary) on a free port, a
+/// Knot secondary pulling from it, a TXT and a TLSA added, and Knot serving
+/// that serial: (the harness, Knot, zonewarden's port, Knot's port, the
+/// transfer key).
+async fn with_knot_secondary(
+    zone_file: &str,
+) -> (
+    Harness,
+    common::peers::Peer,
+    u16,
+    u16,
+    zonewarden::tsig::Key,
+) {
     use common::peers::knot_secondary;
     use zonewarden::client::wait::{Goal, Target, wait};
     use zonewarden::tsig::{Algorithm, Key};
@@ -631,7 +642,7 @@ async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
     let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
     let (p, kp) = (free_port(), free_port());
     let zone_file = format!(
-        "{ZONE_FILE}\n[[secondary]]\naddress = \"127.0.0.1:{kp}\"\nkey = \"xfr\"\nname = \"knot\"\n"
+        "{zone_file}\n[[secondary]]\naddress = \"127.0.0.1:{kp}\"\nkey = \"xfr\"\nname = \"knot\"\n"
     );
     let key = xfr.clone();
     let h = Harness::start_with(move |c| {
@@ -665,6 +676,12 @@ async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
     {
         panic!("knot did not get serial {serial}: {l:?}\n{}", knot.log());
     }
+    (h, knot, p, kp, xfr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_axfr_output_verifies_and_a_secondary_serves_validated_answers() {
+    let (h, _knot, p, kp, xfr) = with_knot_secondary(ZONE_FILE).await;
     let anchor = ds_line(&zone_key(&h));
     // What the secondary transferred, fetched from it by AXFR, verifies.
     for (label, port) in [("primary", p), ("knot", kp)] {
@@ -1097,48 +1114,7 @@ async fn switching_nsec_to_nsec3_and_back_across_restarts_keeps_answers_validate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_knot_secondary_serves_the_nsec3_zone_and_its_nxdomain_validates() {
-    use common::peers::knot_secondary;
-    use zonewarden::client::wait::{Goal, Target, wait};
-    use zonewarden::tsig::{Algorithm, Key};
-    require("kdig", "knot-dnsutils");
-    let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
-    let (p, kp) = (free_port(), free_port());
-    let zone_file = format!(
-        "{}\n[[secondary]]\naddress = \"127.0.0.1:{kp}\"\nkey = \"xfr\"\nname = \"knot\"\n",
-        zone_file_with_denial("nsec3")
-    );
-    let key = xfr.clone();
-    let h = Harness::start_with(move |c| {
-        c.listen = vec![format!("127.0.0.1:{p}").parse().unwrap()];
-        write(&c.zones_dir.join("acme.toml"), &zone_file);
-        zonewarden::tsig::write_key_file(&c.keys_dir.join("xfr.key"), &key).unwrap();
-    })
-    .await;
-    let knot = knot_secondary(ZONE, kp, p, &xfr);
-    add_rr(
-        &h,
-        "mx1",
-        "_acme-challenge.mx1",
-        RecordType::TXT,
-        "\"via knot\"",
-    )
-    .await;
-    add_rr(&h, "mx1", "_25._tcp.mx1", RecordType::TLSA, TLSA).await;
-    let serial = h.serial(ZONE).await;
-    let targets = [Target {
-        label: "knot".into(),
-        addr: format!("127.0.0.1:{kp}").parse().unwrap(),
-    }];
-    if let Err(l) = wait(
-        &targets,
-        &name(ZONE),
-        &Goal::Serial(serial),
-        Duration::from_secs(30),
-    )
-    .await
-    {
-        panic!("knot did not get serial {serial}: {l:?}\n{}", knot.log());
-    }
+    let (h, _knot, _p, kp, _xfr) = with_knot_secondary(&zone_file_with_denial("nsec3")).await;
     // Knot answers from the NSEC3 chain it transferred
     let (ok, out) = run(
         "kdig",

@@ -20,21 +20,6 @@ use zonewarden::dnssec::parent::{ParentError, ds_at, ds_matches, parent_nameserv
 
 const T: Duration = Duration::from_secs(3);
 
-fn peers_installed() {
-    require("dig", "bind9-dnsutils");
-    require("nsupdate", "bind9-dnsutils");
-    for (p, package) in [
-        ("named", "bind9"),
-        ("knotd", "knot"),
-        ("unbound", "unbound"),
-    ] {
-        assert!(
-            have(p) || std::path::Path::new(&format!("/usr/sbin/{p}")).exists(),
-            "{p} is not installed: apt-get install -y {package}"
-        );
-    }
-}
-
 /// A key zonewarden does not have, for a DS the child cannot match.
 fn stranger(dir: &std::path::Path) -> ZoneKey {
     ZoneKey::load_or_create(
@@ -48,7 +33,7 @@ fn stranger(dir: &std::path::Path) -> ZoneKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_child_validates_through_the_parents_ds_and_not_without_it() {
-    peers_installed();
+    common::parent::peers_installed();
     let mut h = Harness::start().await;
     let key = zone_key(&h);
     let parent = Parent::start_two(ZONE, h.addr.port(), &[ds_line(&key)]).await;
@@ -141,7 +126,7 @@ async fn the_child_validates_through_the_parents_ds_and_not_without_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_parent_nameserver_is_asked_for_the_ds_and_a_frozen_one_lags() {
-    peers_installed();
+    common::parent::peers_installed();
     let h = Harness::start().await;
     let key = zone_key(&h);
     let mut parent = Parent::start_two(ZONE, h.addr.port(), &[ds_line(&key)]).await;

@@ -62,25 +62,33 @@ impl Drop for Rig {
     }
 }
 
-fn peers_installed() {
-    require("dig", "bind9-dnsutils");
-    require("nsupdate", "bind9-dnsutils");
-    require("ldns-verify-zone", "ldnsutils");
-    for (p, package) in [
-        ("named", "bind9"),
-        ("knotd", "knot"),
-        ("unbound", "unbound"),
-    ] {
-        assert!(
-            have(p) || std::path::Path::new(&format!("/usr/sbin/{p}")).exists(),
-            "{p} is not installed: apt-get install -y {package}"
-        );
-    }
-}
-
 impl Rig {
+    /// Restart zonewarden on the same address (the unbounds' stub).
+    async fn restart(&mut self) {
+        let before = self.h.addr;
+        self.h.restart().await;
+        assert_eq!(self.h.addr, before, "the restart moved the server");
+    }
+
+    /// `setting` added to the zone file's `[dnssec]` table (`base`, the
+    /// file as the rig wrote it), then a restart.
+    async fn restart_with(&mut self, base: &str, setting: &str) {
+        let zf = self.h.config.zones_dir.join("acme.toml");
+        write(
+            &zf,
+            &base.replace("[dnssec]\n", &format!("[dnssec]\n{setting}\n")),
+        );
+        self.restart().await;
+    }
+
+    /// The zone file as it is now.
+    fn zone_file(&self) -> String {
+        std::fs::read_to_string(self.h.config.zones_dir.join("acme.toml")).unwrap()
+    }
+
     async fn start(second_parent_ns: bool) -> Rig {
-        peers_installed();
+        common::parent::peers_installed();
+        require("ldns-verify-zone", "ldnsutils");
         let xfr = Key::generate(name("xfr."), Algorithm::HmacSha256).unwrap();
         let (p, kp) = (free_port(), free_port());
         let text = zone_file(kp, "");
@@ -363,6 +371,15 @@ impl Rig {
     }
 }
 
+/// The tag of the key that is not `old`.
+fn other_key(st: &KeyStatus, old: u16) -> u16 {
+    st.keys
+        .iter()
+        .map(|(k, _, _)| k.tag)
+        .find(|t| *t != old)
+        .expect("a second key")
+}
+
 fn key_in(st: &KeyStatus, tag: u16, state: KeyState) -> bool {
     st.keys
         .iter()
@@ -386,19 +403,12 @@ async fn a_csk_rollover_never_breaks_validation() {
     let st = rig
         .until("a second key published", |st| st.keys.len() == 2)
         .await;
-    let new = st
-        .keys
-        .iter()
-        .map(|(k, _, _)| k.tag)
-        .find(|t| *t != old)
-        .unwrap();
+    let new = other_key(&st, old);
     // a second request while one is under way is refused
     let again = zonewarden::client::dnssec::roll(&rig.cli_config(), ZONE).await;
     assert!(again.is_err_and(|e| e.contains("already under way")));
     // a restart in the middle: the rollover goes on from where it was
-    let before = rig.h.addr;
-    rig.h.restart().await;
-    assert_eq!(rig.h.addr, before, "the restart moved the server");
+    rig.restart().await;
     assert!(matches!(
         rig.state_of(new),
         KeyState::Published | KeyState::Ready
@@ -511,12 +521,7 @@ async fn a_ds_missing_at_one_parent_nameserver_holds_the_rollover() {
             st.keys.iter().any(|(k, _, _)| k.state == KeyState::Ready)
         })
         .await;
-    let new = st
-        .keys
-        .iter()
-        .map(|(k, _, _)| k.tag)
-        .find(|t| *t != old)
-        .unwrap();
+    let new = other_key(&st, old);
     rig.parent.follow_cds(rig.h.addr).await;
     let st = rig
         .until("the wait for the lagging nameserver said", |st| {
@@ -566,26 +571,14 @@ async fn an_algorithm_rollover_never_breaks_validation() {
     rig.add_tlsa().await;
     let old = rig.active_tag();
     let loops = rig.watch(false);
-    let zf = rig.h.config.zones_dir.join("acme.toml");
-    let text = std::fs::read_to_string(&zf).unwrap();
-    write(
-        &zf,
-        &text.replace("[dnssec]\n", "[dnssec]\nalgorithm = \"ed25519\"\n"),
-    );
-    let before = rig.h.addr;
-    rig.h.restart().await;
-    assert_eq!(rig.h.addr, before, "the restart moved the server");
+    let base = rig.zone_file();
+    rig.restart_with(&base, "algorithm = \"ed25519\"").await;
     let st = rig
         .until("the new key signing", |st| {
             st.keys.iter().any(|(k, _, _)| k.state == KeyState::Signing)
         })
         .await;
-    let new = st
-        .keys
-        .iter()
-        .map(|(k, _, _)| k.tag)
-        .find(|t| *t != old)
-        .unwrap();
+    let new = other_key(&st, old);
     let st = rig
         .until("the new key ready", |st| key_in(st, new, KeyState::Ready))
         .await;
@@ -614,9 +607,7 @@ async fn an_algorithm_rollover_never_breaks_validation() {
     })
     .await;
     // a restart in the middle: the withdrawn key's signatures stay
-    let before = rig.h.addr;
-    rig.h.restart().await;
-    assert_eq!(rig.h.addr, before, "the restart moved the server");
+    rig.restart().await;
     rig.until("the old key's signatures gone", |st| {
         key_in(st, old, KeyState::Retired)
     })
@@ -651,23 +642,14 @@ async fn turning_dnssec_off_never_makes_the_zone_bogus() {
     let mut rig = Rig::start(false).await;
     let key = rig.active_tag();
     let loops = rig.watch(true);
-    let zf = rig.h.config.zones_dir.join("acme.toml");
-    let text = std::fs::read_to_string(&zf).unwrap();
-    write(
-        &zf,
-        &text.replace("[dnssec]\n", "[dnssec]\nenabled = false\n"),
-    );
-    let before = rig.h.addr;
-    rig.h.restart().await;
-    assert_eq!(rig.h.addr, before, "the restart moved the server");
+    let base = rig.zone_file();
+    rig.restart_with(&base, "enabled = false").await;
     rig.until("CDS delete published", |st| {
         st.keys.iter().any(|(k, _, _)| k.ds_delete.is_some())
     })
     .await;
     // a restart in the middle: still signed, still saying delete
-    let before = rig.h.addr;
-    rig.h.restart().await;
-    assert_eq!(rig.h.addr, before, "the restart moved the server");
+    rig.restart().await;
     let ds = rig.parent.follow_cds(rig.h.addr).await;
     assert!(ds.is_empty(), "the parent's DS set is emptied: {ds:?}");
     rig.until("the zone unsigned", |st| key_in(st, key, KeyState::Retired))
@@ -691,16 +673,10 @@ async fn turning_dnssec_off_never_makes_the_zone_bogus() {
 async fn switching_nsec_to_nsec3_and_back_never_breaks_validation() {
     let mut rig = Rig::start(false).await;
     let loops = rig.watch(false);
-    let zf = rig.h.config.zones_dir.join("acme.toml");
-    let text = std::fs::read_to_string(&zf).unwrap();
+    let base = rig.zone_file();
     for (denial, nsec3) in [("nsec3", true), ("nsec", false)] {
-        write(
-            &zf,
-            &text.replace("[dnssec]\n", &format!("[dnssec]\ndenial = \"{denial}\"\n")),
-        );
-        let before = rig.h.addr;
-        rig.h.restart().await;
-        assert_eq!(rig.h.addr, before, "the restart moved the server");
+        rig.restart_with(&base, &format!("denial = \"{denial}\""))
+            .await;
         let snap = rig
             .h
             .server()

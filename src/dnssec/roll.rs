@@ -226,60 +226,40 @@ impl<F: Fn(&KeyRecord) -> Option<DsId>> Planner<'_, F> {
             let mut out = Outlook::default();
             match k.state {
                 KeyState::Generated | KeyState::Removed => {}
-                KeyState::Signing => {
-                    out.next = "publish its DNSKEY".into();
-                    let what = format!(
-                        "the zone's longest TTL ({} s) plus propagation-delay ({delay} s) to pass, so no cache holds an RRset without its signatures",
-                        t.max_ttl
-                    );
-                    self.after(
-                        k,
-                        &mut out,
-                        self.ttl_wait(t.max_ttl),
-                        what,
-                        Step::Publish { key: k.id },
-                    );
-                }
-                KeyState::Published => {
-                    out.next = "submit its DS (CDS/CDNSKEY)".into();
-                    let what = format!(
-                        "the DNSKEY TTL ({} s) plus propagation-delay ({delay} s) to pass",
-                        t.dnskey_ttl
-                    );
-                    self.after(
-                        k,
-                        &mut out,
-                        self.ttl_wait(t.dnskey_ttl),
-                        what,
-                        Step::Submit { key: k.id },
-                    );
-                }
                 KeyState::Ready => self.ready(k, active, &mut out),
                 KeyState::Active => self.active(k, incoming, &mut out),
-                KeyState::Withdrawn => {
-                    out.next = "its signatures go".into();
-                    let what = format!(
-                        "the DNSKEY TTL ({} s) plus propagation-delay ({delay} s) to pass",
-                        t.dnskey_ttl
-                    );
-                    self.after(
-                        k,
-                        &mut out,
-                        self.ttl_wait(t.dnskey_ttl),
-                        what,
-                        Step::Unsign { key: k.id },
-                    );
-                }
-                KeyState::Retired => {
-                    out.next = "removed".into();
-                    let what = format!("the DNSKEY TTL ({} s) to pass", t.dnskey_ttl);
-                    self.after(
-                        k,
-                        &mut out,
-                        self.ttl_wait(t.dnskey_ttl),
-                        what,
-                        Step::Remove { key: k.id },
-                    );
+                // A wait for the secondaries and a TTL, then the next step.
+                timed => {
+                    let (next, ttl, what, step) = match timed {
+                        KeyState::Signing => (
+                            "publish its DNSKEY",
+                            t.max_ttl,
+                            "the zone's longest TTL",
+                            Step::Publish { key: k.id },
+                        ),
+                        KeyState::Published => (
+                            "submit its DS (CDS/CDNSKEY)",
+                            t.dnskey_ttl,
+                            "the DNSKEY TTL",
+                            Step::Submit { key: k.id },
+                        ),
+                        KeyState::Withdrawn => (
+                            "its signatures go",
+                            t.dnskey_ttl,
+                            "the DNSKEY TTL",
+                            Step::Unsign { key: k.id },
+                        ),
+                        _ => (
+                            "removed",
+                            t.dnskey_ttl,
+                            "the DNSKEY TTL",
+                            Step::Remove { key: k.id },
+                        ),
+                    };
+                    out.next = next.into();
+                    let what =
+                        format!("{what} ({ttl} s) plus propagation-delay ({delay} s) to pass");
+                    self.after(k, &mut out, self.ttl_wait(ttl), what, step);
                 }
             }
             if matches!(k.state, KeyState::Retired | KeyState::Removed) && k.ds_removed.is_none() {

@@ -133,16 +133,10 @@ impl Store {
         audit: &crate::zone::change::Audit,
         now: u64,
     ) -> Result<(), StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        save(&tx, &zname, keys).map_err(sql)?;
-        super::audit::append(&tx, &zname, audit, now).map_err(sql)?;
-        tx.commit().map_err(sql)
+        self.in_transaction(zone, |tx, zname| {
+            save(tx, zname, keys)?;
+            super::audit::append(tx, zname, audit, now)
+        })
     }
 
     /// The id of the key stored under `file`, if any.

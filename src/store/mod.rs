@@ -457,6 +457,25 @@ impl Store {
         }))
     }
 
+    /// Run `f` in one transaction for `zone` (its name in the tables),
+    /// committed when it succeeds; its errors say which database.
+    fn in_transaction<T>(
+        &mut self,
+        zone: &Name,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let zname = zone.to_lowercase().to_ascii();
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let out = f(&tx, &zname).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
     /// First sight of a zone: insert it with its static records.
     pub fn create_zone(
         &mut self,
@@ -466,22 +485,15 @@ impl Store {
         statics: &[Record],
         now: u64,
     ) -> Result<(), StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
-            "INSERT INTO zones (name, serial, static_fingerprint) VALUES (?1, ?2, ?3)",
-            params![zname, serial as i64, fingerprint],
-        )
-        .map_err(sql)?;
-        insert_records(&tx, &zname, statics, Source::Static, now, None).map_err(sql)?;
-        let audit = Audit::server(Action::Create, format!("zone created with serial {serial}"));
-        audit::append(&tx, &zname, &audit, now).map_err(sql)?;
-        tx.commit().map_err(sql)
+        self.in_transaction(zone, |tx, zname| {
+            tx.execute(
+                "INSERT INTO zones (name, serial, static_fingerprint) VALUES (?1, ?2, ?3)",
+                params![zname, serial as i64, fingerprint],
+            )?;
+            insert_records(tx, zname, statics, Source::Static, now, None)?;
+            let audit = Audit::server(Action::Create, format!("zone created with serial {serial}"));
+            audit::append(tx, zname, &audit, now)
+        })
     }
 
     /// Commit one change in one transaction: its records, the serial, the

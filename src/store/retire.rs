@@ -135,15 +135,7 @@ impl Store {
         extra: &Extra<'_>,
         now: u64,
     ) -> Result<(), StoreError> {
-        let zname = zone.to_lowercase().to_ascii();
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        settle(&tx, &zname, serial, extra, now).map_err(sql)?;
-        tx.commit().map_err(sql)
+        self.in_transaction(zone, |tx, zname| settle(tx, zname, serial, extra, now))
     }
 
     /// Note when a planned retirement's change reached every nameserver.

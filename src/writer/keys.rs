@@ -321,9 +321,11 @@ impl ZoneHandle {
         let mut records = store.keys(&self.origin)?;
         let at = |records: &[KeyRecord], id: i64| records.iter().position(|r| r.id == id);
         let parent = parent_of(&self.origin);
-        // The records the step moves (by index; a new key is pushed) and
-        // what it did, in words; `zone`: whether the zone changes.
-        let (moved, detail, zone): (Vec<usize>, String, bool) = match step {
+        // The records the step moves (by index; a new key is pushed), what
+        // it did in words, and whether the zone changes: None, the records
+        // alone; Some(entered), the zone too, the moved records entering
+        // their (new) state by its serial when `entered`.
+        let (moved, detail, zone): (Vec<usize>, String, Option<bool>) = match step {
             Step::Start {
                 old,
                 algorithm,
@@ -351,14 +353,18 @@ impl ZoneHandle {
                     records[o].tag
                 );
                 records.push(n);
-                (vec![records.len() - 1], detail, true)
+                (vec![records.len() - 1], detail, Some(true))
             }
             Step::Publish { key } => {
                 let Some(i) = at(&records, key) else {
                     return Ok(());
                 };
                 records[i].state = KeyState::Published;
-                (vec![i], format!("key {} published", records[i].tag), true)
+                (
+                    vec![i],
+                    format!("key {} published", records[i].tag),
+                    Some(true),
+                )
             }
             Step::Submit { key } => {
                 let Some(i) = at(&records, key) else {
@@ -366,7 +372,7 @@ impl ZoneHandle {
                 };
                 records[i].state = KeyState::Ready;
                 let detail = format!("DS of key {} submitted (CDS, CDNSKEY)", records[i].tag);
-                (vec![i], detail, true)
+                (vec![i], detail, Some(true))
             }
             Step::Retire { old, new } => {
                 let (Some(o), Some(n)) = (at(&records, old), at(&records, new)) else {
@@ -389,7 +395,7 @@ impl ZoneHandle {
                     },
                     records[n].tag
                 );
-                (vec![o, n], detail, true)
+                (vec![o, n], detail, Some(true))
             }
             Step::Unsign { key } => {
                 let Some(i) = at(&records, key) else {
@@ -399,7 +405,7 @@ impl ZoneHandle {
                 (
                     vec![i],
                     format!("signatures of key {} removed, key retired", records[i].tag),
-                    true,
+                    Some(true),
                 )
             }
             Step::Leave { key } => {
@@ -411,18 +417,7 @@ impl ZoneHandle {
                 let detail = format!(
                     "turning DNSSEC off: CDS and CDNSKEY say delete (RFC 8078) to {parent}"
                 );
-                return self.rekey_with(
-                    store,
-                    life,
-                    signer,
-                    base,
-                    records,
-                    vec![i],
-                    detail,
-                    now,
-                    written,
-                    false,
-                );
+                (vec![i], detail, Some(false))
             }
             Step::Stay { key } => {
                 let Some(i) = at(&records, key) else {
@@ -433,18 +428,7 @@ impl ZoneHandle {
                     "DNSSEC on again: CDS and CDNSKEY name key {}",
                     records[i].tag
                 );
-                return self.rekey_with(
-                    store,
-                    life,
-                    signer,
-                    base,
-                    records,
-                    vec![i],
-                    detail,
-                    now,
-                    written,
-                    false,
-                );
+                (vec![i], detail, Some(false))
             }
             Step::Off { key } => {
                 let Some(i) = at(&records, key) else {
@@ -453,7 +437,7 @@ impl ZoneHandle {
                 records[i].state = KeyState::Retired;
                 let detail =
                     format!("DNSSEC off: no DS left at {parent}; every DNSSEC record removed");
-                (vec![i], detail, true)
+                (vec![i], detail, Some(true))
             }
             Step::DsSeen { key, ttl } => {
                 let Some(i) = at(&records, key) else {
@@ -465,7 +449,7 @@ impl ZoneHandle {
                     "DS of key {} seen at every nameserver of {parent} (TTL {ttl} s)",
                     records[i].tag
                 );
-                (vec![i], detail, false)
+                (vec![i], detail, None)
             }
             Step::DsRemoved { key } => {
                 let Some(i) = at(&records, key) else {
@@ -480,7 +464,7 @@ impl ZoneHandle {
                         records[i].tag
                     )
                 };
-                (vec![i], detail, false)
+                (vec![i], detail, None)
             }
             Step::Remove { key } => {
                 let Some(i) = at(&records, key) else {
@@ -490,16 +474,16 @@ impl ZoneHandle {
                 (
                     vec![i],
                     format!("key {} removed from every cache", records[i].tag),
-                    false,
+                    None,
                 )
             }
         };
-        if !zone {
+        let Some(entered) = zone else {
             let moved: Vec<KeyRecord> = moved.into_iter().map(|i| records[i].clone()).collect();
             return self.save_only(store, life, &moved, detail, now);
-        }
+        };
         self.rekey_with(
-            store, life, signer, base, records, moved, detail, now, written, true,
+            store, life, signer, base, records, moved, detail, now, written, entered,
         )
     }
 

@@ -47,6 +47,17 @@ fn in_use(owner: &str) -> Record {
     r
 }
 
+/// A configuration whose data lives in `dir`, and the repository's demo
+/// zone (signed).
+pub(super) fn demo_in(dir: &Path) -> (Config, crate::zonefile::ZoneSpec) {
+    let mut config = Config::embedded_default();
+    config.data_dir = dir.join("data");
+    config.database = dir.join("data/zonewarden.sqlite");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+    (config, spec)
+}
+
 pub(super) struct Fixture {
     pub(super) _dir: tempfile::TempDir,
     pub(super) zone: Arc<ZoneHandle>,
@@ -58,11 +69,8 @@ pub(super) struct Fixture {
 /// mx1 (its ACL: TXT at `_acme-challenge.mx1`, TLSA at `_*._tcp.mx1`).
 pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::embedded_default();
-    config.data_dir = dir.path().join("data");
-    config.database = dir.path().join("data/zonewarden.sqlite");
+    let (config, spec) = demo_in(dir.path());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
     let acl = std::fs::read_to_string(root.join("acl/mx1.toml")).unwrap();
     let machine = Policy::parse_file(Path::new("acl/mx1.toml"), &acl, &[n(ZONE)]).unwrap();
     let metrics = Arc::new(Metrics::default());
@@ -442,11 +450,7 @@ fn a_batch_signed_once_publishes_a_fully_signed_zone_and_an_exact_ixfr() {
     // nothing to sign at start (the serial does not move).
     let dir = f._dir.path().to_path_buf();
     drop(f.zone);
-    let mut config = Config::embedded_default();
-    config.data_dir = dir.join("data");
-    config.database = dir.join("data/zonewarden.sqlite");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+    let (config, spec) = demo_in(&dir);
     let clock = Arc::new(ManualClock::new(T0));
     let (zone, _) = ZoneHandle::open(spec, &config, clock, Arc::new(Metrics::default())).unwrap();
     let reopened = zone.snapshot();
@@ -495,11 +499,7 @@ fn a_name_emptied_in_a_batch_is_not_in_use_for_the_next_update() {
 fn a_restart_half_way_through_a_denial_switch_finishes_it() {
     use crate::dnssec::{Denial, ZoneSigner, nsec3};
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::embedded_default();
-    config.data_dir = dir.path().join("data");
-    config.database = dir.path().join("data/zonewarden.sqlite");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+    let (config, spec) = demo_in(dir.path());
     let with = |denial: Denial| {
         let mut s = spec.clone();
         s.dnssec.as_mut().unwrap().denial = denial;

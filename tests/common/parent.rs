@@ -35,7 +35,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,7 +47,23 @@ use zonewarden::dnsclient;
 use zonewarden::dnssec::parent::parse_ds;
 
 use super::unbound::{Unbound, run};
-use super::{free_port, require};
+use super::{free_port, have, require};
+
+/// The programs a parent (and its tests) drive are installed.
+pub fn peers_installed() {
+    require("dig", "bind9-dnsutils");
+    require("nsupdate", "bind9-dnsutils");
+    for (p, package) in [
+        ("named", "bind9"),
+        ("knotd", "knot"),
+        ("unbound", "unbound"),
+    ] {
+        assert!(
+            have(p) || std::path::Path::new(&format!("/usr/sbin/{p}")).exists(),
+            "{p} is not installed: apt-get install -y {package}"
+        );
+    }
+}
 
 /// How long a parent waits for its daemons or for a change to be served.
 const WAIT: Duration = Duration::from_secs(30);
@@ -60,15 +76,7 @@ struct Daemon {
 
 impl Daemon {
     fn spawn(program: &str, args: &[&str], dir: &Path, log: PathBuf) -> Self {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let child = super::peers::spawn(program, args, dir, &log);
         Self { child, log }
     }
 

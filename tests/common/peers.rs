@@ -34,7 +34,8 @@ impl Drop for Peer {
     }
 }
 
-fn spawn(program: &str, args: &[&str], dir: &Path, log: &Path) -> Child {
+/// Start `program` in `dir`, its stdout and stderr into `log`.
+pub fn spawn(program: &str, args: &[&str], dir: &Path, log: &Path) -> Child {
     let out = std::fs::File::create(log).unwrap();
     Command::new(program)
         .args(args)

@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::super::tests::{T0, assert_fully_signed, fixture};
+use super::super::tests::{T0, assert_fully_signed, demo_in, fixture};
 use super::*;
 use crate::clock::ManualClock;
-use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// The key tags of the RRSIGs over `rtype` at `name`.
@@ -115,11 +114,7 @@ fn a_rollover_publishes_double_signs_submits_and_retires() {
     let dir = f._dir.path().to_path_buf();
     let before = z.snapshot();
     let reopened = {
-        let mut config = Config::embedded_default();
-        config.data_dir = dir.join("data");
-        config.database = dir.join("data/zonewarden.sqlite");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let spec = crate::zonefile::load_file(&root.join("zones/_acme.example.org.toml")).unwrap();
+        let (config, spec) = demo_in(&dir);
         let (zone, _) = ZoneHandle::open(
             spec,
             &config,
