@@ -380,6 +380,134 @@ fn other_key(st: &KeyStatus, old: u16) -> u16 {
         .expect("a second key")
 }
 
+/// A TLS service of `mx1` with its DANE-EE TLSA (3 1 1) in the zone, and
+/// a validating resolver on port 53 trusting only the parent, for
+/// `ldns-dane verify` (a real DANE checker) during a rollover.
+struct Dane {
+    _certs: tempfile::TempDir,
+    server: std::process::Child,
+    port: u16,
+    resolver: Unbound,
+}
+
+impl Drop for Dane {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+const HOST: &str = "mx1._acme.example.org";
+
+impl Rig {
+    async fn dane(&self) -> Dane {
+        require("openssl", "openssl");
+        require("ldns-dane", "ldnsutils");
+        let certs = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "30", "-subj",
+            ])
+            .arg(format!("/CN={HOST}"))
+            .current_dir(certs.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl made no certificate");
+        let chain = zonewarden::dane::Chain::read(&certs.path().join("c.pem")).unwrap();
+        let now = self.h.clock_now() as i64;
+        let tlsa = zonewarden::dane::tlsa(&chain, zonewarden::dane::TlsaParams::default(), now)
+            .unwrap()
+            .to_string();
+        let port = free_port();
+        let upd = update_msg(
+            ZONE,
+            vec![],
+            vec![add(
+                &zname(&format!("_{port}._tcp.mx1")),
+                2,
+                RecordType::TLSA,
+                &tlsa,
+            )],
+        );
+        assert_eq!(
+            self.h.update_rcode("mx1", upd).await,
+            hickory_proto::op::ResponseCode::NoError
+        );
+        let a = update_msg(
+            ZONE,
+            vec![],
+            vec![add(&zname("mx1"), 2, RecordType::A, "127.0.0.1")],
+        );
+        assert_eq!(
+            self.h.update_rcode("ops", a).await,
+            hickory_proto::op::ResponseCode::NoError
+        );
+        self.wait_knot_current().await;
+        let server = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", "c.pem", "-key", "k.pem"])
+            .current_dir(certs.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "s_server did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stubs = vec![
+            (self.parent.zone.to_string(), self.parent.nameservers()),
+            (ZONE.to_string(), vec![self.h.addr]),
+        ];
+        let resolver = Unbound::start_trusting_on_53(&self.parent.trust_anchor(), &stubs, 30).await;
+        Dane {
+            _certs: certs,
+            server,
+            port,
+            resolver,
+        }
+    }
+}
+
+impl Dane {
+    /// `ldns-dane verify` accepts the service: its TLSA, validated through
+    /// the parent, matches the certificate.
+    async fn verified(&self, when: &str) {
+        let (ok, out) = common::unbound::run(
+            "ldns-dane",
+            &[
+                "-n".into(),
+                "-r".into(),
+                self.resolver.ip.clone(),
+                "verify".into(),
+                HOST.into(),
+                self.port.to_string(),
+            ],
+        )
+        .await;
+        assert!(
+            ok && out.contains("dane-validated successfully"),
+            "ldns-dane {when}:\n{out}\nunbound:\n{}",
+            self.resolver.log()
+        );
+    }
+}
+
 fn key_in(st: &KeyStatus, tag: u16, state: KeyState) -> bool {
     st.keys
         .iter()
@@ -394,6 +522,8 @@ fn key_in(st: &KeyStatus, tag: u16, state: KeyState) -> bool {
 async fn a_csk_rollover_never_breaks_validation() {
     let mut rig = Rig::start(false).await;
     rig.add_tlsa().await;
+    let dane = rig.dane().await;
+    dane.verified("before the rollover").await;
     let old = rig.active_tag();
     let loops = rig.watch(false);
     let said = zonewarden::client::dnssec::roll(&rig.cli_config(), ZONE)
@@ -418,6 +548,7 @@ async fn a_csk_rollover_never_breaks_validation() {
     })
     .await;
     // A parent that takes its time: nothing moves until it has the DS.
+    dane.verified("with two keys signing").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         rig.state_of(new),
@@ -480,6 +611,7 @@ async fn a_csk_rollover_never_breaks_validation() {
     );
     // a few more seconds of caches expiring, still validated
     tokio::time::sleep(Duration::from_secs(4)).await;
+    dane.verified("after the rollover").await;
     rig.no_failures(loops).await;
     rig.timeline(
         "rollover-csk.svg",

@@ -179,6 +179,20 @@ impl Unbound {
         .await
     }
 
+    /// [`Unbound::start_trusting`] on port 53 of a spare loopback address
+    /// (for tools that cannot be given a resolver port: ldns-dane).
+    pub async fn start_trusting_on_53(
+        anchor: &str,
+        stubs: &[(String, Vec<std::net::SocketAddr>)],
+        cache_max_ttl: u32,
+    ) -> Self {
+        Self::launch(
+            || (free_loopback_53(), 53),
+            |ip, port, dir| unbound_conf_trusting(ip, port, dir, anchor, stubs, cache_max_ttl),
+        )
+        .await
+    }
+
     /// Where it answers.
     pub fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::new(self.ip.parse().unwrap(), self.port)
