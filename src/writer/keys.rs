@@ -109,46 +109,51 @@ fn max_ttl(spec: &ZoneSpec, settings: &crate::zonefile::Settings) -> u32 {
         .unwrap_or(0)
 }
 
-/// The signer of a zone whose file turns DNSSEC on, with its keys as the
-/// database records them. On first sight the zone's key file (made now if
-/// there is none) is recorded as its active key.
+/// The signer of a zone whose file turns DNSSEC on, or of a zone still
+/// signed (`signed_now`: its snapshot has a DNSKEY RRset) whose file turns
+/// it off, with its keys as the database records them. On first sight the
+/// zone's key file is recorded as its active key, whatever its algorithm
+/// (an algorithm rollover follows if the file asks for another); it is
+/// made now if there is none.
 pub(super) fn open_signer(
     spec: &ZoneSpec,
     data_dir: &Path,
     store: &mut Store,
+    signed_now: bool,
     now: u64,
 ) -> Result<Option<(ZoneSigner, Life)>, OpenError> {
     let zone = &spec.origin;
     let mut records = store.keys(zone)?;
-    let signed = records
+    let has_keys = records
         .iter()
         .any(|r| r.state.signs() || r.state.published());
     let (settings, enabled) = match (&spec.dnssec, &spec.dnssec_off) {
         (Some(s), _) => (s.clone(), true),
         // Off in the zone file, still signed here: turned off step by step.
-        (None, Some(s)) if signed => (s.clone(), false),
+        (None, Some(s)) if has_keys || signed_now => (s.clone(), false),
         _ => return Ok(None),
     };
-    if !signed {
+    if !has_keys {
         let first = crate::dnssec::key::key_path(data_dir, zone);
         let first_name = first.file_name().map(|n| n.to_string_lossy().into_owned());
         let used = match &first_name {
             Some(f) => store.key_id(zone, f)?.is_some(),
             None => false,
         };
-        // A zone signed again after it was turned off gets a new key.
-        let next = || {
-            ZoneKey::create_next(data_dir, zone, settings.algorithm, now).map(|(k, _)| (k, true))
-        };
         let (key, created) = if used {
-            next()?
+            // Signed again after it was turned off: a new key.
+            let (k, _) = ZoneKey::create_next(data_dir, zone, settings.algorithm, now)?;
+            (k, true)
+        } else if first.exists() {
+            // Signed before keys were recorded (or on the first start after
+            // an upgrade): that key, as it is; its DS may be at the parent.
+            (ZoneKey::load(zone, &first)?, false)
+        } else if enabled {
+            ZoneKey::load_or_create(data_dir, zone, settings.algorithm)?
         } else {
-            match ZoneKey::load_or_create(data_dir, zone, settings.algorithm) {
-                // A first key file of another algorithm, never recorded
-                // (a database started afresh): a new key, the file kept.
-                Err(KeyError::AlgorithmMismatch { .. }) => next()?,
-                other => other?,
-            }
+            tracing::warn!(zone = %zone, file = %first.display(),
+                "DNSSEC is off in the zone file and the zone's key file is missing: the signatures cannot be kept while the parent's DS goes; removing them now");
+            return Ok(None);
         };
         if created {
             tracing::warn!(zone = %zone, key_tag = key.key_tag(), file = %key.path.display(),

@@ -115,8 +115,11 @@ impl ZoneHandle {
             }
         };
         let built = started.elapsed() - read;
+        let signed_now = data
+            .rrset(data.origin(), hickory_proto::rr::RecordType::DNSKEY)
+            .is_some();
         let (signer, life) =
-            match super::keys::open_signer(&spec, &config.data_dir, &mut store, now)? {
+            match super::keys::open_signer(&spec, &config.data_dir, &mut store, signed_now, now)? {
                 Some((s, l)) => (Some(s), Some(l)),
                 None => (None, None),
             };

@@ -275,3 +275,47 @@ fn turning_dnssec_off_publishes_cds_delete_then_removes_every_dnssec_record() {
     assert!(!signer.is_on());
     assert_eq!(record(z, KeyState::Retired).id, key.id);
 }
+
+/// A zone signed before keys were recorded (a database from before this
+/// version, or the key rows gone) keeps its key as the active one, even
+/// when the zone file now asks for another algorithm: that starts an
+/// algorithm rollover instead of a new key the parent's DS does not match.
+#[test]
+fn an_unrecorded_key_is_kept_and_an_algorithm_change_rolls_from_it() {
+    let f = fixture();
+    let before = record(&f.zone, KeyState::Active);
+    let dir = f._dir.path().to_path_buf();
+    let serial = f.zone.snapshot().serial;
+    drop(f.zone);
+    let (config, mut spec) = demo_in(&dir);
+    rusqlite::Connection::open(&config.database)
+        .unwrap()
+        .execute("DELETE FROM dnssec_keys", [])
+        .unwrap();
+    spec.dnssec.as_mut().unwrap().algorithm = crate::zonefile::KeyAlgorithm::Ed25519;
+    let (zone, _) = ZoneHandle::open(
+        spec,
+        &config,
+        Arc::new(ManualClock::new(T0)),
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    assert_eq!(zone.snapshot().serial, serial, "nothing re-signed at start");
+    let active = record(&zone, KeyState::Active);
+    assert_eq!((active.tag, active.file), (before.tag, before.file));
+    assert_eq!(
+        zone.signer.as_ref().unwrap().key().unwrap().key_tag(),
+        before.tag
+    );
+    let plan = zone.plan(T0).unwrap();
+    assert!(
+        matches!(
+            plan.step,
+            Some(Step::Start {
+                algorithm: crate::zonefile::KeyAlgorithm::Ed25519,
+                ..
+            })
+        ),
+        "{plan:?}"
+    );
+}
