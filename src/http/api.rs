@@ -596,7 +596,13 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
         }
         if let Some(st) = z.key_status() {
             let mut action = false;
-            for (k, _, out) in st.keys {
+            // Removed keys stay on record for good; their series would
+            // only grow with every rollover.
+            for (k, _, out) in st
+                .keys
+                .into_iter()
+                .filter(|(k, _, _)| k.state != crate::zone::keys::KeyState::Removed)
+            {
                 let labels = |extra: Vec<(&'static str, String)>| {
                     let mut l = vec![("zone", name.clone()), ("tag", k.tag.to_string())];
                     l.extend(extra);
