@@ -254,6 +254,10 @@ enum MachineCmd {
         /// TSIG algorithm: hmac-sha256 (default), hmac-sha512, hmac-sha1, hmac-md5, ...
         #[arg(long, default_value = "hmac-sha256")]
         algorithm: String,
+        /// Also grant TXT at _validation-persist.HOST (dns-persist-01) and
+        /// print the CNAME the real zone needs for it.
+        #[arg(long)]
+        persist: bool,
     },
 }
 
@@ -483,18 +487,20 @@ fn main() -> ExitCode {
                     zone,
                     host,
                     algorithm,
+                    persist,
                 },
         } => {
             let Some(alg) = Algorithm::from_key_file(&algorithm) else {
                 eprintln!("zonewarden: unknown TSIG algorithm {algorithm:?}");
                 return ExitCode::from(2);
             };
-            outcome(zonewarden::client::cli::machine_add(
+            outcome(zonewarden::client::cli::machine_add_with(
                 &config,
                 &name,
                 zone.as_deref(),
                 host.as_deref(),
                 alg,
+                persist,
             ))
         }
     }
