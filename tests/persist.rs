@@ -131,3 +131,142 @@ async fn the_expiry_sweep_removes_a_challenge_but_never_a_persist_record_of_the_
     assert!(h.txt(&challenge.to_string()).await.is_empty());
     assert_eq!(h.txt(&persist.to_string()).await, vec![VALUE.to_string()]);
 }
+
+/// The Extended DNS Error of an answer (RFC 8914): INFO-CODE and text.
+fn ede(m: &hickory_proto::op::Message) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    m.edns
+        .as_ref()?
+        .options()
+        .get(EdnsCode::Unknown(15))
+        .and_then(|o| match o {
+            EdnsOption::Unknown(15, data) => Some(data.clone()),
+            _ => None,
+        })
+}
+
+/// A read view's body, fetched with curl (from loopback: no token needed).
+async fn http_get(h: &Harness, path: &str) -> String {
+    require("curl", "curl");
+    let url = format!("http://{}{path}", h.server().http_addr().unwrap());
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", &url])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "curl {url}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn bad_persist_values_are_refused_saying_which_and_good_ones_published() {
+    let h = start().await;
+    let persist = zname("_validation-persist.pbox");
+    let now = h.clock_now();
+    let future = format!("{VALUE};persistUntil={}", now + 86_400);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            ";accounturi=https://ca.example/acct/1".into(),
+            "no issuer domain name",
+        ),
+        ("letsencrypt.org".into(), "no accounturi"),
+        ("letsencrypt.org;policy=wildcard".into(), "no accounturi"),
+        (
+            "letsencrypt.org;accounturi=http://ca.example/acct/1".into(),
+            "not an absolute https URI",
+        ),
+        (
+            format!("{VALUE};persistUntil={}", now - 10),
+            "persistUntil is in the past",
+        ),
+        (
+            format!("{VALUE};persistUntil=tomorrow"),
+            "persistUntil is not Unix seconds",
+        ),
+        (format!("{VALUE};;x=1"), "malformed"),
+        (
+            format!("{VALUE};accounturi=https://b.example/2"),
+            "given twice",
+        ),
+    ];
+    for (value, says) in &cases {
+        let mut up = update_msg(ZONE, vec![], vec![add_txt(&persist, value)]);
+        up.set_edns(hickory_proto::op::Edns::new());
+        let m = h.update("pbox", up).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{value}");
+        let ede = ede(&m).unwrap_or_else(|| panic!("{value}: no EDE"));
+        assert_eq!(&ede[..2], &[0, 18], "{value}");
+        let text = String::from_utf8(ede[2..].to_vec()).unwrap();
+        assert!(text.contains(says), "{value}: {text}");
+        assert!(h.txt(&persist.to_string()).await.is_empty(), "{value}");
+    }
+    // The machine's last refusal (status views) has the detail: how long ago.
+    let machines = http_get(&h, "/api/v1/machines").await;
+    assert!(machines.contains("\"persist\""), "{machines}");
+    assert!(machines.contains("given twice"), "{machines}");
+    let past = update_msg(
+        ZONE,
+        vec![],
+        vec![add_txt(
+            &persist,
+            &format!("{VALUE};persistUntil={}", now - 10),
+        )],
+    );
+    assert_eq!(h.update_rcode("pbox", past).await, ResponseCode::Refused);
+    let machines = http_get(&h, "/api/v1/machines").await;
+    assert!(machines.contains("seconds ago"), "{machines}");
+
+    // Good values: plain, wildcard, a future persistUntil, unknown tags.
+    for value in [
+        VALUE.to_string(),
+        future.clone(),
+        "ca2.example; accounturi=https://ca2.example/acme/acct/67890; policy=wildcard; future-tag=1"
+            .to_string(),
+    ] {
+        let up = update_msg(ZONE, vec![], vec![add_txt(&persist, &value)]);
+        assert_eq!(h.update_rcode("pbox", up).await, ResponseCode::NoError, "{value}");
+    }
+    assert_eq!(h.txt(&persist.to_string()).await.len(), 3);
+    // Only persist names are judged: any TXT at a challenge name is fine.
+    let up = update_msg(
+        ZONE,
+        vec![],
+        vec![add_txt(&zname("_acme-challenge.pbox"), "letsencrypt.org")],
+    );
+    assert_eq!(h.update_rcode("pbox", up).await, ResponseCode::NoError);
+}
+
+#[tokio::test]
+async fn a_zone_with_persist_validate_false_takes_any_value() {
+    let h = Harness::start_with(|c| {
+        write(&c.acl_dir.join("pbox.toml"), PBOX_ACL);
+        write(
+            &c.zones_dir.join("acme.toml"),
+            &format!("{ZONE_FILE}\n[persist]\nvalidate = false\n"),
+        );
+    })
+    .await;
+    let persist = zname("_validation-persist.pbox");
+    let up = update_msg(ZONE, vec![], vec![add_txt(&persist, "not a persist value")]);
+    assert_eq!(h.update_rcode("pbox", up).await, ResponseCode::NoError);
+    assert_eq!(
+        h.txt(&persist.to_string()).await,
+        vec!["not a persist value"]
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_persist_table_is_an_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Harness::layout(dir.path());
+    write(
+        &config.zones_dir.join("acme.toml"),
+        &format!("{ZONE_FILE}\n[persist]\nvalidte = true\n"),
+    );
+    let (report, ok) = zonewarden::client::cli::check(&config);
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains("acme.toml:") && report.contains("validte"),
+        "{report}"
+    );
+}

@@ -41,9 +41,10 @@ pub(super) fn update(
     updates: &[Record],
     by: &Requester<'_>,
     action: Action,
+    now: u64,
 ) -> Result<Option<Prepared>, WriteError> {
     let applied =
-        update::process(&base, prereqs, updates, by, action).map_err(WriteError::Refused)?;
+        update::process(&base, prereqs, updates, by, action, now).map_err(WriteError::Refused)?;
     Ok(applied.map(
         |Applied {
              zone,
