@@ -81,6 +81,31 @@ enum Command {
         #[command(subcommand)]
         action: MachineCmd,
     },
+    /// Print a dns-persist-01 record value (draft-ietf-acme-dns-persist;
+    /// offline); with --host and --zone the TXT line and the CNAME.
+    Persist {
+        /// The CA's issuer domain name (e.g. letsencrypt.org).
+        #[arg(long)]
+        issuer: String,
+        /// The ACME account URI (https://...).
+        #[arg(long)]
+        account: String,
+        /// policy=wildcard: the name, its subdomains and wildcard certificates.
+        #[arg(long)]
+        wildcard: bool,
+        /// persistUntil: RFC 3339 (2027-01-01T00:00:00Z) or Unix seconds.
+        #[arg(long)]
+        until: Option<String>,
+        /// The host part of the name (www for www.example.org).
+        #[arg(long)]
+        host: Option<String>,
+        /// The delegated zone (_acme.example.org).
+        #[arg(long)]
+        zone: Option<String>,
+        /// TTL of the TXT line.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
     /// Print the TLSA records for a certificate (PEM or DER; offline).
     Tlsa {
         /// Certificate file; in a chain file the first is the leaf.
@@ -419,6 +444,30 @@ fn main() -> ExitCode {
                 eprint!("zonewarden: {report}");
             }
             ExitCode::from(code)
+        }
+        Command::Persist {
+            issuer,
+            account,
+            wildcard,
+            until,
+            host,
+            zone,
+            ttl,
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let args = zonewarden::client::persist::PersistArgs {
+                issuer: &issuer,
+                account: &account,
+                wildcard,
+                until: until.as_deref(),
+                host: host.as_deref(),
+                zone: zone.as_deref(),
+                ttl,
+            };
+            outcome(zonewarden::client::persist::persist_record(&args, now))
         }
         Command::Tlsa {
             cert,

@@ -270,3 +270,280 @@ fn an_unknown_key_in_the_persist_table_is_an_error_with_its_line() {
         "{report}"
     );
 }
+
+/// RFC 8659 §4.2's issue-value, read byte by byte straight from its ABNF
+/// (not `zonewarden::persist`): the issuer domain name and the
+/// (tag, value) pairs in order; None if the text is not an issue-value.
+fn abnf_issue_value(s: &str) -> Option<(String, Vec<(String, String)>)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let wsp = |i: &mut usize| {
+        while *i < b.len() && (b[*i] == b' ' || b[*i] == b'\t') {
+            *i += 1;
+        }
+    };
+    // label = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT)); also `tag`.
+    let ldh = |i: &mut usize| -> Option<String> {
+        let start = *i;
+        if *i >= b.len() || !b[*i].is_ascii_alphanumeric() {
+            return None;
+        }
+        *i += 1;
+        loop {
+            let mut j = *i;
+            while j < b.len() && b[j] == b'-' {
+                j += 1;
+            }
+            if j < b.len() && b[j].is_ascii_alphanumeric() {
+                *i = j + 1;
+            } else {
+                break;
+            }
+        }
+        Some(s[start..*i].to_string())
+    };
+    wsp(&mut i);
+    let mut issuer = ldh(&mut i)?;
+    while i < b.len() && b[i] == b'.' {
+        i += 1;
+        issuer.push('.');
+        issuer.push_str(&ldh(&mut i)?);
+    }
+    wsp(&mut i);
+    let mut params = Vec::new();
+    if i == b.len() {
+        return Some((issuer, params));
+    }
+    if b[i] != b';' {
+        return None;
+    }
+    i += 1;
+    wsp(&mut i);
+    while i < b.len() {
+        let tag = ldh(&mut i)?;
+        wsp(&mut i);
+        if i >= b.len() || b[i] != b'=' {
+            return None;
+        }
+        i += 1;
+        wsp(&mut i);
+        let start = i;
+        while i < b.len() && matches!(b[i], 0x21..=0x3a | 0x3c..=0x7e) {
+            i += 1;
+        }
+        params.push((tag, s[start..i].to_string()));
+        wsp(&mut i);
+        if i < b.len() {
+            if b[i] != b';' {
+                return None;
+            }
+            i += 1;
+            wsp(&mut i);
+            if i == b.len() {
+                return None; // `parameters` after ";" must be one more
+            }
+        }
+    }
+    Some((issuer, params))
+}
+
+/// The draft's reading of the pairs: (issuer, accounturi, wildcard, persistUntil).
+fn draft_reading(s: &str) -> (String, String, bool, Option<u64>) {
+    let (issuer, params) = abnf_issue_value(s).unwrap_or_else(|| panic!("not an issue-value: {s}"));
+    let get = |t: &str| {
+        let v: Vec<&String> = params
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(t))
+            .map(|(_, v)| v)
+            .collect();
+        assert!(v.len() <= 1, "{t} twice in {s}");
+        v.first().map(|v| v.to_string())
+    };
+    (
+        issuer,
+        get("accounturi").expect("accounturi"),
+        get("policy").is_some_and(|p| p.eq_ignore_ascii_case("wildcard")),
+        get("persistUntil").map(|u| u.parse().expect("base-10 persistUntil")),
+    )
+}
+
+/// The TXT line's character-strings (zone-file quoting), concatenated.
+fn txt_line_value(line: &str) -> (String, u32, String) {
+    let mut parts = line.splitn(5, ' ');
+    let owner = parts.next().unwrap().to_string();
+    let ttl = parts.next().unwrap().parse().unwrap();
+    assert_eq!(parts.next(), Some("IN"));
+    assert_eq!(parts.next(), Some("TXT"));
+    let rest = parts.next().unwrap();
+    let (mut value, mut inside, mut escaped) = (String::new(), false, false);
+    for c in rest.chars() {
+        match (inside, escaped, c) {
+            (true, false, '\\') => escaped = true,
+            (true, false, '"') => inside = false,
+            (true, _, c) => {
+                value.push(c);
+                escaped = false;
+            }
+            (false, _, '"') => inside = true,
+            (false, _, ' ') => {}
+            (false, _, c) => panic!("{c:?} outside a string in {line}"),
+        }
+    }
+    assert!(!inside, "{line}");
+    (owner, ttl, value)
+}
+
+fn zonewarden(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn persist_prints_a_value_both_parsers_read_back() {
+    let account = "https://acme-v02.api.letsencrypt.org/acme/acct/1234567";
+    let cases: &[(&[&str], bool, Option<u64>)] = &[
+        (&[], false, None),
+        (&["--wildcard"], true, None),
+        (
+            &["--until", "2099-01-01T00:00:00Z"],
+            false,
+            Some(4_070_908_800),
+        ),
+        (
+            &["--wildcard", "--until", "4070908800"],
+            true,
+            Some(4_070_908_800),
+        ),
+        (
+            &["--until", "2099-01-01T02:00:00+02:00"],
+            false,
+            Some(4_070_908_800),
+        ),
+    ];
+    for (extra, wildcard, until) in cases {
+        let mut args = vec![
+            "persist",
+            "--issuer",
+            "LetsEncrypt.org",
+            "--account",
+            account,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = zonewarden(&args);
+        assert!(ok, "{args:?}: {err}");
+        let value = out.trim_end_matches('\n');
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let ours = zonewarden::persist::parse(value.as_bytes()).unwrap();
+        let theirs = draft_reading(value);
+        assert_eq!(
+            theirs,
+            (
+                "letsencrypt.org".to_string(),
+                account.to_string(),
+                *wildcard,
+                *until
+            ),
+            "{value}"
+        );
+        assert_eq!(
+            (
+                ours.issuer,
+                ours.account_uri,
+                ours.wildcard,
+                ours.persist_until
+            ),
+            theirs,
+            "{value}"
+        );
+    }
+
+    // With --host and --zone: the TXT line (one long account URI, cut in
+    // character-strings) and the CNAME for the real zone.
+    let long = format!("https://ca.example/acct/{}\"q\\", "9".repeat(300));
+    let (ok, out, err) = zonewarden(&[
+        "persist",
+        "--issuer",
+        "ca.example",
+        "--account",
+        &long,
+        "--until",
+        "2099-01-01",
+        "--host",
+        "www",
+        "--zone",
+        "_acme.example.org",
+        "--ttl",
+        "600",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with(';')).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let (owner, ttl, value) = txt_line_value(lines[0]);
+    assert_eq!(owner, "_validation-persist.www._acme.example.org.");
+    assert_eq!(ttl, 600);
+    assert!(
+        lines[0].matches("\" \"").count() >= 1,
+        "cut in strings: {}",
+        lines[0]
+    );
+    assert_eq!(
+        draft_reading(&value),
+        (
+            "ca.example".to_string(),
+            long.clone(),
+            false,
+            Some(4_070_908_800)
+        )
+    );
+    assert_eq!(
+        zonewarden::persist::parse(value.as_bytes())
+            .unwrap()
+            .account_uri,
+        long
+    );
+    assert_eq!(
+        lines[1],
+        "_validation-persist.www.example.org. CNAME _validation-persist.www._acme.example.org."
+    );
+
+    // Errors: clear, on stderr, nothing on stdout.
+    for (args, says) in [
+        (vec!["--account", "http://ca.example/1"], "https"),
+        (
+            vec!["--account", account, "--until", "tomorrow"],
+            "RFC 3339",
+        ),
+        (
+            vec!["--account", account, "--until", "2001-01-01T00:00:00Z"],
+            "not in the future",
+        ),
+        (
+            vec!["--account", account, "--host", "www"],
+            "--host and --zone",
+        ),
+    ] {
+        let mut all = vec!["persist", "--issuer", "ca.example"];
+        all.extend(args);
+        let (ok, out, err) = zonewarden(&all);
+        assert!(!ok && out.is_empty(), "{all:?}: {out}");
+        assert!(err.contains(says), "{all:?}: {err}");
+    }
+}
+
+#[test]
+fn the_test_parser_rejects_what_the_grammar_rejects() {
+    // So that agreeing with it means something.
+    assert!(abnf_issue_value("ca.example; accounturi=https://a/1").is_some());
+    assert!(abnf_issue_value("ca.example; accounturi=https://a/1 x").is_none());
+    assert!(abnf_issue_value("ca..example; a=b").is_none());
+    assert!(abnf_issue_value("ca.example; a=b;").is_none());
+    assert!(abnf_issue_value("ca.example a=b").is_none());
+    assert!(abnf_issue_value("ca.example; _a=b").is_none());
+}

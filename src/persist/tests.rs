@@ -52,7 +52,7 @@ fn tags_and_the_policy_value_are_case_insensitive_and_unknown_tags_ignored() {
         ok("ca.example; future-param=x; accounturi=https://a.example/1; other=").account_uri,
         "https://a.example/1"
     );
-    // Trailing WSP and a trailing ';' are in RFC 8659's grammar.
+    // Leading and trailing WSP are in RFC 8659's grammar.
     ok("  ca.example ;  accounturi=https://a.example/1  ");
     ok("ca.example; accounturi=https://a.example:8443/acct?x=1#f");
     ok("ca.example; accounturi=https://[2001:db8::1]:443/acct/1");
