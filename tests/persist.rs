@@ -547,3 +547,170 @@ fn the_test_parser_rejects_what_the_grammar_rejects() {
     assert!(abnf_issue_value("ca.example a=b").is_none());
     assert!(abnf_issue_value("ca.example; _a=b").is_none());
 }
+
+fn run(program: &str, args: &[String], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("timeout")
+        .arg("30")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+async fn run_async(program: &'static str, args: Vec<String>, stdin: String) -> (bool, String) {
+    tokio::task::spawn_blocking(move || run(program, &args, &stdin))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn real_clients_publish_persist_records_and_the_views_show_them_with_warnings() {
+    require("nsupdate", "bind9-dnsutils");
+    require("knsupdate", "knot-dnsutils");
+    require("kdig", "knot-dnsutils");
+    let h = start().await;
+    let port = h.addr.port();
+    let owner = format!("_validation-persist.pbox.{ZONE}");
+    let now = h.clock_now();
+    let soon = now + 10 * 86_400;
+    // nsupdate (its key file), a record without persistUntil.
+    let key = h.path("data/keys/pbox.key").display().to_string();
+    let script = format!(
+        "server 127.0.0.1 {port}\nzone {ZONE}\nupdate add {owner} 3600 TXT \"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/42\"\nsend\n"
+    );
+    let (ok, out) = run_async("nsupdate", vec!["-k".into(), key.clone()], script).await;
+    assert!(ok, "nsupdate: {out}");
+    // knsupdate (-y), another CA's record that lapses in 10 days.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let secret = secret.split('"').nth(3).unwrap();
+    let script = format!(
+        "server 127.0.0.1 {port}\nzone {ZONE}\nadd {owner} 3600 TXT \"ca2.example; accounturi=https://ca2.example/acme/acct/7; policy=wildcard; persistUntil={soon}\"\nsend\nanswer\n"
+    );
+    let y = format!("hmac-sha256:pbox.:{secret}");
+    let (ok, out) = run_async("knsupdate", vec!["-y".into(), y.clone()], script).await;
+    assert!(ok, "knsupdate: {out}");
+    // nsupdate is told why a bad one is refused (REFUSED; the EDE says which).
+    let script = format!(
+        "server 127.0.0.1 {port}\nzone {ZONE}\nupdate add {owner} 3600 TXT \"ca3.example; policy=wildcard\"\nsend\n"
+    );
+    let (ok, out) = run_async("nsupdate", vec!["-k".into(), key], script).await;
+    assert!(!ok && out.contains("REFUSED"), "{out}");
+
+    // kdig reads both back.
+    let (ok, out) = run_async(
+        "kdig",
+        vec![
+            "@127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "+short".into(),
+            owner.clone(),
+            "TXT".into(),
+        ],
+        String::new(),
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "\"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/42\""
+        ),
+        "{out}"
+    );
+    assert!(out.contains(&format!("persistUntil={soon}")), "{out}");
+    assert!(!out.contains("ca3.example"), "{out}");
+
+    // The API: both, the lapsing one flagged.
+    let body = http_get(&h, &format!("/api/v1/zones/{ZONE}/persist")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let records = v["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{body}");
+    let by_issuer = |i: &str| {
+        records
+            .iter()
+            .find(|r| r["issuer"] == i)
+            .unwrap_or_else(|| panic!("{i}: {body}"))
+            .clone()
+    };
+    let le = by_issuer("letsencrypt.org");
+    assert_eq!(
+        le["account_uri"],
+        "https://acme-v02.api.letsencrypt.org/acme/acct/42"
+    );
+    assert_eq!(le["persist_until"], serde_json::Value::Null);
+    assert_eq!(
+        (le["status"].as_str(), le["warning"].as_bool()),
+        (Some("ok"), Some(false))
+    );
+    let ca2 = by_issuer("ca2.example");
+    assert_eq!(ca2["persist_until"], soon);
+    assert_eq!(ca2["wildcard"], true);
+    assert_eq!(
+        (ca2["status"].as_str(), ca2["warning"].as_bool()),
+        (Some("lapsing"), Some(true))
+    );
+    assert_eq!(ca2["seconds_left"], 10 * 86_400);
+
+    // The page: a table, the warning class on the lapsing one only.
+    let page = http_get(&h, "/").await;
+    let table = page
+        .split("<table id=\"persist\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no persist table: {page}"));
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    let row = |i: &str| *rows.iter().find(|r| r.contains(i)).unwrap();
+    assert!(row("ca2.example").contains("class=\"warn\""), "{table}");
+    assert!(row("letsencrypt.org").contains("class=\"ok\""), "{table}");
+    assert!(
+        !row("letsencrypt.org").contains("class=\"warn\""),
+        "{table}"
+    );
+
+    // The metric: seconds left, for the record that has a persistUntil only.
+    let metrics = http_get(&h, "/metrics").await;
+    let line = format!(
+        "zonewarden_persist_until_seconds{{zone=\"{ZONE}\",name=\"{owner}\",issuer=\"ca2.example\"}} 864000"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == line || l == format!("{line}.0")),
+        "{line}\n{metrics}"
+    );
+    assert!(!metrics.contains("issuer=\"letsencrypt.org\""), "{metrics}");
+
+    // Eleven days on: lapsed, on the API, the page and the metric.
+    h.clock.set(now + 11 * 86_400);
+    let body = http_get(&h, &format!("/api/v1/zones/{ZONE}/persist")).await;
+    assert!(body.contains("\"status\":\"lapsed\""), "{body}");
+    let page = http_get(&h, "/").await;
+    assert!(
+        page.contains("lapsed: the CA no longer accepts it"),
+        "{page}"
+    );
+    let metrics = http_get(&h, "/metrics").await;
+    assert!(
+        metrics.contains("issuer=\"ca2.example\"} -86400"),
+        "{metrics}"
+    );
+}
