@@ -13,7 +13,8 @@
 //! 0. `clock`, `diag` (errors located in files), `metrics`, `replay` (the
 //!    replay cache of TSIG and the HTTP API), `serial` (RFC 1982).
 //! 1. `config`, `zonefile` (the zone file format), `tsig` (RFC 8945),
-//!    `dane` (certificate to TLSA, pure).
+//!    `dane` (certificate to TLSA, pure), `persist` (dns-persist-01 record
+//!    values, pure).
 //! 2. `zone` (the snapshot, and `zone::change`: what a change is), `acl`
 //!    (ACL files, the policy in force), `dnsclient` (messages we send).
 //! 3. `dnssec` (signing), `store` (SQLite), `update` (RFC 2136, pure),
@@ -34,6 +35,7 @@ pub mod serial;
 // 1
 pub mod config;
 pub mod dane;
+pub mod persist;
 pub mod tsig;
 pub mod zonefile;
 // 2

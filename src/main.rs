@@ -81,6 +81,31 @@ enum Command {
         #[command(subcommand)]
         action: MachineCmd,
     },
+    /// Print a dns-persist-01 record value (draft-ietf-acme-dns-persist;
+    /// offline); with --host and --zone the TXT line and the CNAME.
+    Persist {
+        /// The CA's issuer domain name (e.g. letsencrypt.org).
+        #[arg(long)]
+        issuer: String,
+        /// The ACME account URI (https://...).
+        #[arg(long)]
+        account: String,
+        /// policy=wildcard: the name, its subdomains and wildcard certificates.
+        #[arg(long)]
+        wildcard: bool,
+        /// persistUntil: RFC 3339 (2027-01-01T00:00:00Z) or Unix seconds.
+        #[arg(long)]
+        until: Option<String>,
+        /// The host part of the name (www for www.example.org).
+        #[arg(long)]
+        host: Option<String>,
+        /// The delegated zone (_acme.example.org).
+        #[arg(long)]
+        zone: Option<String>,
+        /// TTL of the TXT line.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
     /// Print the TLSA records for a certificate (PEM or DER; offline).
     Tlsa {
         /// Certificate file; in a chain file the first is the leaf.
@@ -254,6 +279,10 @@ enum MachineCmd {
         /// TSIG algorithm: hmac-sha256 (default), hmac-sha512, hmac-sha1, hmac-md5, ...
         #[arg(long, default_value = "hmac-sha256")]
         algorithm: String,
+        /// Also grant TXT at _validation-persist.HOST (dns-persist-01) and
+        /// print the CNAME the real zone needs for it.
+        #[arg(long)]
+        persist: bool,
     },
 }
 
@@ -416,6 +445,30 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+        Command::Persist {
+            issuer,
+            account,
+            wildcard,
+            until,
+            host,
+            zone,
+            ttl,
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let args = zonewarden::client::persist::PersistArgs {
+                issuer: &issuer,
+                account: &account,
+                wildcard,
+                until: until.as_deref(),
+                host: host.as_deref(),
+                zone: zone.as_deref(),
+                ttl,
+            };
+            outcome(zonewarden::client::persist::persist_record(&args, now))
+        }
         Command::Tlsa {
             cert,
             host,
@@ -483,18 +536,20 @@ fn main() -> ExitCode {
                     zone,
                     host,
                     algorithm,
+                    persist,
                 },
         } => {
             let Some(alg) = Algorithm::from_key_file(&algorithm) else {
                 eprintln!("zonewarden: unknown TSIG algorithm {algorithm:?}");
                 return ExitCode::from(2);
             };
-            outcome(zonewarden::client::cli::machine_add(
+            outcome(zonewarden::client::cli::machine_add_with(
                 &config,
                 &name,
                 zone.as_deref(),
                 host.as_deref(),
                 alg,
+                persist,
             ))
         }
     }

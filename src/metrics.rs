@@ -69,6 +69,8 @@ pub enum RefusalReason {
     ShuttingDown,
     /// The key sent more UPDATEs than `update-rate-per-key` allows.
     RateLimited,
+    /// A dns-persist-01 record value is not valid (the zone validates them).
+    Persist,
 }
 
 impl RefusalReason {
@@ -85,6 +87,7 @@ impl RefusalReason {
             Self::Limit => "limit",
             Self::ShuttingDown => "shutting_down",
             Self::RateLimited => "rate_limited",
+            Self::Persist => "persist",
         }
     }
 }

@@ -24,6 +24,10 @@
 //!   of its newest RR (RFC 2181 §5.2).
 //! - Limits (records per name, per zone, RDATA size, a grant's max-rrset)
 //!   answer REFUSED, like BIND's max-records.
+//! - A TXT added at a `_validation-persist` name (dns-persist-01) must be
+//!   a valid record value whose persistUntil, if any, is after `now`, when
+//!   the zone file's `[persist] validate` says so (the default): REFUSED
+//!   otherwise, the detail saying what is wrong (`persist`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -32,6 +36,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::acl::{Machine, TypesAt};
+use crate::persist::{self, Problem};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Audit, Change, Source, describe, rdata_bytes};
 
@@ -46,6 +51,8 @@ pub enum RefusalKind {
     Acl,
     /// A limit would be exceeded (REFUSED).
     Limit,
+    /// A dns-persist-01 value is not valid (REFUSED).
+    Persist(Problem),
 }
 
 impl RefusalKind {
@@ -55,6 +62,7 @@ impl RefusalKind {
             RefusalKind::Prerequisite => "prerequisite",
             RefusalKind::Acl => "acl",
             RefusalKind::Limit => "limit",
+            RefusalKind::Persist(_) => "persist",
         }
     }
 }
@@ -67,6 +75,7 @@ impl From<RefusalKind> for crate::metrics::RefusalReason {
             RefusalKind::Prerequisite => Self::Prerequisite,
             RefusalKind::Acl => Self::Acl,
             RefusalKind::Limit => Self::Limit,
+            RefusalKind::Persist(_) => Self::Persist,
         }
     }
 }
@@ -341,13 +350,37 @@ pub fn check_permissions(
     Ok(())
 }
 
-/// The whole of §3: prerequisites, permissions, pre-scan, then apply to a copy.
+/// A TXT `rr` added at a `_validation-persist` name: a valid
+/// dns-persist-01 value, not expired at `now` (draft-ietf-acme-dns-persist
+/// §3).
+fn check_persist(rr: &Record, now: u64) -> Result<(), Refusal> {
+    let RData::TXT(txt) = &rr.data else {
+        return Ok(());
+    };
+    if !rr.name.iter().next().is_some_and(persist::is_persist_label) {
+        return Ok(());
+    }
+    persist::check(&persist::join(&txt.txt_data), now)
+        .map(drop)
+        .map_err(|e| {
+            Refusal::new(
+                ResponseCode::Refused,
+                RefusalKind::Persist(e.problem),
+                e.to_string(),
+                Some(rr),
+            )
+        })
+}
+
+/// The whole of §3: prerequisites, permissions, pre-scan, then apply to a
+/// copy. `now` (Unix seconds) judges a dns-persist-01 persistUntil.
 pub fn process(
     zone: &ZoneData,
     prereqs: &[Record],
     updates: &[Record],
     actor: &Requester<'_>,
     action: Action,
+    now: u64,
 ) -> Result<Option<Applied>, Refusal> {
     check_prerequisites(zone, prereqs)?;
     prescan(zone, updates)?;
@@ -385,6 +418,9 @@ pub fn process(
                 if (t == RecordType::CNAME && has_other) || (t != RecordType::CNAME && has_cname) {
                     ignored.push(format!("{name} {t}"));
                     continue;
+                }
+                if t == RecordType::TXT && spec.persist.validate {
+                    check_persist(rr, now)?;
                 }
                 if t == RecordType::CNAME {
                     // a CNAME RRset holds one RR: the new one replaces it (§3.4.2.2)

@@ -93,7 +93,7 @@ mod skeleton;
 pub use live::{LivePolicy, ReloadStatus};
 pub use load::{MissingKeys, PolicyState, files_fingerprint, load_policy, report_generated};
 pub use policy::{Grant, Machine, Policy, Role, TypesAt};
-pub use skeleton::skeleton;
+pub use skeleton::{persist_grant, skeleton};
 
 #[cfg(test)]
 mod tests;

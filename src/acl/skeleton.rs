@@ -42,6 +42,22 @@ pub fn skeleton(machine: &str, key_name: &str, zone: &Name, host: Option<&str>) 
     )
 }
 
+/// The grant `machine add --persist` appends to [`skeleton`]: TXT at
+/// `_validation-persist.<host>`, the dns-persist-01 record
+/// (draft-ietf-acme-dns-persist), which the challenge expiry never removes.
+pub fn persist_grant(host: Option<&str>) -> String {
+    let host = host.unwrap_or("{machine}");
+    format!(
+        "\n\
+         # dns-persist-01: the persistent TXT at _validation-persist.<host>\n\
+         # (never expired like a challenge; keep persistUntil short)\n\
+         [[grant]]\n\
+         name = {persist}\n\
+         types = [\"TXT\"]\n",
+        persist = toml_quote(&format!("_validation-persist.{host}")),
+    )
+}
+
 /// A TOML basic string: quotes, backslashes and control characters escaped.
 fn toml_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

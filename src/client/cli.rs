@@ -168,6 +168,20 @@ pub fn machine_add(
     host: Option<&str>,
     algorithm: Algorithm,
 ) -> Result<String, MachineAddError> {
+    machine_add_with(config, name, zone, host, algorithm, false)
+}
+
+/// [`machine_add`], and with `persist` also the dns-persist-01 grant (TXT
+/// at `_validation-persist.<host>`) and the CNAME the real zone needs for
+/// it.
+pub fn machine_add_with(
+    config: &Config,
+    name: &str,
+    zone: Option<&str>,
+    host: Option<&str>,
+    algorithm: Algorithm,
+    persist: bool,
+) -> Result<String, MachineAddError> {
     let invalid = |m: String| MachineAddError::Invalid(m);
     if name.is_empty()
         || !name
@@ -211,7 +225,10 @@ pub fn machine_add(
     let key_name =
         Name::from_ascii(format!("{name}.")).map_err(|e| invalid(format!("key name: {e}")))?;
     // The ACL must parse before anything is written.
-    let acl_text = acl::skeleton(name, name, &zone.origin, (host != name).then_some(host));
+    let mut acl_text = acl::skeleton(name, name, &zone.origin, (host != name).then_some(host));
+    if persist {
+        acl_text.push_str(&acl::persist_grant((host != name).then_some(host)));
+    }
     let tmp = tempdir_for(&config.acl_dir)?;
     let tmp_acl = tmp.join(format!("{name}.toml"));
     write(&tmp_acl, &acl_text)?;
@@ -234,7 +251,7 @@ pub fn machine_add(
         source,
     })?;
     write(&acl_path, &acl_text)?;
-    Ok(instructions(
+    let mut out = instructions(
         config,
         &zone.origin,
         name,
@@ -243,7 +260,26 @@ pub fn machine_add(
         &key_path,
         &acl_path,
         zone.ttl.challenge,
-    ))
+    );
+    if persist {
+        out.push_str(&persist_instructions(&zone.origin, host));
+    }
+    Ok(out)
+}
+
+/// What `machine add --persist` adds to the instructions: the CNAME for
+/// the dns-persist-01 name and how to make its value.
+fn persist_instructions(zone: &Name, host: &str) -> String {
+    let real = format!("{host}.{}", zone.base_name());
+    let delegated = format!("{host}.{zone}");
+    format!(
+        "\n\
+-- dns-persist-01 (docs/persist.md) --\n\
+Add this CNAME to the real zone too (once):\n\
+\x20  _validation-persist.{real} CNAME _validation-persist.{delegated}\n\
+Make the value with `zonewarden persist --issuer CA --account ACCOUNT-URI --until DATE`\n\
+and add it as TXT at _validation-persist.{delegated} (it is never expired).\n"
+    )
 }
 
 fn tempdir_for(dir: &Path) -> Result<std::path::PathBuf, MachineAddError> {

@@ -8,12 +8,14 @@
 //! - `wait`: until every nameserver serves a record or serial;
 //! - `publish`: `dane publish` (TLSA by UPDATE, with rollover);
 //! - `api`: the HTTP API's client (`api tlsa`);
-//! - `dnssec`: `dnssec status` and `dnssec roll`, asked of the running server.
+//! - `dnssec`: `dnssec status` and `dnssec roll`, asked of the running server;
+//! - `persist`: `persist`, the dns-persist-01 record value (offline).
 
 pub mod api;
 pub mod cli;
 pub mod dnssec;
 pub mod hook;
+pub mod persist;
 pub mod publish;
 pub mod timeline;
 pub mod wait;

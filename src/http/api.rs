@@ -584,11 +584,19 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
     let mut key_states = Vec::new();
     let mut key_next = Vec::new();
     let mut key_action = Vec::new();
+    let mut persist_until = Vec::new();
     for z in app.zones().iter() {
         let name = z.origin.to_string();
         let zone = || vec![("zone", name.clone())];
         let snap = z.snapshot();
         serials.push((zone(), f64::from(snap.serial)));
+        // Valid records only: the issuer is then a checked domain name.
+        for r in super::persist_view::persist_records(&snap, now) {
+            if let (Some(left), Some(issuer)) = (r.seconds_left, r.issuer) {
+                let labels = vec![("zone", name.clone()), ("name", r.name), ("issuer", issuer)];
+                persist_until.push((labels, left as f64));
+            }
+        }
         records.push((zone(), snap.record_count() as f64));
         if z.signer.is_some() {
             let h = signature_horizon(&snap).map_or(f64::NAN, |e| e as f64 - now as f64);
@@ -668,6 +676,12 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
         "zonewarden_dnssec_action_needed",
         "1 while an admin must act for the zone's keys (a DS to put at the parent)",
         key_action,
+    );
+    metrics::register_gauges(
+        r,
+        "zonewarden_persist_until_seconds",
+        "Seconds until a dns-persist-01 record's persistUntil (negative: past; absent when it has none)",
+        persist_until,
     );
     metrics::register_gauges(
         r,

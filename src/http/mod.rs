@@ -5,6 +5,7 @@
 //!   database writable, signatures valid; 503 otherwise): open to all;
 //! - `GET /metrics` (Prometheus), `GET /api/v1/zones`,
 //!   `/api/v1/zones/{zone}`, `/api/v1/zones/{zone}/propagation`,
+//!   `/api/v1/zones/{zone}/persist` (dns-persist-01 records),
 //!   `/api/v1/machines`, `/api/v1/audit`, and the status page `GET /`:
 //!   read-only, open on loopback, bearer token otherwise (`access`);
 //! - `POST /api/v1/tlsa`: TLSA publishing, per-machine TSIG-HMAC (`auth`).
@@ -21,6 +22,7 @@ pub mod auth;
 mod context;
 pub mod dnssec_api;
 pub mod page;
+pub mod persist_view;
 pub mod tlsa_api;
 
 use std::sync::Arc;
@@ -89,6 +91,7 @@ pub fn router(app: Arc<Context>) -> Router {
             get(api::zone_propagation),
         )
         .route("/api/v1/zones/{zone}/dnssec", get(dnssec_api::status))
+        .route("/api/v1/zones/{zone}/persist", get(persist_view::list))
         .route("/api/v1/machines", get(api::machines_list))
         .route("/api/v1/audit", get(api::audit_list))
         .route_layer(axum::middleware::from_fn_with_state(

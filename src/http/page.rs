@@ -315,6 +315,48 @@ fn keys_table(out: &mut String, app: &Context, now: u64) {
     out.push_str("</table>");
 }
 
+/// Every zone's dns-persist-01 records: CA, account, persistUntil, and a
+/// warning class when it lapses within 30 days, has lapsed, or is not a
+/// valid value (`persist_view`).
+fn persist_table(out: &mut String, app: &Context, now: u64) {
+    let rows: Vec<(String, super::persist_view::PersistRecordView)> = app
+        .zones()
+        .iter()
+        .flat_map(|z| {
+            let zone = z.origin.to_string();
+            super::persist_view::persist_records(&z.snapshot(), now)
+                .into_iter()
+                .map(move |r| (zone.clone(), r))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("<h2>dns-persist-01 records</h2><table id=\"persist\"><tr><th>zone</th><th>name</th><th>CA</th><th>account</th><th>policy</th><th>persistUntil</th><th>status</th></tr>");
+    for (zone, r) in &rows {
+        out.push_str("<tr>");
+        cell(out, zone);
+        cell(out, &r.name);
+        cell(out, &opt(r.issuer.as_deref()));
+        cell(out, &opt(r.account_uri.as_deref()));
+        cell(out, if r.wildcard { "wildcard" } else { "–" });
+        let until = match (r.persist_until, r.seconds_left) {
+            (Some(u), Some(left)) if left > 0 => format!("{} (in {})", utc(u), span(left)),
+            (Some(u), _) => format!("{} (past)", utc(u)),
+            _ => "none".to_string(),
+        };
+        cell(out, &until);
+        match r.status {
+            "ok" => cell_class(out, "ok", "ok"),
+            "lapsing" => cell_class(out, "warn", "lapses within 30 days"),
+            "lapsed" => cell_class(out, "bad", "lapsed: the CA no longer accepts it"),
+            _ => cell_class(out, "bad", r.problem.as_deref().unwrap_or("invalid")),
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+}
+
 pub fn render(app: &Context) -> String {
     let now = app.clock.now();
     let zones: Vec<ZoneSummary> = app
@@ -337,6 +379,7 @@ pub fn render(app: &Context) -> String {
     );
     zones_table(&mut out, &zones);
     keys_table(&mut out, app, now);
+    persist_table(&mut out, app, now);
     secondaries_table(&mut out, &props, now);
     machines_table(&mut out, &machines);
     audit_table(&mut out, app);

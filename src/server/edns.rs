@@ -11,7 +11,10 @@
 //! Authoritative for a name or zone we do not serve (Knot's), 14 Not Ready
 //! while shutting down. The answer says which kind of refusal it was and
 //! nothing of the policy behind it: no EXTRA-TEXT names a key, an ACL, a
-//! network or a limit (the server log has those).
+//! network or a limit (the server log has those). The one exception is a
+//! refused dns-persist-01 value: 18 Prohibited with a text that says what
+//! is wrong with the client's own value (`persist::Problem`), which names
+//! no policy and tells the sender what to fix.
 //!
 //! # Limitations
 //! hickory-proto 0.26 has no EDE type: the option is written as raw
@@ -37,13 +40,15 @@ pub enum Ede {
     NotReady,
     /// 0 Other: the change could not be committed; nothing changed.
     NotCommitted,
+    /// 18 Prohibited, with what is wrong with a dns-persist-01 value.
+    Persist(crate::persist::Problem),
 }
 
 impl Ede {
     /// The INFO-CODE (RFC 8914 §4).
     pub fn code(self) -> u16 {
         match self {
-            Ede::Prohibited => 18,
+            Ede::Prohibited | Ede::Persist(_) => 18,
             Ede::NotAuthoritative => 20,
             Ede::NotReady => 14,
             Ede::NotCommitted => 0,
@@ -54,6 +59,7 @@ impl Ede {
     pub fn text(self) -> Option<&'static str> {
         match self {
             Ede::NotCommitted => Some("not committed; nothing changed"),
+            Ede::Persist(p) => Some(p.as_str()),
             _ => None,
         }
     }
@@ -64,9 +70,13 @@ impl Ede {
     pub fn for_refusal(reason: RefusalReason) -> Option<Ede> {
         use RefusalReason as R;
         match reason {
-            R::Unsigned | R::NoAcl | R::Network | R::Acl | R::Limit | R::RateLimited => {
-                Some(Ede::Prohibited)
-            }
+            R::Unsigned
+            | R::NoAcl
+            | R::Network
+            | R::Acl
+            | R::Limit
+            | R::RateLimited
+            | R::Persist => Some(Ede::Prohibited),
             R::NotAuthoritative => Some(Ede::NotAuthoritative),
             R::ShuttingDown => Some(Ede::NotReady),
             R::Tsig | R::Format | R::Prerequisite => None,
@@ -108,6 +118,13 @@ mod tests {
             EdnsOption::Unknown(15, data) => {
                 assert_eq!(&data[..2], &[0, 0]);
                 assert_eq!(&data[2..], b"not committed; nothing changed");
+            }
+            other => panic!("{other:?}"),
+        }
+        match Ede::Persist(crate::persist::Problem::Expired).option() {
+            EdnsOption::Unknown(15, data) => {
+                assert_eq!(&data[..2], &[0, 18]);
+                assert_eq!(&data[2..], b"dns-persist-01 persistUntil is in the past");
             }
             other => panic!("{other:?}"),
         }

@@ -121,7 +121,15 @@ pub async fn handle(
             }
             (ResponseCode::NoError, None)
         }
-        Err(WriteError::Refused(r)) => refuse(&log, Refused::from(r)),
+        Err(WriteError::Refused(r)) => {
+            // A refused dns-persist-01 value says what is wrong with it.
+            let persist = match r.kind {
+                crate::update::RefusalKind::Persist(p) => Some(Ede::Persist(p)),
+                _ => None,
+            };
+            let (rcode, ede) = refuse(&log, Refused::from(r));
+            (rcode, persist.or(ede))
+        }
         Err(e @ (WriteError::Store(_) | WriteError::Key(_) | WriteError::Aborted)) => {
             cx.metrics
                 .updates_failed

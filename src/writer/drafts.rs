@@ -14,7 +14,9 @@ use crate::update::{self, Applied, Requester};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Actor, Audit, Change, Source, describe};
 
-/// The label that marks an ACME challenge name.
+/// The label that marks an ACME challenge name: the only names the expiry
+/// sweep touches. A dns-persist-01 record (`_validation-persist`, TXT too)
+/// is persistent by design and never swept (`tests/persist.rs`).
 const CHALLENGE_LABEL: &[u8] = b"_acme-challenge";
 
 pub(super) fn prepared(base: Arc<ZoneData>, next: ZoneData, change: Change) -> Prepared {
@@ -39,9 +41,10 @@ pub(super) fn update(
     updates: &[Record],
     by: &Requester<'_>,
     action: Action,
+    now: u64,
 ) -> Result<Option<Prepared>, WriteError> {
     let applied =
-        update::process(&base, prereqs, updates, by, action).map_err(WriteError::Refused)?;
+        update::process(&base, prereqs, updates, by, action, now).map_err(WriteError::Refused)?;
     Ok(applied.map(
         |Applied {
              zone,

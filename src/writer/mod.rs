@@ -292,7 +292,7 @@ impl ZoneHandle {
         match draft {
             Draft::Update(_) => unreachable!("group-committed above"),
             Draft::Tlsa { sets, ttl, by } => {
-                let published = tlsa::publish(&store, base.clone(), sets, ttl, &by)?;
+                let published = tlsa::publish(&store, base.clone(), sets, ttl, &by, now)?;
                 written.tlsa = published.results;
                 match published.change {
                     Some(p) => self.apply_into(&mut store, p, now, &mut written)?,
@@ -539,6 +539,7 @@ impl ZoneHandle {
                 &draft.updates,
                 &draft.requester(),
                 Action::Update,
+                now,
             );
             let outcome = match made {
                 Ok(Some(mut p)) => {

@@ -66,6 +66,7 @@ pub(super) fn publish(
     sets: &[TlsaSet],
     ttl: u32,
     by: &Requester<'_>,
+    now: u64,
 ) -> Result<Published, WriteError> {
     // The machine changes the TLSA RRset at every owner (adds, and plans
     // removals): its ACL must grant each, whether or not records are added.
@@ -135,7 +136,7 @@ pub(super) fn publish(
     let change = if updates.is_empty() {
         None
     } else {
-        super::drafts::update(base, &[], &updates, by, Action::DanePublish)?
+        super::drafts::update(base, &[], &updates, by, Action::DanePublish, now)?
     };
     Ok(match change {
         Some(mut p) => {

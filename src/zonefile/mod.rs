@@ -82,6 +82,26 @@ struct ZoneFile {
     #[serde(default, rename = "secondary")]
     secondaries: Vec<SecondaryFile>,
     dnssec: Option<toml::Spanned<DnssecFile>>,
+    #[serde(default)]
+    persist: PersistFile,
+}
+
+/// `[persist]`: dns-persist-01 records (`docs/persist.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PersistFile {
+    validate: Option<bool>,
+}
+
+/// What the zone does with dns-persist-01 records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistSettings {
+    /// An UPDATE adding a TXT at a `_validation-persist` name is refused
+    /// unless its value is a valid dns-persist-01 record whose
+    /// persistUntil, if any, is in the future. Default true: the name has
+    /// no other use, and a CA rejects a bad value only at issuance, when
+    /// nobody is watching (`docs/persist.md`).
+    pub validate: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -264,6 +284,8 @@ pub struct ZoneSpec {
     /// defaults for `dnssec = false`), for turning off a zone that is
     /// still signed (`dnssec::roll`). None when DNSSEC is on.
     pub dnssec_off: Option<DnssecSettings>,
+    /// `[persist]`.
+    pub persist: PersistSettings,
 }
 
 /// Load every `*.toml` in `dir`. All or nothing: every error of every file is returned.
@@ -603,6 +625,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ZoneSpec, FileError> {
         secondaries,
         dnssec,
         dnssec_off,
+        persist: PersistSettings {
+            validate: f.persist.validate.unwrap_or(true),
+        },
     })
 }
 
