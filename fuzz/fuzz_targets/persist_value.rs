@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     match persist::parse(data) {
         Ok(v) => {
             let printed = v.to_string();
-            assert_eq!(persist::parse(printed.as_bytes()).as_ref(), Ok(&v), "{printed}");
+            assert_eq!(
+                persist::parse(printed.as_bytes()).as_ref(),
+                Ok(&v),
+                "{printed}"
+            );
             let made = PersistValue::new(&v.issuer, &v.account_uri, v.wildcard, v.persist_until)
                 .expect("the parts of a parsed value make a value");
             assert_eq!(made, v);
@@ -32,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             assert!(!e.detail.is_empty());
             assert_ne!(e.problem, Problem::Expired, "parse does not judge time");
-            assert_eq!(persist::check(data, 0).map_err(|e| e.problem), Err(e.problem));
+            assert_eq!(
+                persist::check(data, 0).map_err(|e| e.problem),
+                Err(e.problem)
+            );
         }
     }
 });

@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(q.query_class(), DNSClass::IN);
     assert_eq!(u16::from(q.query_type()), plain.qtype());
     let wire = canonical_wire(q.name());
-    assert_eq!(key.name(), &wire[..], "the key is the lowercased question name");
+    assert_eq!(
+        key.name(),
+        &wire[..],
+        "the key is the lowercased question name"
+    );
     match (plain.edns(), &m.edns) {
         (None, None) => assert!(m.additionals.is_empty()),
         (Some((size, dnssec_ok)), Some(e)) => {
