@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,40 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-
-/// Run a program with stdin, bounded by `timeout`; return (success, stdout+stderr).
-fn run(program: &str, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("30").arg(program).args(args);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-async fn run_async(program: &'static str, args: Vec<String>, stdin: String) -> (bool, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        run(program, &args, &stdin)
-    })
-    .await
-    .unwrap()
-}
 
 fn secret_of(h: &Harness, machine: &str) -> String {
     let text = std::fs::read_to_string(h.path(&format!("data/keys/{machine}.key"))).unwrap();

@@ -548,39 +548,6 @@ fn the_test_parser_rejects_what_the_grammar_rejects() {
     assert!(abnf_issue_value("ca.example; _a=b").is_none());
 }
 
-fn run(program: &str, args: &[String], stdin: &str) -> (bool, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("timeout")
-        .arg("30")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-async fn run_async(program: &'static str, args: Vec<String>, stdin: String) -> (bool, String) {
-    tokio::task::spawn_blocking(move || run(program, &args, &stdin))
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn real_clients_publish_persist_records_and_the_views_show_them_with_warnings() {
     require("nsupdate", "bind9-dnsutils");

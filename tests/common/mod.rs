@@ -465,3 +465,42 @@ pub fn cert(dir: &Path, name: &str, days: u32) -> PathBuf {
     );
     crt
 }
+
+/// Run a program with `stdin` as its input, bounded by `timeout` (30 s);
+/// (success, stdout+stderr).
+pub fn run_with_input(program: &str, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("timeout")
+        .arg("30")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// [`run_with_input`] off the async threads.
+pub async fn run_async(program: &'static str, args: Vec<String>, stdin: String) -> (bool, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        run_with_input(program, &args, &stdin)
+    })
+    .await
+    .unwrap()
+}
