@@ -90,6 +90,12 @@ pub struct ConfigFile {
     pub http_body_timeout: Option<toml::Spanned<u64>>,
     pub http_body_limit: Option<toml::Spanned<u64>>,
     pub tsig_failure_answers: Option<toml::Spanned<u64>>,
+    // Issue 14: the acme-dns HTTP API (`http::acme_dns`).
+    /// The zone acme-dns accounts get their subdomain in.
+    pub acme_dns_zone: Option<toml::Spanned<String>>,
+    /// Source networks `POST /register` is open to (default: none; the
+    /// admin bearer token always opens it).
+    pub acme_dns_register: Option<Vec<toml::Spanned<String>>>,
 }
 
 /// Response rate limiting (issue 11; see `server::rrl`).
@@ -320,6 +326,10 @@ pub struct Config {
     pub update_rate: UpdateRate,
     /// TCP and HTTP connection limits (issue 11).
     pub connections: ConnectionLimits,
+    /// Issue 14, acme-dns: the accounts' zone (None: the only zone
+    /// served) and the networks registration is open to.
+    pub acme_dns_zone: Option<hickory_proto::rr::Name>,
+    pub acme_dns_register: Vec<ipnet::IpNet>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
@@ -425,7 +435,48 @@ impl Config {
         let nsid = server_name(path, text, "nsid", f.nsid)?;
         let identity = server_name(path, text, "identity", f.identity)?;
         let version = server_name(path, text, "version", f.version)?;
+        let acme_dns_zone = match f.acme_dns_zone {
+            None => None,
+            Some(z) => Some(
+                hickory_proto::rr::Name::from_ascii(z.get_ref())
+                    .ok()
+                    .filter(|_| !z.get_ref().is_empty())
+                    .map(|mut n| {
+                        n.set_fqdn(true);
+                        n
+                    })
+                    .ok_or_else(|| {
+                        FileError::at_offset(
+                            path,
+                            text,
+                            z.span().start,
+                            format!("acme-dns-zone {:?} is not a domain name", z.get_ref()),
+                        )
+                    })?,
+            ),
+        };
+        let mut acme_dns_register = Vec::new();
+        for item in f.acme_dns_register.unwrap_or_default() {
+            let net = item
+                .get_ref()
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    FileError::at_offset(
+                        path,
+                        text,
+                        item.span().start,
+                        format!(
+                            "acme-dns-register: {:?} is not a network (192.0.2.0/24, 2001:db8::/32) or address",
+                            item.get_ref()
+                        ),
+                    )
+                })?;
+            acme_dns_register.push(net.trunc());
+        }
         Ok(Self {
+            acme_dns_zone,
+            acme_dns_register,
             connections,
             listen,
             http,

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::policy::{
-    Grant, Machine, PatLabel, Pattern, Policy, Role, is_protected_type, is_server_managed,
-    same_name,
+    Grant, Machine, PasswordHash, PatLabel, Pattern, Policy, Role, is_protected_type,
+    is_server_managed, same_name,
 };
 use crate::diag::{self, FileError};
 
@@ -53,6 +53,8 @@ struct AclFile {
     role: RoleSpec,
     networks: Option<Spanned<Vec<Spanned<String>>>>,
     zones: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An acme-dns account's password, as a bcrypt hash (`docs/acme-dns.md`).
+    password_hash: Option<Spanned<String>>,
     #[serde(default)]
     grant: Vec<GrantFile>,
 }
@@ -247,6 +249,18 @@ pub(super) fn parse_machine(
         }
     }
 
+    // password-hash (acme-dns accounts): a bcrypt hash, never a password
+    let password_hash = match &file.password_hash {
+        None => None,
+        Some(h) => match PasswordHash::parse(h.get_ref()) {
+            Ok(hash) => Some(hash),
+            Err(msg) => {
+                errs.at(h.span().start, msg);
+                None
+            }
+        },
+    };
+
     match key {
         Some(key) if errs.list.is_empty() => Ok((
             Machine {
@@ -256,6 +270,7 @@ pub(super) fn parse_machine(
                 networks,
                 zones,
                 grants,
+                password_hash,
                 path: path.to_path_buf(),
             },
             key_at,

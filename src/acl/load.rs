@@ -109,7 +109,8 @@ pub fn load_policy(
         keys.iter().map(|k: &Key| k.name.to_lowercase()).collect();
     let mut generated = Vec::new();
     for m in policy.machines() {
-        if known.contains(&m.key.to_lowercase()) {
+        // acme-dns accounts authenticate with their password, not TSIG.
+        if m.password_hash.is_some() || known.contains(&m.key.to_lowercase()) {
             continue;
         }
         if missing == MissingKeys::Ignore {

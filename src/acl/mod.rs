@@ -32,6 +32,7 @@
 //! role = "machine"                 # "machine" (default) or "admin"
 //! networks = ["192.0.2.0/24", "::1/128", "127.0.0.1"]  # default: any source
 //! zones = ["_acme.example.org."]   # default: every served zone
+//! # password-hash = "$2a$10$..."   # acme-dns accounts only: bcrypt; no TSIG key then
 //!
 //! [[grant]]
 //! name = "_acme-challenge.{machine}"   # relative to the zone unless it ends in "."
@@ -92,7 +93,7 @@ mod skeleton;
 
 pub use live::{LivePolicy, ReloadStatus};
 pub use load::{MissingKeys, PolicyState, files_fingerprint, load_policy, report_generated};
-pub use policy::{Grant, Machine, Policy, Role, TypesAt};
+pub use policy::{Grant, Machine, PasswordHash, Policy, Role, TypesAt};
 pub use skeleton::{persist_grant, skeleton};
 
 #[cfg(test)]

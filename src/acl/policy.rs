@@ -216,8 +216,63 @@ pub struct Machine {
     /// Zones it may change; `None` = every served zone.
     pub zones: Option<Vec<Name>>,
     pub grants: Vec<Grant>,
+    /// An acme-dns account's password hash (`password-hash`): such a
+    /// machine writes through `POST /update` and needs no TSIG key.
+    pub password_hash: Option<PasswordHash>,
     /// The file it came from.
     pub path: PathBuf,
+}
+
+/// A bcrypt hash (`$2a$`, `$2b$`, `$2x$` or `$2y$`, cost 4-31, 60
+/// characters), as acme-dns stores them. Its Debug hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+impl PasswordHash {
+    /// Check the shape of a bcrypt hash (not what it hashes).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        let shape = b.len() == 60
+            && b.starts_with(b"$2")
+            && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+            && b[3] == b'$'
+            && b[4..6].iter().all(u8::is_ascii_digit)
+            && b[6] == b'$'
+            && b[7..]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'/'));
+        let cost: u32 = s.get(4..6).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if shape && (4..=31).contains(&cost) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(
+                "password-hash is not a bcrypt hash ($2a$/$2b$/$2y$, cost 04-31, 60 characters)"
+                    .into(),
+            )
+        }
+    }
+
+    /// Hash `password` with bcrypt at `cost`.
+    pub fn make(password: &str, cost: u32) -> Result<Self, String> {
+        bcrypt::hash(password, cost)
+            .map(Self)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether `password` matches (bcrypt's own comparison). Slow by design.
+    pub fn verify(&self, password: &str) -> bool {
+        bcrypt::verify(password, &self.0).unwrap_or(false)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Machine {

@@ -36,6 +36,9 @@ pub struct Context {
     pub refusals: Arc<Refusals>,
     /// The bearer token for HTTP reads from off the machine, if configured.
     token: ArcSwap<Option<Token>>,
+    /// The zone acme-dns accounts are registered in (`acme-dns-zone`, or
+    /// the only zone served); None: several zones and none named.
+    acme_dns_zone: Option<Name>,
     /// The last database write probe for /readyz and when it ran: probes
     /// take SQLite's write lock, so anonymous callers get a cached answer.
     db_probe: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -57,7 +60,25 @@ impl Context {
         refusals: Arc<Refusals>,
     ) -> Result<Self, TokenError> {
         let token = Token::load(&config)?;
+        let origins = zones.origins();
+        let acme_dns_zone = match &config.acme_dns_zone {
+            Some(z) => Some(origins.iter().find(|o| *o == z).cloned().ok_or_else(|| {
+                crate::diag::FileError::whole_file(
+                    std::path::Path::new("(config)"),
+                    format!("acme-dns-zone {z} is not a served zone"),
+                )
+            })?),
+            None if origins.len() == 1 => origins.first().cloned(),
+            None if !config.acme_dns_register.is_empty() => {
+                return Err(crate::diag::FileError::whole_file(
+                    std::path::Path::new("(config)"),
+                    "acme-dns-register is set and several zones are served: name one with acme-dns-zone",
+                ));
+            }
+            None => None,
+        };
         Ok(Self {
+            acme_dns_zone,
             config,
             zones,
             policy,
@@ -93,6 +114,11 @@ impl Context {
     /// The newest audit row of each machine. Blocking.
     pub fn last_changes(&self) -> Result<Vec<AuditRow>, StoreError> {
         self.zones.last_changes()
+    }
+
+    /// The zone acme-dns accounts are registered in.
+    pub fn acme_dns_zone(&self) -> Option<Name> {
+        self.acme_dns_zone.clone()
     }
 
     /// The bearer token in force.

@@ -8,7 +8,9 @@
 //!   `/api/v1/zones/{zone}/persist` (dns-persist-01 records),
 //!   `/api/v1/machines`, `/api/v1/audit`, and the status page `GET /`:
 //!   read-only, open on loopback, bearer token otherwise (`access`);
-//! - `POST /api/v1/tlsa`: TLSA publishing, per-machine TSIG-HMAC (`auth`).
+//! - `POST /api/v1/tlsa`: TLSA publishing, per-machine TSIG-HMAC (`auth`);
+//! - `POST /register`, `POST /update`, `GET /health`: the acme-dns API
+//!   (`acme_dns`), with acme-dns's own answers.
 //!
 //! Every answer has a real status code and, for errors, a JSON body
 //! `{"error": "..."}`: 400 bad request or certificate, 401 authentication
@@ -17,6 +19,7 @@
 //! Nothing returned ever contains a secret.
 
 pub mod access;
+pub mod acme_dns;
 pub mod api;
 pub mod auth;
 mod context;
@@ -102,6 +105,10 @@ pub fn router(app: Arc<Context>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(api::readyz))
         .route("/api/v1/tlsa", post(tlsa_api::publish))
+        // Issue 14: the acme-dns API, at acme-dns's paths.
+        .route("/register", post(acme_dns::register))
+        .route("/update", post(acme_dns::update))
+        .route("/health", get(acme_dns::health))
         .route("/api/v1/zones/{zone}/dnssec/roll", post(dnssec_api::roll))
         .merge(reads)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

@@ -563,6 +563,34 @@ impl Store {
         Ok(())
     }
 
+    /// The dynamic TXT values at `owner`, oldest first (by the time each
+    /// was added, then by insertion): what acme-dns's `/update` replaces.
+    pub fn dynamic_txt_at(&self, zone: &Name, owner: &Name) -> Result<Vec<Record>, StoreError> {
+        let zname = zone.to_lowercase().to_ascii();
+        let oname = owner.to_lowercase().to_ascii();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT ttl, rdata FROM records
+                 WHERE zone = ?1 AND owner = ?2 AND source = 'dynamic' AND rtype = 16
+                 ORDER BY added_at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![zname, oname], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ttl, rdata) = row.map_err(|e| self.err(e))?;
+            if let Some(data) = rdata_from_bytes(RecordType::TXT, &rdata) {
+                out.push(Record::from_rdata(owner.clone(), ttl, data));
+            }
+        }
+        Ok(out)
+    }
+
     /// Dynamic TXT records (the challenges) added before `before` (Unix
     /// seconds), through the `records_txt_age` index.
     pub fn dynamic_txt_older_than(
