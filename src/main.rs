@@ -76,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         action: ApiCmd,
     },
+    /// acme-dns accounts (acl/acmedns-USER.toml): list, remove, change allowfrom.
+    AcmeDns {
+        #[command(subcommand)]
+        action: AcmeDnsCmd,
+    },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
@@ -263,6 +268,16 @@ enum ApiCmd {
         #[arg(long)]
         ttl: Option<u32>,
     },
+}
+
+#[derive(Subcommand)]
+enum AcmeDnsCmd {
+    /// One line per account: username, fulldomain, allowfrom.
+    List,
+    /// Deregister an account (its ACL file is deleted).
+    Remove { user: String },
+    /// Replace an account's allowfrom networks (none given: any source).
+    Allowfrom { user: String, cidrs: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -529,6 +544,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::AcmeDns { action } => outcome(match action {
+            AcmeDnsCmd::List => zonewarden::client::acme_dns::list(&config),
+            AcmeDnsCmd::Remove { user } => zonewarden::client::acme_dns::remove(&config, &user),
+            AcmeDnsCmd::Allowfrom { user, cidrs } => {
+                zonewarden::client::acme_dns::allowfrom(&config, &user, &cidrs)
+            }
+        }),
         Command::Machine {
             action:
                 MachineCmd::Add {

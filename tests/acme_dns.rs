@@ -346,3 +346,80 @@ async fn update_from_outside_allowfrom_is_forbidden() {
     assert_eq!(resp.0, 200, "{resp:?}");
     assert_eq!(kdig_txt(&h, full).await, vec![a]);
 }
+
+/// The zonewarden binary with a config file naming the harness's directories.
+fn cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+    let conf = h.path("zonewarden.toml");
+    write(
+        &conf,
+        "zones-dir = \"zones\"\nacl-dir = \"acl\"\ndata-dir = \"data\"\nhttp = \"off\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"))
+        .arg("--config")
+        .arg(&conf)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_changes_allowfrom_and_deregisters_and_a_reload_applies_it() {
+    let h = start().await;
+    let (status, body) = register(&h, "127.0.0.2", &[]).await;
+    assert_eq!(status, 201, "{body}");
+    let reg = json(&body);
+    let (user, key, sub, full) = (
+        reg["username"].as_str().unwrap(),
+        reg["password"].as_str().unwrap(),
+        reg["subdomain"].as_str().unwrap(),
+        reg["fulldomain"].as_str().unwrap(),
+    );
+    let (a, b) = (txt_value('a'), txt_value('b'));
+    let body_a = format!(r#"{{"subdomain": "{sub}", "txt": "{a}"}}"#);
+    let body_b = format!(r#"{{"subdomain": "{sub}", "txt": "{b}"}}"#);
+    assert_eq!(update(&h, "127.0.0.1", user, key, &body_a).await.0, 200);
+
+    let (ok, out, err) = cli(&h, &["acme-dns", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, format!("{user} {full}. any\n"));
+
+    // A bad network: refused, the file unchanged.
+    let file = h.path(&format!("acl/acmedns-{user}.toml"));
+    let before = std::fs::read_to_string(&file).unwrap();
+    let (ok, _, err) = cli(&h, &["acme-dns", "allowfrom", user, "300.0.0.0/8"]);
+    assert!(!ok && err.contains("300.0.0.0/8"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+
+    let (ok, out, err) = cli(&h, &["acme-dns", "allowfrom", user, "127.0.0.3/32"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("127.0.0.3/32"), "{out}");
+    h.server().reload();
+    error_is(
+        &update(&h, "127.0.0.1", user, key, &body_b).await,
+        401,
+        "forbidden",
+    );
+    assert_eq!(update(&h, "127.0.0.3", user, key, &body_b).await.0, 200);
+    assert_eq!(kdig_txt(&h, full).await, vec![a.clone(), b.clone()]);
+
+    let (ok, _, err) = cli(&h, &["acme-dns", "remove", user]);
+    assert!(ok, "{err}");
+    assert!(!file.exists());
+    h.server().reload();
+    error_is(
+        &update(&h, "127.0.0.3", user, key, &body_a).await,
+        401,
+        "forbidden",
+    );
+    let (ok, _, err) = cli(&h, &["acme-dns", "remove", user]);
+    assert!(!ok && err.contains("no acme-dns account"), "{err}");
+    // A machine that is no acme-dns account is not touched.
+    let (ok, _, _) = cli(&h, &["acme-dns", "remove", "../mx1"]);
+    assert!(!ok);
+    assert!(h.path("acl/mx1.toml").exists());
+}

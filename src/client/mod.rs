@@ -9,8 +9,10 @@
 //! - `publish`: `dane publish` (TLSA by UPDATE, with rollover);
 //! - `api`: the HTTP API's client (`api tlsa`);
 //! - `dnssec`: `dnssec status` and `dnssec roll`, asked of the running server;
-//! - `persist`: `persist`, the dns-persist-01 record value (offline).
+//! - `persist`: `persist`, the dns-persist-01 record value (offline);
+//! - `acme_dns`: `acme-dns list|remove|allowfrom`, the acme-dns accounts' files.
 
+pub mod acme_dns;
 pub mod api;
 pub mod cli;
 pub mod dnssec;

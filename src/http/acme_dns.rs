@@ -88,7 +88,7 @@ fn may_register(
     open_to: &[IpNet],
     token: Option<&Token>,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), (StatusCode, &'static str)> {
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.as_bytes())
@@ -100,19 +100,19 @@ fn may_register(
         });
     match (presented, token) {
         (Some(p), Some(t)) if t.matches(p) => return Ok(()),
-        (Some(_), _) => return Err(forbidden()),
+        (Some(_), _) => return Err((StatusCode::UNAUTHORIZED, "forbidden")),
         _ => {}
     }
     let ip = peer.to_canonical();
     if open_to.iter().any(|n| n.contains(&ip)) {
         return Ok(());
     }
-    Err(fail(StatusCode::FORBIDDEN, "registration_closed"))
+    Err((StatusCode::FORBIDDEN, "registration_closed"))
 }
 
 /// An `allowfrom` entry as acme-dns takes it (brackets removed, a CIDR;
 /// host bits allowed and cleared).
-fn parse_allowfrom(s: &str) -> Option<IpNet> {
+pub fn parse_allowfrom(s: &str) -> Option<IpNet> {
     let s: String = s.chars().filter(|c| *c != '[' && *c != ']').collect();
     s.parse::<IpNet>().ok().map(|n| n.trunc())
 }
@@ -227,14 +227,14 @@ pub(super) async fn register(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let app = state.app.clone();
-    if let Err(resp) = may_register(
+    if let Err((status, code)) = may_register(
         peer.ip(),
         &app.config.acme_dns_register,
         app.http_token().as_ref().as_ref(),
         &headers,
     ) {
         tracing::warn!(source = %peer.ip(), "acme-dns registration refused");
-        return resp;
+        return fail(status, code);
     }
     let Ok(body) = body else {
         return fail(StatusCode::BAD_REQUEST, "malformed_json_payload");
