@@ -95,6 +95,9 @@ pub struct Setup {
     pub challenge_max_age: u64,
     /// The zone's `[limits] records-per-name` (default: the server's).
     pub records_per_name: Option<usize>,
+    /// The HTTP API on the primary's address, port 8053, with acme-dns
+    /// registration open to loopback (issue 14).
+    pub acme_dns: bool,
 }
 
 impl Default for Setup {
@@ -106,6 +109,7 @@ impl Default for Setup {
             cnames: vec![],
             challenge_max_age: 3600,
             records_per_name: None,
+            acme_dns: false,
         }
     }
 }
@@ -235,10 +239,18 @@ impl Lab {
         write(
             &dir.join("zonewarden.toml"),
             &format!(
-                "listen = [\"{primary}:53\"]\nhttp = \"off\"\ndata-dir = \"data\"\n\
+                "listen = [\"{primary}:53\"]\n{http}data-dir = \"data\"\n\
                  zones-dir = \"zones\"\nacl-dir = \"acl\"\nkeys-dir = \"keys\"\n\
                  challenge-max-age = {}\nexpiry-interval = 1\nreload-interval = 1\n",
-                setup.challenge_max_age
+                setup.challenge_max_age,
+                http = if setup.acme_dns {
+                    format!(
+                        "http = \"{primary}:8053\"\nacme-dns-zone = \"{ZONE}\"\n\
+                         acme-dns-register = [\"127.0.0.0/8\"]\n"
+                    )
+                } else {
+                    "http = \"off\"\n".to_string()
+                }
             ),
         );
         write(
@@ -265,6 +277,9 @@ name = "ns2.{ZONE}"
                     .records_per_name
                     .map(|n| format!("[limits]\nrecords-per-name = {n}\n"))
                     .unwrap_or_default()
+                    // acme-dns serves its TXT with TTL 1: a renewal's new
+                    // value is not hidden by the resolver's cached old one.
+                    + if setup.acme_dns { "[ttl]\nchallenge = 1\n" } else { "" }
             ),
         );
         if !setup.host_machines.is_empty() {
@@ -521,6 +536,25 @@ name = "ns2.{ZONE}"
             resolv_conf,
             procs,
             _tmp: tmp,
+        }
+    }
+
+    /// Add `owner CNAME target` to the parent zone (Knot signs it), as
+    /// the user of an acme-dns account does once it is registered
+    /// (tests/acme_dns_certbot.rs; tests/acme.rs does not use it).
+    #[allow(dead_code)]
+    pub fn parent_cname(&self, owner: &str, target: &str) {
+        let conf = format!("{}/knotp/knot.conf", self.dir.display());
+        let knotc = sbin("knotc");
+        for args in [
+            vec!["zone-begin", PARENT],
+            vec!["zone-set", PARENT, owner, "60", "CNAME", target],
+            vec!["zone-commit", PARENT],
+        ] {
+            run_ok(
+                Command::new(&knotc).arg("-c").arg(&conf).args(&args),
+                &format!("knotc {args:?}"),
+            );
         }
     }
 
