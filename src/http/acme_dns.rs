@@ -208,15 +208,22 @@ pub fn account_file(
     s
 }
 
-/// Write `text` to `path` by a rename (a reload never sees half a file).
+/// Write `text` to `path` by a rename (a reload never sees half a file),
+/// the file and then its directory synced (a crash right after never
+/// leaves an empty account file that would stop the next start).
 pub fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("acl")
     ));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// `POST /register`.
