@@ -215,12 +215,7 @@ impl<F: Fn(&KeyRecord) -> Option<DsId>> Planner<'_, F> {
         let t = *self.t;
         let delay = t.propagation_delay;
         let active = keys.iter().rev().find(|k| k.state == KeyState::Active);
-        let incoming = keys.iter().rev().find(|k| {
-            matches!(
-                k.state,
-                KeyState::Signing | KeyState::Published | KeyState::Ready
-            )
-        });
+        let incoming = keys.iter().rev().find(|k| k.state.incoming());
         let mut outlooks = Vec::new();
         for k in keys {
             let mut out = Outlook::default();

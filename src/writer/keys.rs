@@ -285,10 +285,7 @@ impl ZoneHandle {
         };
         let mut store = self.lock_store();
         let mut records = lock(&life.records);
-        if records
-            .iter()
-            .any(|r| matches!(r.state, KeyState::Published | KeyState::Ready))
-        {
+        if records.iter().any(|r| r.state.incoming()) {
             return Ok(false);
         }
         let now = self.clock.now();

@@ -82,6 +82,14 @@ impl KeyState {
         )
     }
 
+    /// The key a rollover is bringing in (not active yet).
+    pub fn incoming(self) -> bool {
+        matches!(
+            self,
+            KeyState::Signing | KeyState::Published | KeyState::Ready
+        )
+    }
+
     /// Its DNSKEY is in the DNSKEY RRset.
     pub fn published(self) -> bool {
         matches!(

@@ -202,6 +202,7 @@ fn an_algorithm_rollover_signs_before_publishing_and_withdraws_before_unsigning(
         reason: "test".into(),
     });
     let new = record(z, KeyState::Signing);
+    assert!(!z.request_roll().unwrap(), "a rollover is under way");
     let snap = z.snapshot();
     assert_eq!(
         apex_tags(&snap, RecordType::DNSKEY),
