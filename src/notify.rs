@@ -204,6 +204,21 @@ impl Propagation {
         }
     }
 
+    /// The lowest serial served by the primary (`current`) and every
+    /// secondary (`statuses`), None while one of them is not known: a
+    /// change to serial S is everywhere once this is at least S.
+    pub fn lowest_served(current: u32, statuses: &[SecondaryStatus]) -> Option<u32> {
+        statuses.iter().try_fold(current, |low, s| {
+            s.serial.map(|have| {
+                if serial::at_least(have, low) {
+                    low
+                } else {
+                    have
+                }
+            })
+        })
+    }
+
     pub fn statuses(&self) -> Vec<SecondaryStatus> {
         self.secondaries
             .iter()

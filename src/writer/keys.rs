@@ -18,7 +18,6 @@ use crate::dnssec::parent_view::{DsId, ParentView, ServerDs};
 use crate::dnssec::roll::{self, Observed, Outlook, Step, Timings};
 use crate::dnssec::signer::{Cds, KeySet};
 use crate::dnssec::{KeyError, ZoneKey, ZoneSigner};
-use crate::serial;
 use crate::store::{Store, StoreError};
 use crate::zone::ZoneData;
 use crate::zone::change::{Action, Audit};
@@ -220,14 +219,10 @@ impl ZoneHandle {
 
     /// What the rollover sees now.
     fn observe(&self, now: u64) -> Observed {
-        let statuses = self.propagation.statuses();
-        let mut served = Some(self.snapshot().serial);
-        for s in statuses {
-            served = match (served, s.serial) {
-                (Some(a), Some(b)) => Some(if serial::at_least(b, a) { a } else { b }),
-                _ => None,
-            };
-        }
+        let served = crate::notify::Propagation::lowest_served(
+            self.snapshot().serial,
+            &self.propagation.statuses(),
+        );
         let parent = self.life().and_then(|(_, l)| lock(&l.parent).clone());
         Observed {
             now,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::{Prepared, WriteError};
-use crate::notify::SecondaryStatus;
+use crate::notify::{Propagation, SecondaryStatus};
 use crate::serial;
 use crate::store::{Planned, Store, StoreError};
 use crate::update::{self, Requester};
@@ -179,11 +179,8 @@ pub(super) fn retire_due(
     for r in store.retirements(zone)? {
         match r.propagated_at {
             None => {
-                let everywhere = serial::at_least(serial, r.after_serial)
-                    && secondaries.iter().all(|s| {
-                        s.serial
-                            .is_some_and(|have| serial::at_least(have, r.after_serial))
-                    });
+                let everywhere = Propagation::lowest_served(serial, secondaries)
+                    .is_some_and(|low| serial::at_least(low, r.after_serial));
                 if everywhere {
                     store.mark_propagated(r.id, now)?;
                 }

@@ -78,7 +78,7 @@ fn a_rollover_publishes_double_signs_submits_and_retires() {
     let new = record(z, KeyState::Published);
     assert_ne!(new.tag, old.tag);
     assert_eq!(new.since_serial, Some(snap.serial));
-    assert!(serial::at_least(snap.serial, serial0 + 1));
+    assert!(crate::serial::at_least(snap.serial, serial0 + 1));
     let mut both = vec![old.tag, new.tag];
     both.sort();
     assert_eq!(apex_tags(&snap, RecordType::DNSKEY), both);
