@@ -17,6 +17,9 @@ use serde::Deserialize;
 
 use crate::diag::{self, FileError};
 
+pub mod https;
+pub use https::{CertSource, Https, HttpsAcme};
+
 /// The TOML file given with `--config`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -96,6 +99,12 @@ pub struct ConfigFile {
     /// Source networks `POST /register` is open to (default: none; the
     /// admin bearer token always opens it).
     pub acme_dns_register: Option<Vec<toml::Spanned<String>>>,
+    /// HTTPS listener address (issue 14), its certificate and key files,
+    /// or its own ACME certificate (`https`).
+    pub https: Option<toml::Spanned<String>>,
+    pub https_cert: Option<String>,
+    pub https_key: Option<String>,
+    pub https_acme: Option<https::HttpsAcmeFile>,
 }
 
 /// Response rate limiting (issue 11; see `server::rrl`).
@@ -330,6 +339,8 @@ pub struct Config {
     /// served) and the networks registration is open to.
     pub acme_dns_zone: Option<hickory_proto::rr::Name>,
     pub acme_dns_register: Vec<ipnet::IpNet>,
+    /// Issue 14: the HTTPS listener of the same API (None: none).
+    pub https: Option<https::Https>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
@@ -474,7 +485,17 @@ impl Config {
                 })?;
             acme_dns_register.push(net.trunc());
         }
+        let https = https::from_file(
+            f.https,
+            f.https_cert,
+            f.https_key,
+            f.https_acme,
+            rel,
+            path,
+            text,
+        )?;
         Ok(Self {
+            https,
             acme_dns_zone,
             acme_dns_register,
             connections,

@@ -91,6 +91,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("HTTPS certificate: {0}")]
+    HttpsCert(#[from] http::tls::TlsError),
+    #[error(
+        "[https-acme] names: no served zone can hold the DNS-01 challenge of {0} (serve its zone, or a zone whose parent holds it, and CNAME its _acme-challenge there)"
+    )]
+    HttpsAcmeName(hickory_proto::rr::Name),
 }
 
 /// A server running in this process.
@@ -105,11 +111,13 @@ pub struct Running {
     drain: Arc<Drain>,
     dns_addrs: Vec<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     /// Our DNS socket loops: UDP (`server::udp`) and TCP accept
     /// (`server::tcp`).
     dns_tasks: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
-    http_task: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    /// The HTTP and HTTPS accept loops, each with its stop signal.
+    http_tasks: Vec<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -121,6 +129,11 @@ impl Running {
     /// The HTTP API's address, if it is on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The HTTPS listener's address (issue 14), when `https` is set.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// Expire challenge records past `challenge-max-age` now (the timer
@@ -154,8 +167,12 @@ impl Running {
         for t in &self.dns_tasks {
             t.abort();
         }
-        if let Some((stop, task)) = self.http_task.take() {
+        let mut waiting = Vec::new();
+        for (stop, task) in self.http_tasks.drain(..) {
             let _ = stop.send(());
+            waiting.push(task);
+        }
+        for task in waiting {
             if tokio::time::timeout(DRAIN_LIMIT, task).await.is_err() {
                 tracing::warn!("HTTP requests still open after {DRAIN_LIMIT:?}; stopping anyway");
             }
@@ -220,9 +237,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let drain = Arc::new(Drain::default());
     let refusals = Arc::new(Refusals::default());
     let stats = Arc::new(Stats::default());
-    let http_cx = match config.http {
-        None => None,
-        Some(_) => Some(Arc::new(
+    let http_cx = match (config.http, &config.https) {
+        (None, None) => None,
+        _ => Some(Arc::new(
             http::Context::new(
                 config.clone(),
                 zones.clone(),
@@ -275,7 +292,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         )));
     }
     let mut tasks = Vec::new();
-    let mut http_task = None;
+    let mut http_tasks = Vec::new();
     let http_addr = match (config.http, &http_cx) {
         (Some(addr), Some(cx)) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -283,12 +300,65 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
                 .map_err(|source| StartError::HttpBind { addr, source })?;
             let bound = listener.local_addr().ok();
             let (stop, stopped) = tokio::sync::oneshot::channel();
-            http_task = Some((
+            http_tasks.push((
                 stop,
-                tokio::spawn(http::serve(cx.clone(), listener, stopped)),
+                tokio::spawn(http::serve(cx.clone(), listener, stopped, None)),
             ));
             if let Some(a) = bound {
                 tracing::info!(addr = %a, "serving the HTTP API");
+            }
+            bound
+        }
+        _ => None,
+    };
+    // Issue 14: the same API over HTTPS, its certificate from files
+    // (reloaded when they change) or from its own ACME order.
+    let https_addr = match (&config.https, &http_cx) {
+        (Some(https), Some(cx)) => {
+            let store = cx.https_cert.clone().expect("made when https is set");
+            match &https.cert {
+                config::CertSource::Files { cert, key } => {
+                    store.set(http::tls::load_files(cert, key, "files")?);
+                    tasks.push(tokio::spawn(http::tls::watch_files(
+                        store.clone(),
+                        cert.clone(),
+                        key.clone(),
+                        http::tls::FILE_POLL,
+                    )));
+                }
+                config::CertSource::Acme(acme) => {
+                    let origins = zones.origins();
+                    if let Some(n) = acme
+                        .names
+                        .iter()
+                        .find(|n| http::own_cert::challenge_at(&origins, n).is_none())
+                    {
+                        return Err(StartError::HttpsAcmeName(n.clone()));
+                    }
+                    let dir = config.data_dir.join("https-acme");
+                    if let Some(stored) = http::own_cert::load_stored(&dir, acme) {
+                        store.set(stored);
+                    }
+                    tasks.push(tokio::spawn(http::own_cert::run(
+                        cx.clone(),
+                        acme.clone(),
+                        store.clone(),
+                    )));
+                }
+            }
+            let addr = https.addr;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::HttpBind { addr, source })?;
+            let bound = listener.local_addr().ok();
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            let tls = http::tls::server_config(store);
+            http_tasks.push((
+                stop,
+                tokio::spawn(http::serve(cx.clone(), listener, stopped, Some(tls))),
+            ));
+            if let Some(a) = bound {
+                tracing::info!(addr = %a, "serving the HTTP API over HTTPS (HTTP/2 and HTTP/1.1)");
             }
             bound
         }
@@ -378,9 +448,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         drain,
         dns_addrs,
         http_addr,
+        https_addr,
         dns_tasks,
         tasks,
-        http_task,
+        http_tasks,
     })
 }
 

@@ -276,6 +276,37 @@ impl PasswordHash {
 }
 
 impl Machine {
+    /// A machine for the server's own changes (the challenges of its HTTPS
+    /// certificate, issue 14): `rtype` at exactly `owners` in `zone`, from
+    /// any source, no key file. Its changes go through the same ACL check,
+    /// journal and audit (as `name`) as any machine's.
+    pub fn internal(name: &str, zone: &Name, owners: &[Name], rtype: RecordType) -> Self {
+        let grants = owners
+            .iter()
+            .map(|o| Grant {
+                pattern: Pattern::Absolute(
+                    o.iter()
+                        .map(|l| PatLabel::Exact(l.to_ascii_lowercase()))
+                        .collect(),
+                ),
+                text: o.to_ascii(),
+                subtree: false,
+                types: vec![rtype],
+                max_rrset: None,
+            })
+            .collect();
+        Self {
+            name: name.to_string(),
+            key: Name::from_ascii(format!("{name}.internal.")).unwrap_or_else(|_| Name::root()),
+            role: Role::Machine,
+            networks: Vec::new(),
+            zones: Some(vec![zone.clone()]),
+            grants,
+            password_hash: None,
+            path: PathBuf::new(),
+        }
+    }
+
     /// Whether a request from `ip` may use this machine's key. An
     /// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is compared as IPv4.
     pub fn source_allowed(&self, ip: IpAddr) -> bool {

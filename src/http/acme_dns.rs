@@ -212,13 +212,25 @@ pub fn account_file(
 /// the file and then its directory synced (a crash right after never
 /// leaves an empty account file that would stop the next start).
 pub fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    write_atomic_mode(path, text, 0o666)
+}
+
+/// [`write_atomic`] with the file created with `mode` (less the umask):
+/// 0o600 for a private key.
+pub fn write_atomic_mode(path: &std::path::Path, text: &str, mode: u32) -> std::io::Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("acl")
     ));
-    let mut f = std::fs::File::create(&tmp)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     drop(f);

@@ -567,6 +567,26 @@ pub fn render_metrics(app: &Context) -> Result<String, std::fmt::Error> {
             0.0
         },
     );
+    if let Some(store) = &app.https_cert {
+        metrics::register_gauge(
+            r,
+            "zonewarden_https_certificate_failing",
+            "1 when the last load or ACME order of the HTTPS certificate failed (the one in force, if any, stays)",
+            if store.last_error().is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        if let Some(info) = store.info() {
+            metrics::register_gauge(
+                r,
+                "zonewarden_https_certificate_expiry_seconds",
+                "Seconds until the HTTPS certificate in force expires (negative: expired)",
+                (info.not_after - now as i64) as f64,
+            );
+        }
+    }
     let machines = app.policy().policy.machines().len();
     metrics::register_gauge(
         r,

@@ -39,6 +39,8 @@ pub struct Context {
     /// The zone acme-dns accounts are registered in (`acme-dns-zone`, or
     /// the only zone served); None: several zones and none named.
     acme_dns_zone: Option<Name>,
+    /// The HTTPS listener's certificate (issue 14), when `https` is set.
+    pub https_cert: Option<Arc<super::tls::CertStore>>,
     /// The last database write probe for /readyz and when it ran: probes
     /// take SQLite's write lock, so anonymous callers get a cached answer.
     db_probe: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -79,6 +81,7 @@ impl Context {
         };
         Ok(Self {
             acme_dns_zone,
+            https_cert: config.https.as_ref().map(|_| Arc::default()),
             config,
             zones,
             policy,

@@ -24,8 +24,10 @@ pub mod api;
 pub mod auth;
 mod context;
 pub mod dnssec_api;
+pub mod own_cert;
 pub mod page;
 pub mod persist_view;
+pub mod tls;
 pub mod tlsa_api;
 
 use std::sync::Arc;
@@ -121,28 +123,32 @@ pub fn router(app: Arc<Context>) -> Router {
 }
 
 /// Serve the API on `listener` until `stop` fires; requests in progress
-/// are finished first.
+/// are finished first. With `tls`, the listener speaks HTTPS: HTTP/2 or
+/// HTTP/1.1 as ALPN chose.
 ///
-/// Our own accept loop over hyper's HTTP/1.1 connection (axum::serve has
-/// no timeouts or caps; issue 11): connections past
-/// `http-max-connections` (total) or `http-max-connections-per-source` are
-/// closed at once; a request header (and, between requests, the next one
+/// Our own accept loop over hyper's connection (axum::serve has no
+/// timeouts or caps; issue 11): connections past `http-max-connections`
+/// (total) or `http-max-connections-per-source` are closed at once; the
+/// TLS handshake and a request header (and, between requests, the next one
 /// on a keep-alive connection) must arrive within `http-header-timeout`;
-/// a body within `http-body-timeout` (408) and `http-body-limit` (413),
-/// see [`read_body`].
+/// an HTTP/2 connection that receives nothing for as long is closed
+/// gracefully; a body must arrive within `http-body-timeout` (408) and
+/// `http-body-limit` (413), see [`read_body`].
 pub async fn serve(
     app: Arc<Context>,
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) {
     use hyper::service::Service as _;
 
     let limits = app.config.connections.clone();
     let limiter = crate::server::ConnLimiter::new(
-        "http",
+        if tls.is_some() { "https" } else { "http" },
         limits.http_max_connections,
         limits.http_max_connections_per_source,
     );
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let router = router(app);
     let (closing, close) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
@@ -175,20 +181,23 @@ pub async fn serve(
             req.extensions_mut().insert(axum::extract::ConnectInfo(src));
             inner.call(req)
         });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(limits.http_header_timeout);
-        let mut close = close.clone();
+        let (close, acceptor, limits) = (close.clone(), acceptor.clone(), limits.clone());
         conns.spawn(async move {
             let _guard = guard;
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = close.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            let within = limits.http_header_timeout;
+            match acceptor {
+                None => serve_connection(stream, svc, false, within, close).await,
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(within, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%src, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_connection(stream, svc, h2, within, close).await
                 }
             }
         });
@@ -196,6 +205,134 @@ pub async fn serve(
     drop(listener);
     let _ = closing.send(true);
     while conns.join_next().await.is_some() {}
+}
+
+/// One connection, HTTP/1.1 (`h2` false) or HTTP/2, until it ends or the
+/// listener closes (`close`: finish what is in progress, then stop).
+async fn serve_connection<IO, S, B>(
+    io: IO,
+    svc: S,
+    h2: bool,
+    idle: Duration,
+    mut close: tokio::sync::watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let (io, last_read) = Activity::new(io);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST);
+    let builder = if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = close.changed() => break,
+            // HTTP/1.1's idle limit is hyper's header-read timeout; HTTP/2
+            // has none of its own.
+            _ = tick.tick(), if h2 => {
+                if last_read.elapsed() > idle {
+                    break;
+                }
+            }
+        }
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// Streams an HTTP/2 connection may have open at once.
+const H2_MAX_STREAMS: u32 = 16;
+/// Bytes of request header an HTTP/2 stream may send.
+const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+
+/// A stream that notes when it last read something (the HTTP/2 idle limit).
+struct Activity<IO> {
+    io: IO,
+    last: Arc<std::sync::Mutex<std::time::Instant>>,
+}
+
+/// When an [`Activity`] last read.
+struct LastRead(Arc<std::sync::Mutex<std::time::Instant>>);
+
+impl LastRead {
+    fn elapsed(&self) -> Duration {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+    }
+}
+
+impl<IO> Activity<IO> {
+    fn new(io: IO) -> (Self, LastRead) {
+        let last = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
+        (
+            Self {
+                io,
+                last: last.clone(),
+            },
+            LastRead(last),
+        )
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Activity<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        }
+        r
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Activity<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Read the whole request body before the handler runs, within

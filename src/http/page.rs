@@ -357,6 +357,51 @@ fn persist_table(out: &mut String, app: &Context, now: u64) {
     out.push_str("</table>");
 }
 
+/// Issue 14: the HTTPS listener's certificate, when `https` is set.
+fn https_box(out: &mut String, app: &Context, now: u64) {
+    let Some(store) = &app.https_cert else {
+        return;
+    };
+    out.push_str("<h2>HTTPS certificate</h2><div class=\"box\" id=\"https\">");
+    match store.info() {
+        Some(i) => {
+            let left = i.not_after - now as i64;
+            let class = if left <= 0 {
+                "bad"
+            } else if left < 14 * 86_400 {
+                "warn"
+            } else {
+                "ok"
+            };
+            let _ = write!(
+                out,
+                "<p class=\"{class}\">{} · from {} · expires {} ({})</p>",
+                escape(&i.names.join(", ")),
+                if i.source == "acme" {
+                    "the server's own ACME order"
+                } else {
+                    "the certificate files"
+                },
+                escape(&utc(i.not_after.max(0) as u64)),
+                if left > 0 {
+                    format!("in {}", span(left))
+                } else {
+                    "expired".into()
+                },
+            );
+        }
+        None => out.push_str("<p class=\"bad\">no certificate yet: HTTPS handshakes fail</p>"),
+    }
+    if let Some(e) = store.last_error() {
+        let _ = write!(
+            out,
+            "<p class=\"bad\">last attempt failed (the certificate above stays): {}</p>",
+            escape(&e)
+        );
+    }
+    out.push_str("</div>");
+}
+
 pub fn render(app: &Context) -> String {
     let now = app.clock.now();
     let zones: Vec<ZoneSummary> = app
@@ -380,6 +425,7 @@ pub fn render(app: &Context) -> String {
     zones_table(&mut out, &zones);
     keys_table(&mut out, app, now);
     persist_table(&mut out, app, now);
+    https_box(&mut out, app, now);
     secondaries_table(&mut out, &props, now);
     machines_table(&mut out, &machines);
     audit_table(&mut out, app);

@@ -98,7 +98,15 @@ pub struct Setup {
     /// The HTTP API on the primary's address, port 8053, with acme-dns
     /// registration open to loopback (issue 14).
     pub acme_dns: bool,
+    /// zonewarden's own HTTPS certificate from pebble (issue 14): an
+    /// HTTPS listener on the primary's port 8443 for [`HTTPS_NAME`],
+    /// checked every 2 s and renewed at each check (`renew-before` beyond
+    /// any lifetime). Add "api" to `cnames` for the challenge's CNAME.
+    pub https_acme: bool,
 }
+
+/// The name zonewarden's own HTTPS certificate is for (`https_acme`).
+pub const HTTPS_NAME: &str = "api.example.test";
 
 impl Default for Setup {
     fn default() -> Self {
@@ -110,6 +118,7 @@ impl Default for Setup {
             challenge_max_age: 3600,
             records_per_name: None,
             acme_dns: false,
+            https_acme: false,
         }
     }
 }
@@ -125,6 +134,9 @@ pub struct Lab {
     /// pebble's directory URL and the CA file that trusts its TLS.
     pub acme_url: String,
     pub acme_ca: PathBuf,
+    /// pebble's management port (`/roots/0`: the root it issues under).
+    #[allow(dead_code)]
+    pub acme_mgmt_port: u16,
     resolv_conf: PathBuf,
     procs: Vec<Proc>,
     _tmp: tempfile::TempDir,
@@ -229,6 +241,7 @@ impl Lab {
             ips[3].clone(),
         );
         let mut procs = Vec::new();
+        let (acme_port, mgmt_port) = (free_tcp_port(), free_tcp_port());
 
         // zonewarden: config, zone, the secondary's transfer key, machines.
         for sub in [
@@ -241,8 +254,19 @@ impl Lab {
             &format!(
                 "listen = [\"{primary}:53\"]\n{http}data-dir = \"data\"\n\
                  zones-dir = \"zones\"\nacl-dir = \"acl\"\nkeys-dir = \"keys\"\n\
-                 challenge-max-age = {}\nexpiry-interval = 1\nreload-interval = 1\n",
+                 challenge-max-age = {}\nexpiry-interval = 1\nreload-interval = 1\n{https}",
                 setup.challenge_max_age,
+                https = if setup.https_acme {
+                    format!(
+                        "https = \"{primary}:8443\"\n[https-acme]\n\
+                         directory = \"https://127.0.0.1:{acme_port}/dir\"\n\
+                         names = [\"{HTTPS_NAME}\"]\nca-root = \"pebble/ca.pem\"\n\
+                         check-interval = 2\npropagation-timeout = 30\n\
+                         renew-before = 315360000\n"
+                    )
+                } else {
+                    String::new()
+                },
                 http = if setup.acme_dns {
                     format!(
                         "http = \"{primary}:8053\"\nacme-dns-zone = \"{ZONE}\"\n\
@@ -493,7 +517,6 @@ name = "ns2.{ZONE}"
                -out cert.pem -days 2 -extfile ext 2>/dev/null",
             &p,
         );
-        let (acme_port, mgmt_port) = (free_tcp_port(), free_tcp_port());
         write(
             &p.join("pebble.json"),
             &format!(
@@ -528,6 +551,7 @@ name = "ns2.{ZONE}"
         Self {
             acme_url: format!("https://127.0.0.1:{acme_port}/dir"),
             acme_ca: p.join("ca.pem"),
+            acme_mgmt_port: mgmt_port,
             dir,
             primary,
             secondary,

@@ -1,0 +1,315 @@
+//! HTTPS on the HTTP API (issue 14, item 4) with certificate files: curl
+//! over HTTP/2 and HTTP/1.1, the acme-dns API over HTTPS, a new pair
+//! picked up without a restart, a bad pair never replacing the one in
+//! force, a bad pair at start refused with the file named, and a stored
+//! ACME certificate served at once after a restart (no order needed).
+//! The whole ACME issuance against pebble is in `https_acme.rs`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Harness, require};
+use zonewarden::config::{CertSource, Https, HttpsAcme};
+
+/// A self-signed P-256 certificate for `localhost` (and 127.0.0.1), made
+/// by openssl: (cert, key) under `dir` named `tag`.
+fn pair(dir: &Path, tag: &str, name: &str) -> (PathBuf, PathBuf) {
+    require("openssl", "openssl");
+    std::fs::create_dir_all(dir).unwrap();
+    let (crt, key) = (
+        dir.join(format!("{tag}.pem")),
+        dir.join(format!("{tag}.key")),
+    );
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-subj", &format!("/CN={name}")])
+        .args([
+            "-addext",
+            &format!("subjectAltName=DNS:{name},IP:127.0.0.1"),
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
+/// curl `https://localhost:<port><path>` trusting `ca`: (ok, version, body).
+fn curl(port: u16, ca: &Path, http: &str, extra: &[&str], path: &str) -> (bool, String, String) {
+    curl_as("localhost", port, ca, http, extra, path)
+}
+
+fn curl_as(
+    host: &str,
+    port: u16,
+    ca: &Path,
+    http: &str,
+    extra: &[&str],
+    path: &str,
+) -> (bool, String, String) {
+    require("curl", "curl");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", http, "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(extra)
+        .args(["-w", "\n%{http_version}"])
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, version) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (
+        out.status.success(),
+        version.to_string(),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+fn https_files(cert: &Path, key: &Path) -> Option<Https> {
+    Some(Https {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        cert: CertSource::Files {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        },
+    })
+}
+
+/// Replace `to` by `from` with a rename, as certbot's deploy hooks and
+/// `install` do.
+fn install(from: &Path, to: &Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+fn metric(h: &Harness, name: &str) -> Option<f64> {
+    let text = zonewarden::http::api::render_metrics(h.server().http.as_ref().unwrap()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_files_http2_http1_reload_and_bad_pairs_kept_out() {
+    let mut files = None;
+    let h = Harness::start_with(|c| {
+        let dir = c.data_dir.join("tls");
+        let (a, a_key) = pair(&dir, "a", "localhost");
+        c.https = https_files(&dir.join("cert.pem"), &dir.join("key.pem"));
+        std::fs::copy(&a, dir.join("cert.pem")).unwrap();
+        std::fs::copy(&a_key, dir.join("key.pem")).unwrap();
+        files = Some((dir, a));
+    })
+    .await;
+    let (dir, a) = files.unwrap();
+    let port = h.server().https_addr().expect("https listener").port();
+
+    // Both protocols, by ALPN.
+    let (ok, v, body) = curl(port, &a, "--http2", &[], "/health");
+    assert!(ok && v == "2", "{v} {body}");
+    let (ok, v, body) = curl(port, &a, "--http1.1", &[], "/api/v1/zones");
+    assert!(ok && v == "1.1", "{v} {body}");
+    assert!(body.contains("_acme.example.org"), "{body}");
+    // The acme-dns API over HTTPS: its own answer for a wrong user.
+    let (ok, _, body) = curl(
+        port,
+        &a,
+        "--http2",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "X-Api-User: 0f6e5a3c-0000-4000-8000-000000000000",
+            "-H",
+            "X-Api-Key: wrong",
+            "-d",
+            "{}",
+        ],
+        "/update",
+    );
+    assert!(ok && body.contains("forbidden"), "{body}");
+    // A client that does not trust the certificate is refused.
+    let (other, _) = pair(&dir, "other", "localhost");
+    assert!(!curl(port, &other, "--http2", &[], "/health").0);
+
+    // A new pair, installed by renames: served without a restart.
+    let (b, b_key) = pair(&dir, "b", "localhost");
+    install(&b_key, &dir.join("key.pem"));
+    install(&b, &dir.join("cert.pem"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !curl(port, &b, "--http2", &[], "/health").0 {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(!curl(port, &a, "--http2", &[], "/health").0);
+    assert_eq!(
+        metric(&h, "zonewarden_https_certificate_failing"),
+        Some(0.0)
+    );
+    let left = metric(&h, "zonewarden_https_certificate_expiry_seconds").unwrap();
+    assert!(
+        left > 29.0 * 86_400.0 && left <= 30.0 * 86_400.0 + 60.0,
+        "{left}"
+    );
+
+    // A certificate whose key is not beside it: logged, counted, and the
+    // one in force stays.
+    let (c, _) = pair(&dir, "c", "localhost");
+    install(&c, &dir.join("cert.pem"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&h, "zonewarden_https_certificate_failing") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the mismatched pair was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (ok, _, body) = curl(port, &b, "--http2", &[], "/health");
+    assert!(ok, "the pair in force must stay: {body}");
+    // Garbage in the key file: the same.
+    std::fs::write(dir.join("key.pem"), "not a key\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(curl(port, &b, "--http2", &[], "/health").0);
+
+    // Fixed: the matching key follows, and that pair is served.
+    let (_, c_key) = (c.clone(), dir.join("c.key"));
+    install(&c_key, &dir.join("key.pem"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !curl(port, &c, "--http2", &[], "/health").0 {
+        assert!(
+            Instant::now() < deadline,
+            "the mended pair was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        metric(&h, "zonewarden_https_certificate_failing"),
+        Some(0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_pair_at_start_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Harness::layout(dir.path());
+    let (a, _) = pair(&dir.path().join("tls"), "a", "localhost");
+    let (_, b_key) = pair(&dir.path().join("tls"), "b", "localhost");
+    config.https = https_files(&a, &b_key);
+    let clock = std::sync::Arc::new(zonewarden::ManualClock::starting_now());
+    let err = zonewarden::start(config.clone(), clock.clone())
+        .await
+        .err()
+        .expect("a key that is not the certificate's is refused")
+        .to_string();
+    assert!(
+        err.contains("b.key") && err.contains("is not the private key"),
+        "{err}"
+    );
+    config.https = https_files(&dir.path().join("missing.pem"), &b_key);
+    let err = zonewarden::start(config, clock)
+        .await
+        .err()
+        .expect("a missing file is refused")
+        .to_string();
+    assert!(
+        err.contains("missing.pem") && err.contains("cannot read"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_acme_certificate_is_served_at_start_without_an_order() {
+    let mut ca = None;
+    let h = Harness::start_with(|c| {
+        let dir = c.data_dir.join("https-acme");
+        let (crt, key) = pair(&dir, "made", "api._acme.example.org");
+        std::fs::rename(&crt, dir.join("cert.pem")).unwrap();
+        std::fs::rename(&key, dir.join("key.pem")).unwrap();
+        ca = Some(dir.join("cert.pem"));
+        c.https = Some(Https {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            cert: CertSource::Acme(HttpsAcme {
+                // Nothing listens there: an order would fail.
+                directory: "https://127.0.0.1:1/dir".into(),
+                names: vec![hickory_proto::rr::Name::from_ascii("api._acme.example.org.").unwrap()],
+                contact: vec![],
+                ca_root: None,
+                renew_before: None,
+                check_interval: Duration::from_secs(3600),
+                propagation_timeout: Duration::from_secs(5),
+            }),
+        });
+    })
+    .await;
+    let port = h.server().https_addr().unwrap().port();
+    let (ok, v, body) = curl_as(
+        "api._acme.example.org",
+        port,
+        &ca.unwrap(),
+        "--http2",
+        &[],
+        "/health",
+    );
+    assert!(ok && v == "2", "{v} {body}");
+    // Not due: no order was tried (it would fail, and say so).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        metric(&h, "zonewarden_https_certificate_failing"),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn https_config_errors_are_clear() {
+    let parse = |text: &str| {
+        zonewarden::Config::parse(Path::new("/etc/zw.toml"), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(parse("https = \"127.0.0.1:8443\"\n").contains("https needs a certificate"));
+    assert!(
+        parse("https-cert = \"a.pem\"\nhttps-key = \"a.key\"\n").contains("need an https listener")
+    );
+    assert!(parse("https = \"127.0.0.1:8443\"\nhttps-cert = \"a.pem\"\n").contains("go together"));
+    assert!(
+        parse("https = \"nowhere\"\nhttps-cert = \"a\"\nhttps-key = \"b\"\n")
+            .contains("not ADDR:PORT")
+    );
+    assert!(
+        parse("https = \"127.0.0.1:8443\"\n[https-acme]\ndirectory = \"http://ca/dir\"\nnames = [\"a.example\"]\n")
+            .contains("https:// URL")
+    );
+    assert!(
+        parse("https = \"127.0.0.1:8443\"\n[https-acme]\ndirectory = \"letsencrypt\"\nnames = [\"*.example\"]\n")
+            .contains("no wildcards")
+    );
+    let ok = zonewarden::Config::parse(
+        Path::new("/etc/zw.toml"),
+        "https = \"127.0.0.1:8443\"\nhttps-cert = \"tls/a.pem\"\nhttps-key = \"tls/a.key\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.https.unwrap().cert,
+        CertSource::Files {
+            cert: "/etc/tls/a.pem".into(),
+            key: "/etc/tls/a.key".into()
+        }
+    );
+}
