@@ -598,7 +598,7 @@ mod tests {
         );
         bad(
             Row {
-                password: HASH[..59].as_bytes().to_vec(),
+                password: HASH.as_bytes()[..59].to_vec(),
                 ..row()
             },
             "bcrypt",
