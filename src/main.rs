@@ -81,6 +81,11 @@ enum Command {
         #[command(subcommand)]
         action: AcmeDnsCmd,
     },
+    /// Import accounts from another server (acme-dns's SQLite database).
+    Import {
+        #[command(subcommand)]
+        action: ImportCmd,
+    },
     /// Manage machines.
     Machine {
         #[command(subcommand)]
@@ -278,6 +283,21 @@ enum AcmeDnsCmd {
     Remove { user: String },
     /// Replace an account's allowfrom networks (none given: any source).
     Allowfrom { user: String, cidrs: Vec<String> },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// One acme-dns account (acl/acmedns-USER.toml) per row of acme-dns's
+    /// SQLite database, same username, key, subdomain and allowfrom; all or
+    /// nothing, idempotent.
+    AcmeDns {
+        /// acme-dns's database (its [database] connection), read-only.
+        #[arg(long)]
+        database: PathBuf,
+        /// The zone (default: acme-dns-zone, else the only zone served).
+        #[arg(long)]
+        zone: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -551,6 +571,13 @@ fn main() -> ExitCode {
                 zonewarden::client::acme_dns::allowfrom(&config, &user, &cidrs)
             }
         }),
+        Command::Import {
+            action: ImportCmd::AcmeDns { database, zone },
+        } => outcome(zonewarden::client::acme_dns_import::import(
+            &config,
+            &database,
+            zone.as_deref(),
+        )),
         Command::Machine {
             action:
                 MachineCmd::Add {

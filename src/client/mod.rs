@@ -10,9 +10,11 @@
 //! - `api`: the HTTP API's client (`api tlsa`);
 //! - `dnssec`: `dnssec status` and `dnssec roll`, asked of the running server;
 //! - `persist`: `persist`, the dns-persist-01 record value (offline);
-//! - `acme_dns`: `acme-dns list|remove|allowfrom`, the acme-dns accounts' files.
+//! - `acme_dns`: `acme-dns list|remove|allowfrom`, the acme-dns accounts' files;
+//! - `acme_dns_import`: `import acme-dns`, accounts from acme-dns's SQLite database.
 
 pub mod acme_dns;
+pub mod acme_dns_import;
 pub mod api;
 pub mod cli;
 pub mod dnssec;

@@ -148,7 +148,7 @@ fn random_uuid() -> Result<String, ring::error::Unspecified> {
 
 /// acme-dns's username check (`uuid.Parse`), in the canonical form only;
 /// lowercased.
-fn valid_username(s: &str) -> Option<String> {
+pub fn valid_username(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let ok = b.len() == 36
         && b.iter().enumerate().all(|(i, c)| match i {
@@ -175,7 +175,7 @@ pub fn valid_txt(s: &str) -> bool {
 }
 
 /// acme-dns's `validSubdomain`: one DNS label of letters, digits, '-'.
-fn valid_subdomain(s: &str) -> bool {
+pub fn valid_subdomain(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
@@ -184,8 +184,10 @@ fn valid_subdomain(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-/// The ACL file of an account.
+/// The ACL file of an account; `made_by` says where it came from in the
+/// file's first comment (`POST /register`, `zonewarden import acme-dns`).
 pub fn account_file(
+    made_by: &str,
     username: &str,
     hash: &PasswordHash,
     subdomain: &str,
@@ -193,7 +195,7 @@ pub fn account_file(
     allowfrom: &[IpNet],
 ) -> String {
     let mut s = format!(
-        "# acme-dns account {username} (POST /register): TXT at {subdomain}.{zone}\n\
+        "# acme-dns account {username} ({made_by}): TXT at {subdomain}.{zone}\n\
          zones = [\"{zone}\"]\n\
          password-hash = \"{}\"\n",
         hash.as_str()
@@ -309,7 +311,14 @@ fn create_account(
     let hash = PasswordHash::make(&password, BCRYPT_COST)?;
     let name = format!("{MACHINE_PREFIX}{username}");
     let path = app.config.acl_dir.join(format!("{name}.toml"));
-    let text = account_file(&username, &hash, &subdomain, zone, allowfrom);
+    let text = account_file(
+        "POST /register",
+        &username,
+        &hash,
+        &subdomain,
+        zone,
+        allowfrom,
+    );
     write_atomic(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     // In force before we answer: a client updates right after registering.
     let in_force = || {
