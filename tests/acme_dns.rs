@@ -423,3 +423,59 @@ async fn the_cli_changes_allowfrom_and_deregisters_and_a_reload_applies_it() {
     assert!(!ok);
     assert!(h.path("acl/mx1.toml").exists());
 }
+
+/// What goacmedns (the client library of lego's `acme-dns` provider and of
+/// Traefik) sends, request for request (its client.go): `POST /register`
+/// with `{"AllowFrom": [...]}` (no body without an allow list), `POST
+/// /update` with `{"SubDomain", "Txt"}`, `Content-Type: application/json`
+/// and its User-Agent; it wants 201 and 200. acme-dns matches JSON keys
+/// as Go does (ignoring case), so must we. (Debian's lego is built without
+/// that provider: this replays its requests with curl.)
+#[tokio::test]
+async fn goacmedns_requests_with_go_field_names_work() {
+    let h = start().await;
+    let goacmedns = [
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "User-Agent: goacmedns (linux; amd64)",
+    ];
+    let mut args = goacmedns.to_vec();
+    args.extend(["--data-binary", r#"{"AllowFrom":["127.0.0.0/8"]}"#]);
+    let resp = register(&h, "127.0.0.2", &args).await;
+    assert_eq!(resp.0, 201, "{}", resp.1);
+    let reg = json(&resp.1);
+    assert_eq!(reg["allowfrom"], serde_json::json!(["127.0.0.0/8"]));
+    let (user, key, sub) = (
+        reg["username"].as_str().unwrap(),
+        reg["password"].as_str().unwrap(),
+        reg["subdomain"].as_str().unwrap(),
+    );
+    // lego registers with no body at all when it has no allow list.
+    let resp = register(&h, "127.0.0.2", &goacmedns).await;
+    assert_eq!(resp.0, 201, "{}", resp.1);
+
+    let value = txt_value('g');
+    let url = format!("{}/update", base(&h));
+    let (u, k) = (format!("X-Api-User: {user}"), format!("X-Api-Key: {key}"));
+    let body = format!(r#"{{"SubDomain":"{sub}","Txt":"{value}"}}"#);
+    let mut args = goacmedns.to_vec();
+    args.extend([
+        "-X",
+        "POST",
+        "-H",
+        &u,
+        "-H",
+        &k,
+        "--data-binary",
+        &body,
+        &url,
+    ]);
+    let resp = curl("127.0.0.1", &args).await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    assert_eq!(json(&resp.1)["txt"], value.as_str());
+    assert_eq!(
+        kdig_txt(&h, &format!("{sub}._acme.example.org.")).await,
+        vec![value]
+    );
+}

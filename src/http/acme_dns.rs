@@ -65,10 +65,44 @@ pub(super) async fn health() -> StatusCode {
     StatusCode::OK
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
 struct RegisterRequest {
-    #[serde(default)]
     allowfrom: Vec<String>,
+}
+
+/// A JSON object's field as Go's `encoding/json` (acme-dns) finds it: the
+/// key exactly, else a key equal ignoring case. Clients rely on it:
+/// goacmedns (lego's `acme-dns` provider, Traefik) sends `"AllowFrom"`,
+/// `"SubDomain"` and `"Txt"`. Absent or `null`: None.
+fn go_field<'a>(
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    obj.get(name)
+        .or_else(|| {
+            obj.iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .next_back()
+        })
+        .filter(|v| !v.is_null())
+}
+
+impl RegisterRequest {
+    /// `{"allowfrom": ["192.0.2.0/24", ...]}`; None: not that shape.
+    fn parse(body: &[u8]) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let obj = v.as_object()?;
+        let allowfrom = match go_field(obj, "allowfrom") {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()?
+                .iter()
+                .map(|a| a.as_str().map(str::to_string))
+                .collect::<Option<_>>()?,
+        };
+        Some(Self { allowfrom })
+    }
 }
 
 /// What `/register` answers (acme-dns's `RegResponse`).
@@ -263,9 +297,9 @@ pub(super) async fn register(
     let req: RegisterRequest = if body.is_empty() {
         RegisterRequest::default()
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(_) => return fail(StatusCode::BAD_REQUEST, "malformed_json_payload"),
+        match RegisterRequest::parse(&body) {
+            Some(r) => r,
+            None => return fail(StatusCode::BAD_REQUEST, "malformed_json_payload"),
         }
     };
     let mut allowfrom = Vec::new();
@@ -353,12 +387,26 @@ fn create_account(
     })
 }
 
-#[derive(Deserialize)]
 struct UpdateRequest {
-    #[serde(default)]
     subdomain: String,
-    #[serde(default)]
     txt: String,
+}
+
+impl UpdateRequest {
+    /// `{"subdomain": ..., "txt": ...}` (keys as Go matches them, see
+    /// [`go_field`]); None: not that shape.
+    fn parse(body: &[u8]) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let obj = v.as_object()?;
+        let text = |name| match go_field(obj, name) {
+            None => Some(String::new()),
+            Some(v) => v.as_str().map(str::to_string),
+        };
+        Some(Self {
+            subdomain: text("subdomain")?,
+            txt: text("txt")?,
+        })
+    }
 }
 
 /// The account's machine if `user` and `key` are right (bcrypt); the
@@ -411,7 +459,7 @@ pub(super) async fn update(
         tracing::warn!(source = %peer.ip(), machine = %machine.name, "acme-dns update: source not in allowfrom");
         return forbidden();
     }
-    let req: Option<UpdateRequest> = body.ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let req = body.ok().and_then(|b| UpdateRequest::parse(&b));
     let Some(req) = req else {
         tracing::warn!(machine = %machine.name, "acme-dns update: malformed JSON");
         return forbidden();
@@ -520,6 +568,26 @@ async fn replace_oldest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_keys_match_as_in_go() {
+        // goacmedns (lego, Traefik) sends Go's field names.
+        let u = UpdateRequest::parse(br#"{"SubDomain":"abc","Txt":"v"}"#).unwrap();
+        assert_eq!((u.subdomain.as_str(), u.txt.as_str()), ("abc", "v"));
+        let r = RegisterRequest::parse(br#"{"AllowFrom":["192.0.2.0/24"]}"#).unwrap();
+        assert_eq!(r.allowfrom, ["192.0.2.0/24"]);
+        // An exact key wins over one differing in case.
+        let u = UpdateRequest::parse(br#"{"TXT":"b","txt":"a","subdomain":"s"}"#).unwrap();
+        assert_eq!(u.txt, "a");
+        // Absent and null are empty; a wrong type or a non-object is malformed.
+        let u = UpdateRequest::parse(br#"{"subdomain":null}"#).unwrap();
+        assert_eq!((u.subdomain.as_str(), u.txt.as_str()), ("", ""));
+        assert!(UpdateRequest::parse(br#"{"txt":5}"#).is_none());
+        assert!(UpdateRequest::parse(b"[]").is_none());
+        assert!(RegisterRequest::parse(br#"{"allowfrom":"192.0.2.0/24"}"#).is_none());
+        assert!(RegisterRequest::parse(br#"{"allowfrom":[1]}"#).is_none());
+        assert!(RegisterRequest::parse(b"{}").unwrap().allowfrom.is_empty());
+    }
 
     #[test]
     fn acme_dns_validation_rules() {
