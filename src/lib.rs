@@ -117,7 +117,7 @@ pub struct Running {
     dns_tasks: Vec<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     /// The HTTP and HTTPS accept loops, each with its stop signal.
-    http_tasks: Vec<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    http_tasks: Vec<HttpTask>,
 }
 
 impl Running {
@@ -213,7 +213,7 @@ fn every<E: std::fmt::Display + Send + 'static>(
 /// and say which file or address is at fault.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     let config = Arc::new(config);
-    check_fd_limit(&config.connections);
+    check_fd_limit(&config.connections, config.https.is_some());
     let metrics = Arc::new(Metrics::default());
     let (zones, policy, accepted) = {
         let (config, clock, metrics) = (config.clone(), clock.clone(), metrics.clone());
@@ -295,19 +295,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let mut http_tasks = Vec::new();
     let http_addr = match (config.http, &http_cx) {
         (Some(addr), Some(cx)) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::HttpBind { addr, source })?;
-            let bound = listener.local_addr().ok();
-            let (stop, stopped) = tokio::sync::oneshot::channel();
-            http_tasks.push((
-                stop,
-                tokio::spawn(http::serve(cx.clone(), listener, stopped, None)),
-            ));
-            if let Some(a) = bound {
-                tracing::info!(addr = %a, "serving the HTTP API");
-            }
-            bound
+            let (bound, task) = serve_http(cx, addr, None).await?;
+            http_tasks.push(task);
+            tracing::info!(addr = %bound, "serving the HTTP API");
+            Some(bound)
         }
         _ => None,
     };
@@ -316,15 +307,18 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let https_addr = match (&config.https, &http_cx) {
         (Some(https), Some(cx)) => {
             let store = cx.https_cert.clone().expect("made when https is set");
+            let mut watch = None;
             match &https.cert {
                 config::CertSource::Files { cert, key } => {
+                    let seen = http::tls::fingerprint(&[cert, key]);
                     store.set(http::tls::load_files(cert, key, "files")?);
-                    tasks.push(tokio::spawn(http::tls::watch_files(
+                    watch = Some(http::tls::watch_files(
                         store.clone(),
                         cert.clone(),
                         key.clone(),
                         http::tls::FILE_POLL,
-                    )));
+                        seen,
+                    ));
                 }
                 config::CertSource::Acme(acme) => {
                     let origins = zones.origins();
@@ -339,28 +333,23 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
                     if let Some(stored) = http::own_cert::load_stored(&dir, acme) {
                         store.set(stored);
                     }
-                    tasks.push(tokio::spawn(http::own_cert::run(
-                        cx.clone(),
-                        acme.clone(),
-                        store.clone(),
-                    )));
                 }
             }
-            let addr = https.addr;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::HttpBind { addr, source })?;
-            let bound = listener.local_addr().ok();
-            let (stop, stopped) = tokio::sync::oneshot::channel();
-            let tls = http::tls::server_config(store);
-            http_tasks.push((
-                stop,
-                tokio::spawn(http::serve(cx.clone(), listener, stopped, Some(tls))),
-            ));
-            if let Some(a) = bound {
-                tracing::info!(addr = %a, "serving the HTTP API over HTTPS (HTTP/2 and HTTP/1.1)");
+            let tls = http::tls::server_config(store.clone());
+            let (bound, task) = serve_http(cx, https.addr, Some(tls)).await?;
+            http_tasks.push(task);
+            // Started once the listener is bound (a failed bind leaves
+            // nothing running).
+            tasks.extend(watch.map(tokio::spawn));
+            if let config::CertSource::Acme(acme) = &https.cert {
+                tasks.push(tokio::spawn(http::own_cert::run(
+                    cx.clone(),
+                    acme.clone(),
+                    store,
+                )));
             }
-            bound
+            tracing::info!(addr = %bound, "serving the HTTP API over HTTPS (HTTP/2 and HTTP/1.1)");
+            Some(bound)
         }
         _ => None,
     };
@@ -455,19 +444,39 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     })
 }
 
+/// Bind `addr` and serve the HTTP API there (over TLS with `tls`): the
+/// bound address, and the accept loop with its stop signal.
+async fn serve_http(
+    cx: &Arc<http::Context>,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(SocketAddr, HttpTask), StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::HttpBind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(http::serve(cx.clone(), listener, stopped, tls));
+    Ok((bound, (stop, task)))
+}
+
+/// An HTTP accept loop and its stop signal.
+type HttpTask = (tokio::sync::oneshot::Sender<()>, JoinHandle<()>);
+
 /// Raise the soft limit on open files to the hard one (issue 11), and warn
-/// when the connection caps could still exhaust it.
-fn check_fd_limit(limits: &config::ConnectionLimits) {
+/// when the connection caps could still exhaust it (the HTTPS listener,
+/// when there is one, has the HTTP caps of its own).
+fn check_fd_limit(limits: &config::ConnectionLimits, https: bool) {
     match server::raise_fd_limit() {
         Ok((soft, hard)) => {
-            let wanted = (limits.tcp_max_connections + limits.http_max_connections) as u64
-                + server::conn::FD_RESERVE;
+            let http = limits.http_max_connections * if https { 2 } else { 1 };
+            let wanted = (limits.tcp_max_connections + http) as u64 + server::conn::FD_RESERVE;
             if soft < wanted {
                 tracing::warn!(
                     soft,
                     hard,
                     wanted,
-                    "the open-files limit is below tcp-max-connections + http-max-connections + {}: raise LimitNOFILE / ulimit -n, or lower the caps",
+                    "the open-files limit is below tcp-max-connections + http-max-connections (twice with https) + {}: raise LimitNOFILE / ulimit -n, or lower the caps",
                     server::conn::FD_RESERVE
                 );
             } else {

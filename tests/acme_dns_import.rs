@@ -321,13 +321,45 @@ fn a_conflict_or_a_bad_row_refuses_the_whole_import() {
         allowfrom: r#"["10.0.0.1"]"#,
         ..BOB
     };
+    // Beside a good row, which is not written either (all or nothing).
+    const DAVE: Acct = Acct {
+        user: "7d0e3c2b-1a4f-4e6d-8c9b-0a1b2c3d4e5f",
+        key: "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD",
+        sub: "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+        allowfrom: "[]",
+    };
     let db = dir.join("bad.db");
-    acme_dns_db(&db, &[&BAD]);
+    acme_dns_db(&db, &[&DAVE, &BAD]);
     let (ok, _, err) = import(dir, &db);
     assert!(!ok);
     assert!(
         err.contains(&format!("bad row   {}", BOB.user))
             && err.contains("\"10.0.0.1\" is not a CIDR"),
+        "{err}"
+    );
+    assert_eq!(acl_files(dir), before, "nothing written");
+
+    // Two usernames that differ only in case would be one file.
+    let upper = DAVE.user.to_ascii_uppercase();
+    const DAVE2: Acct = Acct {
+        user: "00000000-0000-4000-8000-000000000000",
+        key: "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE",
+        sub: "e1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6",
+        ..DAVE
+    };
+    let db = dir.join("case.db");
+    acme_dns_db(&db, &[&DAVE, &DAVE2]);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE records SET Username = ?1 WHERE Subdomain = ?2",
+            rusqlite::params![upper, DAVE2.sub],
+        )
+        .unwrap();
+    let (ok, _, err) = import(dir, &db);
+    assert!(!ok);
+    assert!(
+        err.contains("the username of another row, ignoring case"),
         "{err}"
     );
     assert_eq!(acl_files(dir), before, "nothing written");
@@ -386,7 +418,13 @@ fn a_database_that_is_not_acme_dns_is_refused() {
         "{err}"
     );
     assert_eq!(acl_files(dir), before, "nothing written");
-    // The databases were only read.
+    // The databases were only read: the same bytes after an import.
+    let bytes = std::fs::read(&db).unwrap();
     let (ok, out, err) = import(dir, &db);
     assert!(ok, "{out}{err}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the database was changed"
+    );
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Harness, require};
+use common::{Harness, curl_https, require};
 use zonewarden::config::{CertSource, Https, HttpsAcme};
 
 /// A self-signed P-256 certificate for `localhost` (and 127.0.0.1), made
@@ -47,34 +47,7 @@ fn pair(dir: &Path, tag: &str, name: &str) -> (PathBuf, PathBuf) {
 
 /// curl `https://localhost:<port><path>` trusting `ca`: (ok, version, body).
 fn curl(port: u16, ca: &Path, http: &str, extra: &[&str], path: &str) -> (bool, String, String) {
-    curl_as("localhost", port, ca, http, extra, path)
-}
-
-fn curl_as(
-    host: &str,
-    port: u16,
-    ca: &Path,
-    http: &str,
-    extra: &[&str],
-    path: &str,
-) -> (bool, String, String) {
-    require("curl", "curl");
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", http, "--cacert"])
-        .arg(ca)
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
-        .args(extra)
-        .args(["-w", "\n%{http_version}"])
-        .arg(format!("https://{host}:{port}{path}"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, version) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (
-        out.status.success(),
-        version.to_string(),
-        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
-    )
+    curl_https("localhost", "127.0.0.1", port, ca, http, extra, path)
 }
 
 fn https_files(cert: &Path, key: &Path) -> Option<Https> {
@@ -233,39 +206,51 @@ async fn a_bad_pair_at_start_is_refused_naming_the_file() {
     );
 }
 
+fn acme_at(directory: &str) -> Option<Https> {
+    Some(Https {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        cert: CertSource::Acme(HttpsAcme {
+            directory: directory.into(),
+            names: vec![hickory_proto::rr::Name::from_ascii("api._acme.example.org.").unwrap()],
+            contact: vec![],
+            ca_root: None,
+            renew_before: None,
+            check_interval: Duration::from_secs(3600),
+            propagation_timeout: Duration::from_secs(5),
+        }),
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stored_acme_certificate_is_served_at_start_without_an_order() {
+async fn a_stored_acme_certificate_is_served_at_start_only_from_the_same_directory() {
+    // Nothing listens at either directory: an order would fail.
+    const STAGING: &str = "https://127.0.0.1:1/staging/dir";
+    const PRODUCTION: &str = "https://127.0.0.1:1/dir";
     let mut ca = None;
-    let h = Harness::start_with(|c| {
+    let mut h = Harness::start_with(|c| {
         let dir = c.data_dir.join("https-acme");
         let (crt, key) = pair(&dir, "made", "api._acme.example.org");
         std::fs::rename(&crt, dir.join("cert.pem")).unwrap();
         std::fs::rename(&key, dir.join("key.pem")).unwrap();
+        std::fs::write(dir.join("cert.directory"), STAGING).unwrap();
         ca = Some(dir.join("cert.pem"));
-        c.https = Some(Https {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            cert: CertSource::Acme(HttpsAcme {
-                // Nothing listens there: an order would fail.
-                directory: "https://127.0.0.1:1/dir".into(),
-                names: vec![hickory_proto::rr::Name::from_ascii("api._acme.example.org.").unwrap()],
-                contact: vec![],
-                ca_root: None,
-                renew_before: None,
-                check_interval: Duration::from_secs(3600),
-                propagation_timeout: Duration::from_secs(5),
-            }),
-        });
+        c.https = acme_at(STAGING);
     })
     .await;
-    let port = h.server().https_addr().unwrap().port();
-    let (ok, v, body) = curl_as(
-        "api._acme.example.org",
-        port,
-        &ca.unwrap(),
-        "--http2",
-        &[],
-        "/health",
-    );
+    let ca = ca.unwrap();
+    let get = |h: &Harness| {
+        let port = h.server().https_addr().unwrap().port();
+        curl_https(
+            "api._acme.example.org",
+            "127.0.0.1",
+            port,
+            &ca,
+            "--http2",
+            &[],
+            "/health",
+        )
+    };
+    let (ok, v, body) = get(&h);
     assert!(ok && v == "2", "{v} {body}");
     // Not due: no order was tried (it would fail, and say so).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -273,6 +258,24 @@ async fn a_stored_acme_certificate_is_served_at_start_without_an_order() {
         metric(&h, "zonewarden_https_certificate_failing"),
         Some(0.0)
     );
+
+    // Another directory (staging to production): the stored certificate
+    // is not served; the order for a new one fails here, and says so.
+    h.config.https = acme_at(PRODUCTION);
+    h.restart().await;
+    let (ok, _, body) = get(&h);
+    assert!(
+        !ok,
+        "a certificate from another directory was served: {body}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&h, "zonewarden_https_certificate_failing") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the failed order was not reported"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[test]

@@ -21,25 +21,7 @@ use lab::{HTTPS_NAME, Lab, Setup};
 /// `curl` over HTTPS to the primary's port 8443 as `HTTPS_NAME`, trusting
 /// `root`: (success, HTTP version, body).
 fn curl(lab: &Lab, root: &std::path::Path, http: &str, path: &str) -> (bool, String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", http, "--cacert"])
-        .arg(root)
-        .args([
-            "--resolve",
-            &format!("{HTTPS_NAME}:8443:{}", lab.primary),
-            "-w",
-            "\n%{http_version}",
-            &format!("https://{HTTPS_NAME}:8443{path}"),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, version) = text.rsplit_once('\n').unwrap_or(("", ""));
-    (
-        out.status.success(),
-        version.to_string(),
-        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
-    )
+    common::curl_https(HTTPS_NAME, &lab.primary, 8443, root, http, &[], path)
 }
 
 /// The serial of the certificate served on the primary's port 8443.
@@ -125,8 +107,19 @@ async fn own_certificate_from_pebble_by_dns01_served_and_renewed_without_restart
     assert!(
         audited
             .iter()
-            .any(|d| d.contains("_acme-challenge.api._acme.example.test")),
+            .any(|d| d.starts_with("add _acme-challenge.api._acme.example.test")),
         "the challenge went through the zone writer as the internal machine: {audited:?}"
+    );
+    assert!(
+        audited
+            .iter()
+            .any(|d| d.starts_with("del _acme-challenge.api._acme.example.test")),
+        "the challenge is removed after the order: {audited:?}"
+    );
+    let log = std::fs::read_to_string(lab.dir.join("zonewarden.log")).unwrap();
+    assert!(
+        log.contains("HTTPS certificate order failed"),
+        "the first order (before pebble was up) failed and was retried:\n{log}"
     );
 
     // renew-before exceeds the lifetime: the next check renews, and the

@@ -354,6 +354,7 @@ pub fn import(config: &Config, database: &Path, zone: Option<&str>) -> Result<St
     let mut problems = Vec::new();
     let mut plans = Vec::new();
     let mut subdomains = BTreeSet::new();
+    let mut usernames = BTreeSet::new();
     for row in &db.rows {
         let shown = || row.username.escape_debug().to_string();
         let account = match validate_row(row) {
@@ -376,6 +377,15 @@ pub fn import(config: &Config, database: &Path, zone: Option<&str>) -> Result<St
             continue;
         }
         let name = format!("{MACHINE_PREFIX}{}", account.username);
+        // Usernames that differ only in case would share one file.
+        if !usernames.insert(name.to_ascii_lowercase()) {
+            problems.push(Problem {
+                user: account.username.clone(),
+                what: "bad row",
+                reason: "the username of another row, ignoring case".into(),
+            });
+            continue;
+        }
         let owner = Name::from_ascii(&account.subdomain)
             .ok()
             .and_then(|s| s.append_domain(&zone).ok());

@@ -70,30 +70,57 @@ struct RegisterRequest {
     allowfrom: Vec<String>,
 }
 
-/// A JSON object's field as Go's `encoding/json` (acme-dns) finds it: the
-/// key exactly, else a key equal ignoring case. Clients rely on it:
-/// goacmedns (lego's `acme-dns` provider, Traefik) sends `"AllowFrom"`,
-/// `"SubDomain"` and `"Txt"`. Absent or `null`: None.
-fn go_field<'a>(
-    obj: &'a serde_json::Map<String, serde_json::Value>,
-    name: &str,
-) -> Option<&'a serde_json::Value> {
-    obj.get(name)
-        .or_else(|| {
-            obj.iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-                .next_back()
-        })
-        .filter(|v| !v.is_null())
+/// A JSON object's members in document order, duplicates kept: what Go's
+/// `encoding/json` (acme-dns) walks when it fills a struct.
+struct GoObject(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for GoObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GoObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<GoObject, A::Error> {
+                let mut out = Vec::new();
+                while let Some(kv) = m.next_entry()? {
+                    out.push(kv);
+                }
+                Ok(GoObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl GoObject {
+    fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The value Go would leave in the struct field `name`: each member
+    /// whose key is `name` ignoring ASCII case is assigned in turn (the
+    /// last wins), and `null` assigns nothing. Clients rely on the case
+    /// folding: goacmedns (lego's `acme-dns` provider, Traefik,
+    /// cert-manager) sends `"AllowFrom"`, `"SubDomain"` and `"Txt"`.
+    fn field(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_null())
+            .map(|(_, v)| v)
+    }
 }
 
 impl RegisterRequest {
     /// `{"allowfrom": ["192.0.2.0/24", ...]}`; None: not that shape.
     fn parse(body: &[u8]) -> Option<Self> {
-        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let obj = v.as_object()?;
-        let allowfrom = match go_field(obj, "allowfrom") {
+        let obj = GoObject::parse(body)?;
+        let allowfrom = match obj.field("allowfrom") {
             None => Vec::new(),
             Some(list) => list
                 .as_array()?
@@ -394,11 +421,10 @@ struct UpdateRequest {
 
 impl UpdateRequest {
     /// `{"subdomain": ..., "txt": ...}` (keys as Go matches them, see
-    /// [`go_field`]); None: not that shape.
+    /// [`GoObject::field`]); None: not that shape.
     fn parse(body: &[u8]) -> Option<Self> {
-        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let obj = v.as_object()?;
-        let text = |name| match go_field(obj, name) {
+        let obj = GoObject::parse(body)?;
+        let text = |name| match obj.field(name) {
             None => Some(String::new()),
             Some(v) => v.as_str().map(str::to_string),
         };
@@ -447,10 +473,18 @@ pub(super) async fn update(
     };
     let (user, key) = (header("x-api-user"), header("x-api-key"));
     let a = app.clone();
-    let machine = tokio::task::spawn_blocking(move || authenticate(&a, &user, &key))
-        .await
-        .ok()
-        .flatten();
+    // At most one bcrypt check per core at once; the permit goes with the
+    // check, so a client that resets its stream does not free it early.
+    let Ok(permit) = app.bcrypt_slots.clone().acquire_owned().await else {
+        return forbidden();
+    };
+    let machine = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        authenticate(&a, &user, &key)
+    })
+    .await
+    .ok()
+    .flatten();
     let Some(machine) = machine else {
         tracing::warn!(source = %peer.ip(), "acme-dns update: bad user or key");
         return forbidden();
@@ -576,8 +610,11 @@ mod tests {
         assert_eq!((u.subdomain.as_str(), u.txt.as_str()), ("abc", "v"));
         let r = RegisterRequest::parse(br#"{"AllowFrom":["192.0.2.0/24"]}"#).unwrap();
         assert_eq!(r.allowfrom, ["192.0.2.0/24"]);
-        // An exact key wins over one differing in case.
-        let u = UpdateRequest::parse(br#"{"TXT":"b","txt":"a","subdomain":"s"}"#).unwrap();
+        // As in Go, the last member that matches wins, whatever its case,
+        // and null changes nothing.
+        let u = UpdateRequest::parse(br#"{"txt":"a","TXT":"b","subdomain":"s"}"#).unwrap();
+        assert_eq!(u.txt, "b");
+        let u = UpdateRequest::parse(br#"{"Txt":"b","txt":"a","TXT":null}"#).unwrap();
         assert_eq!(u.txt, "a");
         // Absent and null are empty; a wrong type or a non-object is malformed.
         let u = UpdateRequest::parse(br#"{"subdomain":null}"#).unwrap();

@@ -39,6 +39,13 @@ pub struct Context {
     /// The zone acme-dns accounts are registered in (`acme-dns-zone`, or
     /// the only zone served); None: several zones and none named.
     acme_dns_zone: Option<Name>,
+    /// TSIG-HMAC verification of `POST /api/v1/tlsa`, with its replay
+    /// cache: one for both listeners (HTTP and HTTPS).
+    pub(crate) auth: Arc<super::auth::Verifier>,
+    /// bcrypt checks of acme-dns passwords running at once (one per core):
+    /// each costs tens of milliseconds of CPU and needs no login, and
+    /// HTTP/2 lets one connection ask for 16 at a time.
+    pub(crate) bcrypt_slots: Arc<tokio::sync::Semaphore>,
     /// The HTTPS listener's certificate (issue 14), when `https` is set.
     pub https_cert: Option<Arc<super::tls::CertStore>>,
     /// The last database write probe for /readyz and when it ran: probes
@@ -82,6 +89,10 @@ impl Context {
         Ok(Self {
             acme_dns_zone,
             https_cert: config.https.as_ref().map(|_| Arc::default()),
+            auth: Arc::new(super::auth::Verifier::new(config.tsig_fudge)),
+            bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             config,
             zones,
             policy,

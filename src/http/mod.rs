@@ -83,7 +83,9 @@ pub fn router(app: Arc<Context>) -> Router {
     let body_limit = app.config.connections.http_body_limit;
     let body_timeout = app.config.connections.http_body_timeout;
     let state = State {
-        auth: Arc::new(auth::Verifier::new(app.config.tsig_fudge)),
+        // One replay cache for the HTTP and HTTPS listeners: a request
+        // seen on one is a replay on the other.
+        auth: app.auth.clone(),
         app,
     };
     let reads = Router::new()
@@ -131,8 +133,8 @@ pub fn router(app: Arc<Context>) -> Router {
 /// (total) or `http-max-connections-per-source` are closed at once; the
 /// TLS handshake and a request header (and, between requests, the next one
 /// on a keep-alive connection) must arrive within `http-header-timeout`;
-/// an HTTP/2 connection that receives nothing for as long is closed
-/// gracefully; a body must arrive within `http-body-timeout` (408) and
+/// an HTTP/2 connection on which no request starts for as long is closed
+/// (see [`serve_connection`]); a body must arrive within `http-body-timeout` (408) and
 /// `http-body-limit` (413), see [`read_body`].
 pub async fn serve(
     app: Arc<Context>,
@@ -177,7 +179,10 @@ pub async fn serve(
             continue;
         };
         let inner = hyper_util::service::TowerToHyperService::new(router.clone());
+        let last_request = LastRequest::default();
+        let seen = last_request.clone();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            seen.now();
             req.extensions_mut().insert(axum::extract::ConnectInfo(src));
             inner.call(req)
         });
@@ -186,7 +191,7 @@ pub async fn serve(
             let _guard = guard;
             let within = limits.http_header_timeout;
             match acceptor {
-                None => serve_connection(stream, svc, false, within, close).await,
+                None => serve_connection(stream, svc, false, within, last_request, close).await,
                 Some(acceptor) => {
                     let stream = match tokio::time::timeout(within, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
@@ -197,7 +202,7 @@ pub async fn serve(
                         Err(_) => return,
                     };
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    serve_connection(stream, svc, h2, within, close).await
+                    serve_connection(stream, svc, h2, within, last_request, close).await
                 }
             }
         });
@@ -209,11 +214,18 @@ pub async fn serve(
 
 /// One connection, HTTP/1.1 (`h2` false) or HTTP/2, until it ends or the
 /// listener closes (`close`: finish what is in progress, then stop).
+///
+/// An HTTP/2 connection on which no request has started for `idle` is
+/// told to go away (GOAWAY; streams in progress may finish), and dropped
+/// `idle` later whatever its streams do: a client that stalls its own
+/// answers (a zero flow-control window) cannot hold a connection slot.
+/// HTTP/1.1's idle limit is hyper's header-read timeout.
 async fn serve_connection<IO, S, B>(
     io: IO,
     svc: S,
     h2: bool,
     idle: Duration,
+    last_request: LastRequest,
     mut close: tokio::sync::watch::Receiver<bool>,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -229,7 +241,6 @@ async fn serve_connection<IO, S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    let (io, last_read) = Activity::new(io);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -252,17 +263,15 @@ async fn serve_connection<IO, S, B>(
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = close.changed() => break,
-            // HTTP/1.1's idle limit is hyper's header-read timeout; HTTP/2
-            // has none of its own.
             _ = tick.tick(), if h2 => {
-                if last_read.elapsed() > idle {
+                if last_request.elapsed() > idle {
                     break;
                 }
             }
         }
     }
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    let _ = tokio::time::timeout(idle, conn).await;
 }
 
 /// Streams an HTTP/2 connection may have open at once.
@@ -270,68 +279,23 @@ const H2_MAX_STREAMS: u32 = 16;
 /// Bytes of request header an HTTP/2 stream may send.
 const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
 
-/// A stream that notes when it last read something (the HTTP/2 idle limit).
-struct Activity<IO> {
-    io: IO,
-    last: Arc<std::sync::Mutex<std::time::Instant>>,
+/// When a connection's last request started (the HTTP/2 idle limit).
+#[derive(Clone)]
+struct LastRequest(Arc<std::sync::Mutex<std::time::Instant>>);
+
+impl Default for LastRequest {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::Mutex::new(std::time::Instant::now())))
+    }
 }
 
-/// When an [`Activity`] last read.
-struct LastRead(Arc<std::sync::Mutex<std::time::Instant>>);
+impl LastRequest {
+    fn now(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
 
-impl LastRead {
     fn elapsed(&self) -> Duration {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
-    }
-}
-
-impl<IO> Activity<IO> {
-    fn new(io: IO) -> (Self, LastRead) {
-        let last = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
-        (
-            Self {
-                io,
-                last: last.clone(),
-            },
-            LastRead(last),
-        )
-    }
-}
-
-impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Activity<IO> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
-        }
-        r
-    }
-}
-
-impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Activity<IO> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

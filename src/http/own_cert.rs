@@ -40,6 +40,11 @@ use crate::writer::{UpdateDraft, WriteError, ZoneHandle};
 /// The name the server's own changes are audited under.
 pub const MACHINE: &str = "zonewarden-https";
 
+/// How long one ACME order may take, beyond `propagation-timeout`
+/// (instant-acme's HTTP client has no timeout of its own: a CA that
+/// accepts the connection and never answers would stop renewals).
+const ORDER_LIMIT: Duration = Duration::from_secs(600);
+
 /// Where one name's DNS-01 challenge is published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeAt {
@@ -92,10 +97,20 @@ pub fn challenge_at(zones: &[Name], name: &Name) -> Option<ChallengeAt> {
     None
 }
 
-/// Load the stored certificate if it is still for the configured names.
+/// The file beside `cert.pem` naming the directory (CA) it came from.
+pub const ISSUER_FILE: &str = "cert.directory";
+
+/// Load the stored certificate if it is still for the configured names
+/// and from the configured directory (a staging certificate is not
+/// served once `directory` names the production CA).
 pub fn load_stored(dir: &Path, acme: &HttpsAcme) -> Option<Loaded> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     if !cert.exists() {
+        return None;
+    }
+    let issuer = std::fs::read_to_string(dir.join(ISSUER_FILE)).unwrap_or_default();
+    if issuer.trim() != acme.directory {
+        tracing::info!(cert = %cert.display(), stored = issuer.trim(), directory = %acme.directory, "the stored HTTPS certificate is from another ACME directory; ordering a new one");
         return None;
     }
     match super::tls::load_files(&cert, &key, "acme") {
@@ -156,13 +171,27 @@ pub async fn run(cx: Arc<Context>, acme: HttpsAcme, store: Arc<CertStore>) {
             Some(i) => now >= renew_at(i.not_before, i.not_after, acme.renew_before),
         };
         let wait = if due {
-            match order(&cx, &acme, &dir).await {
+            let limit = ORDER_LIMIT + acme.propagation_timeout;
+            let outcome = match tokio::time::timeout(limit, order(&cx, &acme, &dir)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "the order did not finish within {limit:?} (the CA does not answer?)"
+                )),
+            };
+            match outcome {
                 Ok(loaded) => {
                     tracing::info!(
                         names = ?loaded.info.names,
                         not_after = loaded.info.not_after,
                         "HTTPS certificate issued"
                     );
+                    let i = &loaded.info;
+                    if renew_at(i.not_before, i.not_after, acme.renew_before) <= now {
+                        tracing::warn!(
+                            lifetime_s = i.not_after - i.not_before,
+                            "[https-acme] renew-before is longer than the certificate's lifetime: it is renewed at every check (check-interval); lower renew-before"
+                        );
+                    }
                     store.set(loaded);
                     retry = retry_first;
                     acme.check_interval
@@ -186,16 +215,29 @@ pub async fn run(cx: Arc<Context>, acme: HttpsAcme, store: Arc<CertStore>) {
 /// certificate stored. The challenges are removed again however it ends.
 async fn order(cx: &Arc<Context>, acme: &HttpsAcme, dir: &Path) -> Result<Loaded, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let account = account(acme, dir).await?;
+    let (account, account_path) = account(acme, dir).await?;
     let identifiers: Vec<Identifier> = acme
         .names
         .iter()
         .map(|n| Identifier::Dns(n.to_ascii().trim_end_matches('.').to_string()))
         .collect();
-    let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
-        .await
-        .map_err(|e| format!("new order at {}: {e}", acme.directory))?;
+    let mut order = match account.new_order(&NewOrder::new(&identifiers)).await {
+        Ok(o) => o,
+        Err(e) => {
+            // A deactivated account, or a CA that forgot it (pebble keeps
+            // them in memory): set it aside, the next attempt makes a new one.
+            if let instant_acme::Error::Api(p) = &e
+                && p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":accountDoesNotExist"))
+            {
+                let stale = account_path.with_extension("json.invalid");
+                let _ = std::fs::rename(&account_path, &stale);
+                tracing::warn!(moved_to = %stale.display(), "the CA does not know the stored ACME account; a new one is made at the next attempt");
+            }
+            return Err(format!("new order at {}: {e}", acme.directory));
+        }
+    };
     // The values to publish, per pending authorization.
     let mut values: Vec<(ChallengeAt, String)> = Vec::new();
     let origins = cx.zones.origins();
@@ -215,12 +257,19 @@ async fn order(cx: &Arc<Context>, acme: &HttpsAcme, dir: &Path) -> Result<Loaded
             let value = ch.key_authorization().dns_value();
             let name = Name::from_ascii(format!("{domain}."))
                 .map_err(|e| format!("the CA's identifier {domain:?}: {e}"))?;
+            // Only what was asked for: the internal machine writes nowhere
+            // else, whatever the CA says.
+            if !acme.names.contains(&name) {
+                return Err(format!(
+                    "the CA asks to authorize {domain}, which is not in [https-acme] names"
+                ));
+            }
             let at = challenge_at(&origins, &name)
                 .ok_or_else(|| format!("{domain}: no served zone holds its challenge"))?;
             values.push((at, value));
         }
     }
-    let published = publish(cx, &values, true).await;
+    let published = publish(cx, &values).await;
     let result = async {
         let serials = published?;
         wait_everywhere(&serials, acme.propagation_timeout).await;
@@ -259,9 +308,7 @@ async fn order(cx: &Arc<Context>, acme: &HttpsAcme, dir: &Path) -> Result<Loaded
         Ok((key_pem, chain_pem))
     }
     .await;
-    if let Err(e) = publish(cx, &values, false).await {
-        tracing::warn!(error = %e, "HTTPS challenge records not removed (the challenge expiry will)");
-    }
+    withdraw(cx, &values).await;
     let (key_pem, chain_pem) = result?;
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     let loaded = parse_pair(
@@ -274,13 +321,14 @@ async fn order(cx: &Arc<Context>, acme: &HttpsAcme, dir: &Path) -> Result<Loaded
     .map_err(|e| format!("the CA's certificate: {e}"))?;
     write_atomic_mode(&key_path, &key_pem, 0o600)
         .and_then(|()| write_atomic_mode(&cert_path, &chain_pem, 0o644))
+        .and_then(|()| write_atomic_mode(&dir.join(ISSUER_FILE), &acme.directory, 0o644))
         .map_err(|e| format!("storing the certificate in {}: {e}", dir.display()))?;
     Ok(loaded)
 }
 
 /// The ACME account for this directory: stored credentials, or a new
-/// account (stored before use).
-async fn account(acme: &HttpsAcme, dir: &Path) -> Result<Account, String> {
+/// account (stored before use); and the file it is stored in.
+async fn account(acme: &HttpsAcme, dir: &Path) -> Result<(Account, PathBuf), String> {
     let builder = || match &acme.ca_root {
         Some(root) => {
             Account::builder_with_root(root).map_err(|e| format!("ca-root {}: {e}", root.display()))
@@ -296,10 +344,11 @@ async fn account(acme: &HttpsAcme, dir: &Path) -> Result<Account, String> {
     if let Ok(text) = std::fs::read_to_string(&path) {
         let creds: AccountCredentials = serde_json::from_str(&text)
             .map_err(|e| format!("{}: not ACME account credentials: {e}", path.display()))?;
-        return builder()?
+        let account = builder()?
             .from_credentials(creds)
             .await
-            .map_err(|e| format!("ACME account from {}: {e}", path.display()));
+            .map_err(|e| format!("ACME account from {}: {e}", path.display()))?;
+        return Ok((account, path));
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
     let (account, creds) = builder()?
@@ -316,57 +365,71 @@ async fn account(acme: &HttpsAcme, dir: &Path) -> Result<Account, String> {
         .map_err(|e| format!("new ACME account at {}: {e}", acme.directory))?;
     let text = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
     write_atomic_mode(&path, &text, 0o600).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(account)
+    Ok((account, path))
 }
 
-/// Add (or remove) each challenge value; the serial each zone reached.
+/// Add each challenge value; the serial each zone reached.
 async fn publish(
     cx: &Arc<Context>,
     values: &[(ChallengeAt, String)],
-    add: bool,
 ) -> Result<Vec<(Arc<ZoneHandle>, u32)>, String> {
     let mut serials = Vec::new();
     for (at, value) in values {
-        let zone = cx
-            .zone_exact(&at.zone)
-            .cloned()
-            .ok_or_else(|| format!("zone {} is not served", at.zone))?;
-        let machine = Arc::new(Machine::internal(
-            MACHINE,
-            &at.zone,
-            std::slice::from_ref(&at.owner),
-            RecordType::TXT,
-        ));
-        let mut record = Record::from_rdata(
-            at.owner.clone(),
-            zone.snapshot().spec.ttl.challenge,
-            RData::TXT(TXT::new(vec![value.clone()])),
-        );
-        if !add {
-            record.dns_class = DNSClass::NONE;
-            record.ttl = 0;
-        }
-        let draft = UpdateDraft {
-            prereqs: Vec::new(),
-            updates: vec![record],
-            key: machine.key.clone(),
-            machine,
-            source: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            accepted: None,
-        };
-        match zone.clone().update(draft).await {
-            Ok(w) => {
-                if let Some(s) = w.serial {
-                    serials.push((zone, s));
-                }
-            }
-            Err(WriteError::Refused(r)) => {
-                return Err(format!("{}: refused: {}", at.owner, r.reason));
-            }
-            Err(e) => return Err(format!("{}: {e}", at.owner)),
+        if let Some(serial) = change(cx, at, value, true).await? {
+            serials.push(serial);
         }
     }
     Ok(serials)
+}
+
+/// Remove each challenge value, all of them even when one fails.
+async fn withdraw(cx: &Arc<Context>, values: &[(ChallengeAt, String)]) {
+    for (at, value) in values {
+        if let Err(e) = change(cx, at, value, false).await {
+            tracing::warn!(error = %e, "HTTPS challenge record not removed (the challenge expiry will)");
+        }
+    }
+}
+
+/// Add or remove one TXT value as the internal machine.
+async fn change(
+    cx: &Arc<Context>,
+    at: &ChallengeAt,
+    value: &str,
+    add: bool,
+) -> Result<Option<(Arc<ZoneHandle>, u32)>, String> {
+    let zone = cx
+        .zone_exact(&at.zone)
+        .cloned()
+        .ok_or_else(|| format!("zone {} is not served", at.zone))?;
+    let machine = Arc::new(Machine::internal(
+        MACHINE,
+        &at.zone,
+        std::slice::from_ref(&at.owner),
+        RecordType::TXT,
+    ));
+    let mut record = Record::from_rdata(
+        at.owner.clone(),
+        zone.snapshot().spec.ttl.challenge,
+        RData::TXT(TXT::new(vec![value.to_string()])),
+    );
+    if !add {
+        record.dns_class = DNSClass::NONE;
+        record.ttl = 0;
+    }
+    let draft = UpdateDraft {
+        prereqs: Vec::new(),
+        updates: vec![record],
+        key: machine.key.clone(),
+        machine,
+        source: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        accepted: None,
+    };
+    match zone.clone().update(draft).await {
+        Ok(w) => Ok(w.serial.map(|s| (zone, s))),
+        Err(WriteError::Refused(r)) => Err(format!("{}: refused: {}", at.owner, r.reason)),
+        Err(e) => Err(format!("{}: {e}", at.owner)),
+    }
 }
 
 /// Wait until every secondary of each zone serves its serial, at most

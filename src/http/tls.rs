@@ -200,9 +200,9 @@ pub fn server_config(store: Arc<CertStore>) -> Arc<rustls::ServerConfig> {
     Arc::new(config)
 }
 
-/// A cheap fingerprint of the files' metadata and contents: a change to
-/// either (including an atomic rename over them) changes it.
-fn fingerprint(paths: &[&Path]) -> Option<Vec<u8>> {
+/// A fingerprint of the files' contents: a change to either (including an
+/// atomic rename over them) changes it. None: one is unreadable.
+pub fn fingerprint(paths: &[&PathBuf]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     for p in paths {
         let bytes = std::fs::read(p).ok()?;
@@ -212,12 +212,17 @@ fn fingerprint(paths: &[&Path]) -> Option<Vec<u8>> {
 }
 
 /// Poll `cert` and `key` every `every` and load them into `store` when
-/// they change. A pair that does not load is logged (once per version of
+/// they change from `seen` (what was loaded at start). A pair that does not load is logged (once per version of
 /// the files) and the certificate in force stays; a certificate written
 /// before its key (the pair mismatches for a moment) is loaded once the
 /// key follows.
-pub async fn watch_files(store: Arc<CertStore>, cert: PathBuf, key: PathBuf, every: Duration) {
-    let mut seen = fingerprint(&[&cert, &key]);
+pub async fn watch_files(
+    store: Arc<CertStore>,
+    cert: PathBuf,
+    key: PathBuf,
+    every: Duration,
+    mut seen: Option<Vec<u8>>,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;

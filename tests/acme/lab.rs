@@ -303,7 +303,13 @@ name = "ns2.{ZONE}"
                     .unwrap_or_default()
                     // acme-dns serves its TXT with TTL 1: a renewal's new
                     // value is not hidden by the resolver's cached old one.
-                    + if setup.acme_dns { "[ttl]\nchallenge = 1\n" } else { "" }
+                    // The own certificate is renewed every 2 s (https_acme):
+                    // the same.
+                    + if setup.acme_dns || setup.https_acme {
+                        "[ttl]\nchallenge = 1\n"
+                    } else {
+                        ""
+                    }
             ),
         );
         if !setup.host_machines.is_empty() {

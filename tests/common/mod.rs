@@ -504,3 +504,34 @@ pub async fn run_async(program: &'static str, args: Vec<String>, stdin: String) 
     .await
     .unwrap()
 }
+
+/// curl `https://<host>:<port><path>` with `host` resolved to `ip`,
+/// trusting only `ca`, with `http` (`--http2`, `--http1.1`) and `extra`
+/// arguments: (success, the HTTP version, body and curl's errors).
+pub fn curl_https(
+    host: &str,
+    ip: &str,
+    port: u16,
+    ca: &Path,
+    http: &str,
+    extra: &[&str],
+    path: &str,
+) -> (bool, String, String) {
+    require("curl", "curl");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", http, "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{host}:{port}:{ip}")])
+        .args(extra)
+        .args(["-w", "\n%{http_version}"])
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, version) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (
+        out.status.success(),
+        version.to_string(),
+        format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
