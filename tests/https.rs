@@ -31,6 +31,9 @@ fn pair(dir: &Path, tag: &str, name: &str) -> (PathBuf, PathBuf) {
             "-addext",
             &format!("subjectAltName=DNS:{name},IP:127.0.0.1"),
         ])
+        // A leaf, as a CA issues it (rustls's client refuses a CA
+        // certificate as the server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -276,6 +279,69 @@ async fn a_stored_acme_certificate_is_served_at_start_only_from_the_same_directo
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// An HTTP/2 client that sets its stream window to 0 and never reads the
+/// answer: the server's answer stalls. Once no request has started for
+/// `http-header-timeout` (1 s here) the server sends GOAWAY and, as the
+/// stalled stream cannot finish, drops the connection a second later: a
+/// client cannot hold a connection slot this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_stalling_its_own_answer_loses_the_connection() {
+    use rustls::pki_types::pem::PemObject;
+    let mut ca = None;
+    let h = Harness::start_with(|c| {
+        let dir = c.data_dir.join("tls");
+        let (a, key) = pair(&dir, "a", "localhost");
+        c.https = https_files(&a, &key);
+        c.connections.http_header_timeout = Duration::from_secs(1);
+        ca = Some(a);
+    })
+    .await;
+    let port = h.server().https_addr().unwrap().port();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(ca.unwrap()).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(0)
+            .handshake::<_, String>(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = hyper::Request::get(format!("https://localhost:{port}/api/v1/zones"))
+        .body(String::new())
+        .unwrap();
+    // The head arrives; the body cannot (window 0), and is never read.
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(15), conn).await;
+    assert!(
+        ended.is_ok(),
+        "the server kept the stalled HTTP/2 connection for 15 s"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    drop(resp);
 }
 
 #[test]
