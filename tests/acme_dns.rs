@@ -349,22 +349,7 @@ async fn update_from_outside_allowfrom_is_forbidden() {
 
 /// The zonewarden binary with a config file naming the harness's directories.
 fn cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
-    let conf = h.path("zonewarden.toml");
-    write(
-        &conf,
-        "zones-dir = \"zones\"\nacl-dir = \"acl\"\ndata-dir = \"data\"\nhttp = \"off\"\n",
-    );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"))
-        .arg("--config")
-        .arg(&conf)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    zw_cli(h.dir.path(), "", args)
 }
 
 #[tokio::test]

@@ -103,24 +103,7 @@ fn acme_dns_db(path: &Path, accounts: &[&Acct]) {
 
 /// The zonewarden binary with a config file naming `dir`'s directories.
 fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let conf = dir.join("zonewarden.toml");
-    write(
-        &conf,
-        &format!(
-            "zones-dir = \"zones\"\nacl-dir = \"acl\"\ndata-dir = \"data\"\nhttp = \"off\"\nacme-dns-zone = \"{ZONE}.\"\n"
-        ),
-    );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"))
-        .arg("--config")
-        .arg(&conf)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    zw_cli(dir, &format!("acme-dns-zone = \"{ZONE}.\"\n"), args)
 }
 
 fn import(dir: &Path, db: &Path) -> (bool, String, String) {

@@ -535,3 +535,27 @@ pub fn curl_https(
         format!("{body}{}", String::from_utf8_lossy(&out.stderr)),
     )
 }
+
+/// Run the zonewarden binary with a config file in `dir` naming its
+/// `zones`, `acl` and `data` directories, HTTP off, plus `extra` config
+/// lines: (success, stdout, stderr).
+pub fn zw_cli(dir: &Path, extra: &str, args: &[&str]) -> (bool, String, String) {
+    let conf = dir.join("zonewarden.toml");
+    write(
+        &conf,
+        &format!(
+            "zones-dir = \"zones\"\nacl-dir = \"acl\"\ndata-dir = \"data\"\nhttp = \"off\"\n{extra}"
+        ),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zonewarden"))
+        .arg("--config")
+        .arg(&conf)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
