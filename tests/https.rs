@@ -99,6 +99,17 @@ async fn https_with_files_http2_http1_reload_and_bad_pairs_kept_out() {
     let (ok, v, body) = curl(port, &a, "--http1.1", &[], "/api/v1/zones");
     assert!(ok && v == "1.1", "{v} {body}");
     assert!(body.contains("_acme.example.org"), "{body}");
+    // The status page shows the certificate in force.
+    let (ok, _, page) = curl(port, &a, "--http2", &[], "/");
+    assert!(ok, "{page}");
+    let https_box = page
+        .split("id=\"https\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no HTTPS box on the status page: {page}"));
+    assert!(
+        https_box.contains("localhost") && https_box.contains("the certificate files"),
+        "{https_box}"
+    );
     // The acme-dns API over HTTPS: its own answer for a wrong user.
     let (ok, _, body) = curl(
         port,
