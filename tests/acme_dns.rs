@@ -26,25 +26,8 @@ fn base(h: &Harness) -> String {
     format!("http://{}", h.server().http_addr().unwrap())
 }
 
-/// curl from `from` (a loopback address): (status, body).
 async fn curl(from: &str, args: &[&str]) -> (u16, String) {
-    require("curl", "curl");
-    let mut all = vec![
-        "-sS".to_string(),
-        "--max-time".into(),
-        "10".into(),
-        "--interface".into(),
-        from.into(),
-        "-o".into(),
-        "-".into(),
-        "-w".into(),
-        "\n%{http_code}".into(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let (ok, out) = run_async("curl", all, String::new()).await;
-    assert!(ok, "curl failed: {out}");
-    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
-    (code.trim().parse().unwrap(), body.to_string())
+    curl_from(from, args).await
 }
 
 async fn register(h: &Harness, from: &str, extra: &[&str]) -> (u16, String) {
@@ -91,24 +74,7 @@ fn error_is(resp: &(u16, String), status: u16, code: &str) {
 
 /// The TXT strings served at `fqdn`, read with kdig.
 async fn kdig_txt(h: &Harness, fqdn: &str) -> Vec<String> {
-    require("kdig", "knot-dnsutils");
-    let args = vec![
-        format!("@{}", h.addr.ip()),
-        "-p".into(),
-        h.addr.port().to_string(),
-        "+short".into(),
-        "TXT".into(),
-        fqdn.into(),
-    ];
-    let (ok, out) = run_async("kdig", args, String::new()).await;
-    assert!(ok, "kdig: {out}");
-    let mut v: Vec<String> = out
-        .lines()
-        .map(|l| l.trim().trim_matches('"').to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    v.sort();
-    v
+    common::kdig_txt(h.addr, fqdn).await
 }
 
 fn txt_value(c: char) -> String {

@@ -133,57 +133,34 @@ fn acl_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-/// curl from `from` (a loopback address): (status, body).
+/// `POST /update` from `from` (a loopback address): (status, body).
 async fn update(h: &Harness, from: &str, a: &Acct, key: &str, txt: &str) -> (u16, String) {
-    require("curl", "curl");
     let url = format!("http://{}/update", h.server().http_addr().unwrap());
     let body = format!(r#"{{"subdomain": "{}", "txt": "{txt}"}}"#, a.sub);
-    let args: Vec<String> = [
-        "-sS",
-        "--max-time",
-        "10",
-        "--interface",
+    let (user, key) = (
+        format!("X-Api-User: {}", a.user),
+        format!("X-Api-Key: {key}"),
+    );
+    curl_from(
         from,
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        "POST",
-        "-H",
-        &format!("X-Api-User: {}", a.user),
-        "-H",
-        &format!("X-Api-Key: {key}"),
-        "--data-binary",
-        &body,
-        &url,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (ok, out) = run_async("curl", args, String::new()).await;
-    assert!(ok, "curl failed: {out}");
-    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
-    (code.trim().parse().unwrap(), body.to_string())
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &user,
+            "-H",
+            &key,
+            "--data-binary",
+            &body,
+            &url,
+        ],
+    )
+    .await
 }
 
 /// The TXT strings served at `<sub>.<zone>`, read with kdig.
 async fn kdig_txt(h: &Harness, a: &Acct) -> Vec<String> {
-    require("kdig", "knot-dnsutils");
-    let args = vec![
-        format!("@{}", h.addr.ip()),
-        "-p".into(),
-        h.addr.port().to_string(),
-        "+short".into(),
-        "TXT".into(),
-        format!("{}.{ZONE}", a.sub),
-    ];
-    let (ok, out) = run_async("kdig", args, String::new()).await;
-    assert!(ok, "kdig: {out}");
-    out.lines()
-        .map(|l| l.trim().trim_matches('"').to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
+    common::kdig_txt(h.addr, &format!("{}.{ZONE}", a.sub)).await
 }
 
 #[tokio::test]

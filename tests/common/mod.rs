@@ -559,3 +559,47 @@ pub fn zw_cli(dir: &Path, extra: &str, args: &[&str]) -> (bool, String, String) 
         String::from_utf8(out.stderr).unwrap(),
     )
 }
+
+/// curl from `from` (a loopback address) with `args`: (HTTP status, body).
+pub async fn curl_from(from: &str, args: &[&str]) -> (u16, String) {
+    require("curl", "curl");
+    let mut all = vec![
+        "-sS".to_string(),
+        "--max-time".into(),
+        "10".into(),
+        "--interface".into(),
+        from.into(),
+        "-o".into(),
+        "-".into(),
+        "-w".into(),
+        "\n%{http_code}".into(),
+    ];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let (ok, out) = run_async("curl", all, String::new()).await;
+    assert!(ok, "curl failed: {out}");
+    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+/// The TXT strings served at `fqdn` by the server at `addr`, read with
+/// kdig, sorted.
+pub async fn kdig_txt(addr: SocketAddr, fqdn: &str) -> Vec<String> {
+    require("kdig", "knot-dnsutils");
+    let args = vec![
+        format!("@{}", addr.ip()),
+        "-p".into(),
+        addr.port().to_string(),
+        "+short".into(),
+        "TXT".into(),
+        fqdn.into(),
+    ];
+    let (ok, out) = run_async("kdig", args, String::new()).await;
+    assert!(ok, "kdig: {out}");
+    let mut v: Vec<String> = out
+        .lines()
+        .map(|l| l.trim().trim_matches('"').to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
